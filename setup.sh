@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# One-command setup: install claimbench (+ dev tools) into the current Python, then locate the
+# default datasets (../shared/data, /usr/share/datasets, else download them once while online).
+set -euo pipefail
+cd "$(dirname "$0")"
+python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+python -m claimbench.data fetch

@@ -1,0 +1,357 @@
+"""Datasets as in-memory tensors: Fashion-MNIST, CIFAR-10, Tiny Shakespeare, synthetic sets; helpers.
+
+Images are returned as ``ImageData`` with ``x`` float32 in [0, 1], shape (N, C, H, W), and ``y`` int64
+(N,). Everything is small enough to keep resident (on the GPU when one is used): no DataLoader.
+
+Search order for a dataset folder: explicit ``root`` (params ``data.root``), env ``CLAIMBENCH_DATA``,
+``../shared/data/<name>`` beside the repository, ``/usr/share/datasets/<name>`` (Debian's
+``dataset-fashion-mnist``), the download cache ``data-cache/`` (filled by ``python -m claimbench.data
+fetch`` when online). Nothing is downloaded at training time or in tests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import pickle
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from claimbench.errors import DataError
+
+FASHION_FILES = {
+    ("train", "images"): "train-images-idx3-ubyte",
+    ("train", "labels"): "train-labels-idx1-ubyte",
+    ("test", "images"): "t10k-images-idx3-ubyte",
+    ("test", "labels"): "t10k-labels-idx1-ubyte",
+}
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+DOWNLOAD_CACHE = "data-cache"
+
+
+@dataclass
+class ImageData:
+    """x: float32 (N, C, H, W) in [0, 1]; y: int64 (N,); classes: names, len = number of classes."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    classes: list[str]
+    name: str
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def subset(self, index: torch.Tensor) -> "ImageData":
+        return ImageData(self.x[index], self.y[index], self.classes, self.name)
+
+    def to(self, device: torch.device | str) -> "ImageData":
+        return ImageData(self.x.to(device), self.y.to(device), self.classes, self.name)
+
+
+def repo_root() -> Path:
+    """The repository root: the nearest folder upward from the cwd holding dvc.yaml, else the package's."""
+    for d in [Path.cwd(), *Path.cwd().parents]:
+        if (d / "dvc.yaml").exists():
+            return d
+    return Path(__file__).resolve().parents[2]
+
+
+def candidate_dirs(name: str, root: str | Path | None = None) -> list[Path]:
+    """Folders searched for dataset `name` (e.g. 'fashion-mnist'), in order."""
+    out = []
+    if root:
+        out += [Path(root) / name, Path(root)]
+    env = os.environ.get("CLAIMBENCH_DATA")
+    if env:
+        out += [Path(env) / name, Path(env)]
+    base = repo_root()
+    out += [base.parent / "shared" / "data" / name, Path("/usr/share/datasets") / name, base / DOWNLOAD_CACHE / name]
+    return out
+
+
+def _missing(name: str, tried: list[Path], want: str) -> DataError:
+    lines = "\n  ".join(str(p) for p in tried)
+    return DataError(
+        f"dataset {name!r} not found: looked for {want} in\n  {lines}\n"
+        f"Fix: set params.yaml data.root or env CLAIMBENCH_DATA to a folder holding it, "
+        f"or run `python -m claimbench.data fetch` once while online."
+    )
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse an IDX file (optionally .gz): uint8 array of the shape its header states."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read ({e}); the file is corrupt — delete it and fetch again.") from None
+    if len(raw) < 4:
+        raise DataError(f"{path}: truncated IDX file (only {len(raw)} bytes).")
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise DataError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()}).")
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise DataError(f"{path}: header says {dims} but holds {data.size} bytes; file is truncated or corrupt.")
+    return data.reshape(dims)
+
+
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / (stem + ".gz"), folder / stem, folder / "FashionMNIST" / "raw" / stem):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def fashion_mnist_dir(root: str | Path | None = None) -> Path:
+    """First folder holding all four Fashion-MNIST IDX files (gz or raw)."""
+    tried = candidate_dirs("fashion-mnist", root)
+    for folder in tried:
+        if all(_find_idx(folder, stem) for stem in FASHION_FILES.values()):
+            return folder
+    raise _missing("fashion-mnist", tried, "the four IDX files (train-images-idx3-ubyte[.gz], …)")
+
+
+def load_fashion_mnist(split: str = "train", root: str | Path | None = None) -> ImageData:
+    """Fashion-MNIST `split` ('train' 60k | 'test' 10k): x (N, 1, 28, 28) in [0, 1]."""
+    if split not in ("train", "test"):
+        raise DataError(f"fashion-mnist split {split!r} unknown; use 'train' or 'test'.")
+    folder = fashion_mnist_dir(root)
+    images = read_idx(_find_idx(folder, FASHION_FILES[(split, "images")]))
+    labels = read_idx(_find_idx(folder, FASHION_FILES[(split, "labels")]))
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(f"{folder}: Fashion-MNIST {split} images {images.shape} and labels {labels.shape} disagree.")
+    x = torch.from_numpy(images.copy()).unsqueeze(1).float().div_(255.0)
+    return ImageData(x, torch.from_numpy(labels.astype(np.int64)), FASHION_CLASSES, "fashion-mnist")
+
+
+def cifar10_dir(root: str | Path | None = None) -> Path:
+    tried = [d / "cifar-10-batches-py" for d in candidate_dirs("cifar10", root)]
+    for folder in tried:
+        if (folder / "test_batch").exists():
+            return folder
+    raise _missing("cifar10", tried, "cifar-10-batches-py/{data_batch_1..5,test_batch}")
+
+
+def load_cifar10(split: str = "train", root: str | Path | None = None) -> ImageData:
+    """CIFAR-10 from torchvision's on-disk pickle batches: x (N, 3, 32, 32) in [0, 1]."""
+    folder = cifar10_dir(root)
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    xs, ys = [], []
+    for n in names:
+        path = folder / n
+        if not path.exists():
+            raise DataError(f"{path} missing: the CIFAR-10 folder {folder} is incomplete; fetch it again.")
+        try:
+            with open(path, "rb") as f:
+                batch = pickle.load(f, encoding="latin1")
+            xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(batch["labels"], dtype=np.int64))
+        except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as e:
+            raise DataError(f"{path}: not a CIFAR-10 pickle batch ({e!r}); delete and fetch again.") from None
+    x = torch.from_numpy(np.concatenate(xs)).float().div_(255.0)
+    return ImageData(x, torch.from_numpy(np.concatenate(ys)), CIFAR10_CLASSES, "cifar10")
+
+
+def load_images(name: str, split: str, root: str | Path | None = None) -> ImageData:
+    """Dispatch by dataset name: 'fashion-mnist' | 'cifar10'."""
+    loaders = {"fashion-mnist": load_fashion_mnist, "cifar10": load_cifar10}
+    if name not in loaders:
+        raise DataError(f"dataset {name!r} unknown; available: {', '.join(loaders)}.")
+    return loaders[name](split, root)
+
+
+@dataclass
+class CharCorpus:
+    """Character-level text: tokens int64 (T,), vocab as a string (id -> char)."""
+
+    tokens: torch.Tensor
+    vocab: str
+
+    def split(self, train_fraction: float = 0.9) -> tuple[torch.Tensor, torch.Tensor]:
+        n = int(len(self.tokens) * train_fraction)
+        return self.tokens[:n], self.tokens[n:]
+
+
+def load_tinyshakespeare(root: str | Path | None = None) -> CharCorpus:
+    tried = candidate_dirs("tinyshakespeare", root)
+    for folder in tried:
+        path = folder / "input.txt"
+        if path.exists():
+            text = path.read_text(encoding="utf-8")
+            vocab = "".join(sorted(set(text)))
+            lut = {c: i for i, c in enumerate(vocab)}
+            tokens = torch.tensor([lut[c] for c in text], dtype=torch.int64)
+            return CharCorpus(tokens, vocab)
+    raise _missing("tinyshakespeare", tried, "input.txt")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def generator(seed: int) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    return g
+
+
+def derive_seed(*keys: object) -> int:
+    """A stable 31-bit seed from any keys (e.g. derive_seed('el2n', seed, 'prune'))."""
+    digest = hashlib.sha256(repr(keys).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def balanced_subset(y: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
+    """Indices (sorted) of `per_class` examples of every class, drawn without replacement."""
+    g = generator(seed)
+    picks = []
+    for c in torch.unique(y).tolist():
+        idx = torch.nonzero(y == c).flatten()
+        if len(idx) < per_class:
+            raise DataError(f"class {c} has {len(idx)} examples, fewer than the {per_class} asked for.")
+        picks.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
+    return torch.sort(torch.cat(picks)).values
+
+
+def random_subset(n_total: int, n: int, seed: int) -> torch.Tensor:
+    """Indices (sorted) of `n` of `n_total` items, drawn without replacement."""
+    if n > n_total:
+        raise DataError(f"asked for {n} examples but only {n_total} exist.")
+    return torch.sort(torch.randperm(n_total, generator=generator(seed))[:n]).values
+
+
+def inject_label_noise(
+    y: torch.Tensor, fraction: float, num_classes: int, seed: int, mode: str = "flip"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Corrupt `fraction` of labels. Returns (new labels, bool mask of corrupted entries).
+
+    mode 'flip': each chosen label is forced to a different class, uniformly (all chosen are wrong).
+    mode 'permute': the chosen labels are shuffled among themselves (some may stay correct; the
+    mask marks only those that changed).
+    """
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"label-noise fraction {fraction} not in [0, 1]")
+    g = generator(seed)
+    n = len(y)
+    chosen = torch.randperm(n, generator=g)[: int(round(fraction * n))]
+    new = y.clone()
+    if mode == "flip":
+        offset = torch.randint(1, num_classes, (len(chosen),), generator=g)
+        new[chosen] = (y[chosen] + offset) % num_classes
+    elif mode == "permute":
+        new[chosen] = y[chosen][torch.randperm(len(chosen), generator=g)]
+    else:
+        raise ValueError(f"label-noise mode {mode!r} unknown; use 'flip' or 'permute'")
+    return new, new != y
+
+
+def random_labels(n: int, num_classes: int, seed: int) -> torch.Tensor:
+    return torch.randint(0, num_classes, (n,), generator=generator(seed))
+
+
+def gaussian_images(n: int, shape: tuple[int, ...], seed: int, like: ImageData | None = None) -> torch.Tensor:
+    """(n, *shape) standard-normal images; if `like` is given, matched to its per-pixel mean/std."""
+    x = torch.randn((n, *shape), generator=generator(seed))
+    if like is not None:
+        x = x * like.x.std(0, keepdim=True) + like.x.mean(0, keepdim=True)
+    return x
+
+
+def standardize_per_image(x: torch.Tensor) -> torch.Tensor:
+    """tf.image.per_image_standardization: (x − mean) / max(std, 1/sqrt(numel)) per image."""
+    flat = x.flatten(1)
+    mean = flat.mean(1, keepdim=True)
+    std = flat.std(1, unbiased=False, keepdim=True).clamp_min(1.0 / flat.shape[1] ** 0.5)
+    return ((flat - mean) / std).view_as(x)
+
+
+def normalize(x: torch.Tensor, mean: torch.Tensor | None = None, std: torch.Tensor | None = None):
+    """Per-channel normalisation; statistics default to x's own (pass the train set's for test)."""
+    dims = [0, 2, 3]
+    mean = x.mean(dims, keepdim=True) if mean is None else mean
+    std = x.std(dims, keepdim=True) if std is None else std
+    return (x - mean) / std, mean, std
+
+
+def fetch(root: str | Path | None = None, online: bool = True) -> dict[str, str]:
+    """Make the default datasets available; return name -> folder. Downloads only if not found."""
+    found = {}
+    for name, locate in (("fashion-mnist", fashion_mnist_dir), ("tinyshakespeare", _shakespeare_dir)):
+        try:
+            found[name] = str(locate(root))
+        except DataError:
+            if not online:
+                raise
+            found[name] = str(_download(name))
+    return found
+
+
+def _shakespeare_dir(root=None) -> Path:
+    for folder in candidate_dirs("tinyshakespeare", root):
+        if (folder / "input.txt").exists():
+            return folder
+    raise _missing("tinyshakespeare", candidate_dirs("tinyshakespeare", root), "input.txt")
+
+
+def _download(name: str) -> Path:
+    target = repo_root() / DOWNLOAD_CACHE / name
+    target.mkdir(parents=True, exist_ok=True)
+    if name == "fashion-mnist":
+        import torchvision
+
+        torchvision.datasets.FashionMNIST(str(target), download=True)
+        return target
+    if name == "cifar10":
+        import torchvision
+
+        torchvision.datasets.CIFAR10(str(target.parent / "cifar10"), download=True)
+        return target.parent / "cifar10"
+    if name == "tinyshakespeare":
+        import urllib.request
+
+        url = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+        urllib.request.urlretrieve(url, target / "input.txt")
+        return target
+    raise DataError(f"no download for {name!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m claimbench.data fetch [--offline] [--cifar10]`: locate or download the datasets."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m claimbench.data")
+    ap.add_argument("command", choices=["fetch"])
+    ap.add_argument("--root", default=None, help="explicit data folder")
+    ap.add_argument("--offline", action="store_true", help="only look, never download")
+    ap.add_argument("--cifar10", action="store_true", help="also download CIFAR-10 (online only)")
+    args = ap.parse_args(argv)
+    try:
+        found = fetch(args.root, online=not args.offline)
+        if args.cifar10:
+            try:
+                found["cifar10"] = str(cifar10_dir(args.root).parent)
+            except DataError:
+                found["cifar10"] = str(_download("cifar10"))
+    except DataError as e:
+        print(f"error: {e}")
+        return 2
+    for name, folder in found.items():
+        print(f"{name}: {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

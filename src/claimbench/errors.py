@@ -1,0 +1,21 @@
+"""User-facing errors: each carries one message naming what is wrong and how to fix it."""
+
+
+class ClaimbenchError(Exception):
+    """Base of all errors that stage entries print as one line and exit 2 on."""
+
+
+class ParamsError(ClaimbenchError, ValueError):
+    """A params.yaml key or value is wrong."""
+
+
+class DataError(ClaimbenchError, FileNotFoundError):
+    """A dataset is missing or malformed."""
+
+
+class CacheError(ClaimbenchError):
+    """A cached artifact (checkpoint, run record, result) is corrupt or inconsistent."""
+
+
+class CardError(ClaimbenchError, ValueError):
+    """A claim card is malformed, or a result does not match its card."""

@@ -1,0 +1,207 @@
+"""params.yaml: load, select the scale, and validate every key against the claim's config dataclass.
+
+Layout of params.yaml::
+
+    scale: quick                 # ci | quick | gpu | paper
+    data: {root: null, device: auto}
+    <claim_id>:                  # one section per claim module in claimbench.claims
+      ci: {...}                  # each scale holds the full config of that claim at that scale
+      quick: {...}
+      gpu: {...}
+      paper: {...}
+
+Any unknown key, missing key, wrong type or disallowed value raises ParamsError with one message
+naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from claimbench.errors import ParamsError
+
+SCALES = ("ci", "quick", "gpu", "paper")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataParams:
+    """Where data come from. root: explicit Fashion-MNIST/Shakespeare/CIFAR folder (None = search)."""
+
+    root: str | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    scale: str
+    data: DataParams
+    claims: dict[str, Any]  # claim_id -> validated config dataclass instance at `scale`
+    raw: dict[str, Any]
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (list, tuple):
+        args = typing.get_args(tp)
+        return f"a list of {_type_name(args[0])}" if args else "a list"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check_value(value: Any, tp: Any, where: str) -> Any:
+    """Return value coerced to tp (int → float allowed; list → tuple) or raise ParamsError."""
+    origin = typing.get_origin(tp)
+    bad = ParamsError(f"params: {where} = {value!r} is not valid; expected {_type_name(tp)}.")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise bad
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _check_value(value, arg, where)
+            except ParamsError:
+                continue
+        raise bad
+    if tp is type(None):
+        if value is not None:
+            raise bad
+        return None
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        (inner, *_) = typing.get_args(tp) or (Any,)
+        items = [_check_value(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if dataclasses.is_dataclass(tp):
+        return build_config(tp, value, where)
+    if tp is dict or typing.get_origin(tp) is dict:
+        if not isinstance(value, dict):
+            raise bad
+        return value
+    raise TypeError(f"unsupported config type {tp!r} at {where}")
+
+
+def build_config(cls: type, mapping: Any, where: str) -> Any:
+    """Instantiate dataclass `cls` from `mapping`, rejecting unknown/missing keys and bad values.
+
+    Fields with defaults may be omitted; a field's metadata may hold `check`, a predicate with a
+    `check_doc` string describing what is allowed (e.g. "> 0").
+    """
+    if not isinstance(mapping, dict):
+        raise ParamsError(f"params: {where} must be a mapping of settings, got {mapping!r}.")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(mapping) - set(fields))
+    if unknown:
+        raise ParamsError(
+            f"params: unknown key {where}.{unknown[0]}; allowed keys at {where}: {', '.join(sorted(fields))}."
+        )
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}"
+        if name not in mapping:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ParamsError(f"params: missing key {key} (expected {_type_name(hints[name])}).")
+            continue
+        value = _check_value(mapping[name], hints[name], key)
+        check = f.metadata.get("check")
+        if check is not None and not check(value):
+            raise ParamsError(f"params: {key} = {value!r} is not allowed; must be {f.metadata['check_doc']}.")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def positive(doc: str = "> 0"):
+    """Field metadata: value (or every element of a list value) must be > 0."""
+
+    def check(v):
+        vals = v if isinstance(v, (list, tuple)) else [v]
+        return all(x > 0 for x in vals)
+
+    return {"check": check, "check_doc": doc}
+
+
+def in_unit_interval(doc: str = "in [0, 1]"):
+    def check(v):
+        vals = v if isinstance(v, (list, tuple)) else [v]
+        return all(0 <= x <= 1 for x in vals)
+
+    return {"check": check, "check_doc": doc}
+
+
+def load_params(path: str | Path = "params.yaml", scale: str | None = None) -> Params:
+    """Read params.yaml, pick `scale` (argument > env CLAIMBENCH_SCALE > file), validate all sections.
+
+    Every scale of every claim is validated, not just the selected one, so a typo in the `gpu`
+    section is caught on a CPU run too.
+    """
+    from claimbench.claims import claim_modules
+
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"params: {path} not found; run from the repository root (where dvc.yaml is).")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(f"params: {path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params: {path} must hold a mapping at top level.")
+    modules = claim_modules()
+    allowed = {"scale", "data", *modules}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ParamsError(f"params: unknown top-level key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}.")
+    chosen = scale or os.environ.get("CLAIMBENCH_SCALE") or raw.get("scale", "quick")
+    if chosen not in SCALES:
+        raise ParamsError(f"params: scale = {chosen!r} is not valid; allowed: {', '.join(SCALES)}.")
+    data = build_config(DataParams, raw.get("data", {}) or {}, "data")
+    claims = {}
+    for claim_id, module in modules.items():
+        section = raw.get(claim_id)
+        if section is None:
+            raise ParamsError(f"params: missing section {claim_id!r} (one block per scale: {', '.join(SCALES)}).")
+        if not isinstance(section, dict) or set(section) != set(SCALES):
+            got = sorted(section) if isinstance(section, dict) else section
+            raise ParamsError(f"params: {claim_id} must have exactly the scales {', '.join(SCALES)}; got {got}.")
+        for s in SCALES:
+            cfg = build_config(module.Config, section[s], f"{claim_id}.{s}")
+            if s == chosen:
+                claims[claim_id] = cfg
+    return Params(scale=chosen, data=data, claims=claims, raw=raw)
+
+
+def config_dict(cfg: Any) -> dict:
+    """A config dataclass as a plain JSON-able dict (for hashing and provenance)."""
+    return dataclasses.asdict(cfg)

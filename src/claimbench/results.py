@@ -1,0 +1,130 @@
+"""What a claim's analysis returns, and how it is written: results/<scale>/<claim_id>/metrics.json + tables.
+
+metrics.json holds the card-driven verdict, every criterion's value/threshold/pass flag, the
+statistics it was computed from, and provenance (git sha, torch/CUDA versions, device, seeds, wall
+time). Tables are written as CSV, Markdown and LaTeX from one DataFrame.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from claimbench.cards import Card
+from claimbench.errors import CacheError
+
+
+@dataclass
+class ClaimResult:
+    """statistics: name -> number read by the card's checks; tables: name -> DataFrame;
+    setup: {'dataset', 'model', ...} as actually run; details: any further JSON-able record."""
+
+    statistics: dict[str, float | int | bool | None]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
+    setup: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def provenance(device: torch.device, wall_s: float, seeds: list[int], scale: str, extra: dict | None = None) -> dict:
+    """Where and how a number was made. git_dirty is True when the tree had uncommitted changes."""
+    import torchvision
+
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_sha": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(status) if status is not None else None,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
+        "python": platform.python_version(),
+        "device": device_name(device),
+        "scale": scale,
+        "seeds": list(seeds),
+        "wall_s": round(float(wall_s), 1),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        **(extra or {}),
+    }
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, torch.Tensor):
+        return _jsonable(o.tolist())
+    if hasattr(o, "item") and callable(o.item):  # numpy scalars
+        return _jsonable(o.item())
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return o
+
+
+def write_table(df: pd.DataFrame, stem: Path) -> None:
+    """stem.csv, stem.md and stem.tex from one DataFrame (floats to 4 significant digits in md/tex)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(stem.with_suffix(".csv"), index=False)
+    stem.with_suffix(".md").write_text(df.to_markdown(index=False, floatfmt=".4g") + "\n")
+    stem.with_suffix(".tex").write_text(df.to_latex(index=False, float_format="%.4g"))
+
+
+def write_result(result: ClaimResult, card: Card, out_dir: Path, scale: str, prov: dict) -> dict:
+    """Judge `result` with `card` and write metrics.json + tables/ under out_dir. Returns the record."""
+    stats = _jsonable(result.statistics)
+    judged = card.verdict(stats)
+    head = card.raw["headline"]
+    record = {
+        "claim_id": card.id,
+        "title": card.title,
+        "scale": scale,
+        "verdict": judged["verdict"],
+        "criteria": judged["criteria"],
+        "headline": {"label": head.get("label", head["statistic"]), "value": stats.get(head["statistic"]),
+                     "uncertainty": stats.get(head["uncertainty"]) if head.get("uncertainty") else None},
+        "statistics": stats,
+        "setup": _jsonable(result.setup),
+        "provenance": prov,
+        "details": _jsonable(result.details),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, df in result.tables.items():
+        write_table(df, out_dir / "tables" / name)
+    tmp = out_dir / "metrics.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+    tmp.replace(out_dir / "metrics.json")
+    return record
+
+
+def read_result(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CacheError(f"result {path} is unreadable ({e}); rerun its stage (`dvc repro -f <claim_id>`).") from None
+    for key in ("claim_id", "scale", "verdict", "criteria", "statistics", "provenance"):
+        if key not in record:
+            raise CacheError(f"result {path} lacks {key!r}; it was not written by the pipeline — rerun its stage.")
+    return record
