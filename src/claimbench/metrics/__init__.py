@@ -1,0 +1,1 @@
+"""Measurement libraries (spectral, sparsity, collapse, example scores), one module per concern."""
