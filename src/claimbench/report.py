@@ -112,10 +112,10 @@ def _detail_section(cid: str, card, results: dict, results_dir: Path) -> list[st
     return lines
 
 
-def build_report(root: Path) -> str:
+def build_report(root: Path, card_dir: Path | None = None) -> str:
     """Write results/claims.md and results/claims_table.{csv,md,tex}; return the markdown."""
     results_dir = root / "results"
-    cards = all_cards()
+    cards = all_cards(card_dir)
     results = load_results(results_dir)
     for (cid, scale), rec in results.items():
         if cid in cards:  # a result must still agree with the current card
