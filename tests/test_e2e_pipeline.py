@@ -55,3 +55,14 @@ def test_dvc_repro_ci_scale_writes_every_claim_and_report(ci_repo):
 
 def test_ci_repo_root_is_a_git_copy(ci_repo):
     assert (ci_repo / "dvc.yaml").exists() and Path(ci_repo / ".dvc").is_dir()
+
+
+@pytest.mark.slow
+def test_ci_numbers_match_the_committed_reference(ci_repo):
+    """Every ci statistic and verdict equals tests/reference/ci_statistics.json (tight tolerance)."""
+    from claimbench.reference import REFERENCE, collect, compare
+
+    reference = json.loads((REPO / REFERENCE).read_text())
+    problems = compare(reference, collect(ci_repo / "results" / "ci"))
+    assert not problems, "ci numbers moved (refresh deliberately: python -m claimbench.reference refresh):\n" + \
+        "\n".join(problems)
