@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 import yaml
+from conftest import FIXTURES, REPO
 
 from claimbench import audit
 from claimbench.cards import all_cards, parse_card
-from conftest import FIXTURES, REPO
 
 
 def test_every_committed_result_matches_its_card_statistics_and_provenance():

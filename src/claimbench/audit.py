@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from claimbench.cards import Card, all_cards
-from claimbench.report import REPORT_SCALES, README_END, README_START, render
+from claimbench.report import README_END, README_START, REPORT_SCALES, render
 from claimbench.results import statistics_digest
 
 PROVENANCE_KEYS = ("git_sha", "git_dirty", "torch", "torchvision", "device", "scale", "seeds", "wall_s",
