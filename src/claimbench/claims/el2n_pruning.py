@@ -14,7 +14,7 @@ Protocol (train → score → prune → retrain, every run cached):
    data_diet randomize_labels, 'flip' = forced wrong), trained to `score_epoch`; EL2N flags corruptions.
 
 Expected cost (train + analyse): ci ≈ 15 s on a 2-core CPU; quick ≈ 4–5 min on a 2-core CPU
-(fast CNN, 8k-image Fashion-MNIST subset); gpu ≈ 3 min on one H100 (ResNet-18 low-res, 20k images);
+(fast CNN, 12k-image Fashion-MNIST subset); gpu ≈ 3 min on one H100 (ResNet-18 low-res, 20k images);
 paper = ResNet-18 on all 60k images for 200 epochs, 10 inits, hours on one GPU.
 """
 
@@ -65,11 +65,11 @@ class Config:
     """One scale. Sizes in examples; accuracies are reported in percentage points."""
 
     dataset: Literal["fashion-mnist", "cifar10"] = "fashion-mnist"
-    train_size: int = field(default=8000, metadata=positive())   # balanced subset of the train split
+    train_size: int = field(default=12000, metadata=positive())   # balanced subset of the train split
     test_size: int = field(default=10000, metadata=positive())   # balanced subset of the test split
     model: Literal["fast_cnn", "resnet18_lowres"] = "fast_cnn"
     width: int = field(default=16, metadata=positive())
-    epochs: int = field(default=6, metadata=positive())           # full-data run; sets the step budget
+    epochs: int = field(default=5, metadata=positive())           # full-data run; sets the step budget
     batch_size: int = field(default=128, metadata=positive())
     lr: float = field(default=0.1, metadata=positive())
     momentum: float = 0.9
