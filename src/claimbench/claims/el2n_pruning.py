@@ -21,6 +21,7 @@ paper = ResNet-18 on all 60k images for 200 epochs, 10 inits, hours on one GPU.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from claimbench import plotting
+from claimbench import plotting, sweep
 from claimbench.data import (
     balanced_subset,
     derive_seed,
@@ -46,7 +47,6 @@ from claimbench.models.data_diet_nets import build_model
 from claimbench.params import in_unit_interval, positive
 from claimbench.results import ClaimResult
 from claimbench.stage import Context
-from claimbench.sweep import run_cached
 from claimbench.train import Callback, TrainConfig, TrainState, fit, prepare_model, seed_everything
 
 CLAIM_ID = "el2n_pruning"
@@ -224,7 +224,7 @@ def train(ctx: Context) -> None:
     full, per_seed = [], []
     for seed in range(cfg.score_seeds):
         key = {**base, "kind": "score", "seed": seed}
-        rec = run_cached(runs, key, lambda d, s=seed: score_run(cfg, split, split.y, s, True, d, ctx.device))
+        rec = sweep.run_cached(runs, key, lambda d, s=seed: score_run(cfg, split, split.y, s, True, d, ctx.device))
         full.append({"seed": seed, **rec})
         per_seed.append(_load_scores(runs, key))
     scores = {name: torch.stack([s[name] for s in per_seed]).mean(0) for name in per_seed[0]}
@@ -235,11 +235,12 @@ def train(ctx: Context) -> None:
     for mode in cfg.noise_modes:
         noisy_y, corrupted = inject_label_noise(split.y.cpu(), cfg.noise_fraction, split.num_classes,
                                                 derive_seed(CLAIM_ID, "noise", mode), mode)
+        noisy_y = noisy_y.to(ctx.device)
         el2n = []
         for seed in range(cfg.noise_seeds):
             key = {**base, "kind": "noise", "mode": mode, "fraction": cfg.noise_fraction, "seed": seed}
-            run_cached(runs, key, lambda d, s=seed, yy=noisy_y: score_run(cfg, split, yy.to(ctx.device), s, False,
-                                                                           d, ctx.device))
+            sweep.run_cached(runs, key, lambda d, s=seed, labels=noisy_y:
+                             score_run(cfg, split, labels, s, False, d, ctx.device))
             el2n.append(_load_scores(runs, key)["el2n_early"])
         noise.append({"mode": mode, "el2n": torch.stack(el2n).mean(0).tolist(), "corrupted": corrupted.tolist()})
 
@@ -250,8 +251,8 @@ def train(ctx: Context) -> None:
                 keep = subset_for(method, keep_fraction, seed, scores, n)
                 key = {**base, "kind": "prune", "method": method, "keep": keep_fraction, "seed": seed,
                        "steps": full_steps, "subset": _digest(keep)}
-                rec = run_cached(runs, key, lambda d, k=keep, s=seed: prune_run(cfg, split, k, s, full_steps, d,
-                                                                                ctx.device))
+                rec = sweep.run_cached(runs, key,
+                                       lambda d, k=keep, s=seed: prune_run(cfg, split, k, s, full_steps, d, ctx.device))
                 pruned.append({"method": method, "keep_fraction": keep_fraction, "seed": seed, **rec})
                 ctx.log(f"{method} keep={keep_fraction} seed={seed}: test acc {rec['test_acc']:.2f}%")
     summary = {"full": full, "pruned": pruned, "noise": noise, "full_steps": full_steps, "n_train": n,
@@ -260,17 +261,15 @@ def train(ctx: Context) -> None:
 
 
 def _load_scores(runs: Path, key: dict) -> dict[str, torch.Tensor]:
-    from claimbench.sweep import run_dir
-
-    path = run_dir(runs, key) / "scores.pt"
+    """The scores.pt of a finished score run: name -> (N,) float32."""
+    path = sweep.run_dir(runs, key) / "scores.pt"
     if not path.exists():
         raise CacheError(f"{path} missing although its run is marked done; delete {path.parent} to rerun it.")
     return torch.load(path, map_location="cpu")
 
 
 def _digest(index: torch.Tensor) -> str:
-    import hashlib
-
+    """12-hex content hash of an index vector: a changed subset means a new run."""
     return hashlib.sha256(index.cpu().numpy().astype(np.int64).tobytes()).hexdigest()[:12]
 
 
