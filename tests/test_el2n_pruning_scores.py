@@ -114,3 +114,13 @@ def test_top_fraction_share_and_mean_se():
     m, se = mean_se([1.0, 2.0, 3.0])
     assert m == 2.0 and se == pytest.approx(1 / math.sqrt(3))
     assert math.isnan(mean_se([1.0])[1])
+
+
+def test_models_shapes_and_bad_names():
+    x = torch.randn(2, 1, 28, 28)
+    assert build_model("fast_cnn", 1, 10, 4)(x).shape == (2, 10)
+    assert build_model("resnet18_lowres", 1, 10, 64)(x).shape == (2, 10)
+    with pytest.raises(ClaimbenchError, match="width"):
+        build_model("resnet18_lowres", 1, 10, 32)
+    with pytest.raises(ClaimbenchError, match="unknown"):
+        build_model("vgg", 1, 10, 16)

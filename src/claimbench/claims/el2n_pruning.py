@@ -376,7 +376,7 @@ def plot_accuracy(acc: pd.DataFrame, path: Path, scale: str) -> None:
         ax.errorbar(100 * grp["fraction_pruned"], grp["test_acc"], yerr=grp["se"].fillna(0), marker="o",
                     capsize=3, label=METHOD_LABEL.get(method, method))
     full, se = _cell(acc, "random", 0.0)
-    ax.axhspan(full - se, full + se, color="grey", alpha=0.2, lw=0)
+    ax.axhspan(full - se, full + se, color="grey", alpha=0.2, lw=0, label="full data ± 1 SE")
     ax.set(xlabel="% of training data pruned", ylabel="test accuracy (%)", title=f"EL2N data pruning ({scale})")
     ax.legend(frameon=False)
     plotting.save(fig, path)
