@@ -44,6 +44,7 @@ def test_pruning_statistics_on_known_accuracies():
     {"keep_fractions": [0.7, 0.5, 1.0]},
     {"methods": ["el2n", "random"]},
     {"prune_seeds": 1},
+    {"noise_modes": ["flip"]},
     {"model": "vgg"},
 ])
 def test_bad_config_is_one_params_error(bad):

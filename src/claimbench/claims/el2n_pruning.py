@@ -13,9 +13,10 @@ Protocol (train → score → prune → retrain, every run cached):
 3. Label noise: `noise_seeds` runs on labels with `noise_fraction` corrupted (per mode: 'permute' =
    data_diet randomize_labels, 'flip' = forced wrong), trained to `score_epoch`; EL2N flags corruptions.
 
-Expected cost (train + analyse): ci ≈ 15 s on a 2-core CPU; quick ≈ 4–5 min on a 2-core CPU
-(fast CNN, 12k-image Fashion-MNIST subset); gpu ≈ 3 min on one H100 (ResNet-18 low-res, 20k images);
-paper = ResNet-18 on all 60k images for 200 epochs, 10 inits, hours on one GPU.
+Expected cost (train + analyse): ci ≈ 10–20 s on a 2-core CPU (3 runs' worth of a 1k subset);
+quick ≈ 3 min on a 2-core CPU (measured 3 min 16 s on a loaded CPU, 1 thread; fast CNN, 12k-image
+Fashion-MNIST subset, 21 training runs); gpu ≈ 3–5 min on one H100 (not yet measured; ResNet-18
+low-res, 10k images, 52 runs); paper = ResNet-18 on all 60k images, 200 epochs, 10 inits: GPU-days.
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ class Config:
         for need in ("el2n", "random", "grand_init"):
             if need not in self.methods:
                 raise ParamsError(f"{where}.methods must include {need!r} (the card's criteria read it).")
+        if "permute" not in self.noise_modes:
+            raise ParamsError(f"{where}.noise_modes = {self.noise_modes} must include 'permute' (criterion E5).")
         if self.score_seeds < 2 or self.prune_seeds < 2:
             raise ParamsError(f"{where}: score_seeds and prune_seeds must be ≥ 2 (standard errors need them).")
 
