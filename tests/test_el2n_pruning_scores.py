@@ -68,7 +68,8 @@ def test_grand_matches_per_example_autograd_on_bn_cnn():
 
 
 def test_input_norm_and_keep_hardest():
-    assert torch.allclose(input_norms(torch.tensor([[3.0, 4.0], [0.0, 1.0]]).view(2, 1, 1, 2)), torch.tensor([5.0, 1.0]))
+    x = torch.tensor([[3.0, 4.0], [0.0, 1.0]]).view(2, 1, 1, 2)
+    assert torch.allclose(input_norms(x), torch.tensor([5.0, 1.0]))
     scores = torch.tensor([0.3, 0.9, 0.1, 0.7, 0.5])
     assert keep_hardest(scores, 0.4).tolist() == [1, 3]
     assert keep_hardest(scores, 1.0).tolist() == [0, 1, 2, 3, 4]

@@ -368,7 +368,8 @@ def noise_table(noise: list[dict]) -> pd.DataFrame:
     for rec in noise:
         el2n, corrupted = np.asarray(rec["el2n"]), np.asarray(rec["corrupted"], bool)
         rows.append({"mode": rec["mode"], "n_corrupted": int(corrupted.sum()), "base_rate": float(corrupted.mean()),
-                     "auroc": auroc(el2n, corrupted), "top10_corrupted_share": top_fraction_share(el2n, corrupted, 0.1)})
+                     "auroc": auroc(el2n, corrupted),
+                     "top10_corrupted_share": top_fraction_share(el2n, corrupted, 0.1)})
     return pd.DataFrame(rows)
 
 
