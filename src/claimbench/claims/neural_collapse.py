@@ -249,26 +249,49 @@ def collapse_statistics(hist: pd.DataFrame, width: float) -> tuple[dict, pd.Data
     return stats, pd.DataFrame(rows)
 
 
-def plot_nc_curves(hist: pd.DataFrame, width: float, path: Path) -> None:
+VARIANT_ORDER = [*LOSS_NAMES, SECONDARY_LS]
+
+
+def variant_style(cfg: Config) -> dict[str, tuple[str, tuple]]:
+    """variant -> (legend label, colour); the same in every figure."""
+    import seaborn as sns
+
+    labels = {"ce": "CE", "ls": f"LS α={cfg.ls_alpha:g}", "fl": f"FL γ={cfg.focal_gamma:g}",
+              "mse": f"MSE (×{cfg.mse_scale:g})", SECONDARY_LS: f"LS α={cfg.ls_alpha_secondary}"}
+    colours = sns.color_palette("colorblind", len(VARIANT_ORDER))
+    return {v: (labels[v], colours[i]) for i, v in enumerate(VARIANT_ORDER)}
+
+
+def plot_nc_curves(hist: pd.DataFrame, cfg: Config, width: float, path: Path) -> None:
     h = hist[hist["width"] == width].groupby(["variant", "epoch"])[["nc1", "nc2", "nc3"]].mean().reset_index()
-    fig, axes = plotting.subplots(1, 3, figsize=(12, 3.6))
-    for ax, m, label in zip(axes, ("nc1", "nc2", "nc3"), ("NC1  tr(Σ_W Σ_B⁺)/K", "NC2  classifier ETF distance",
+    style = variant_style(cfg)
+    fig, axes = plotting.subplots(1, 3, figsize=(13, 3.6))
+    for ax, m, title in zip(axes, ("nc1", "nc2", "nc3"), ("NC1  tr(Σ_W Σ_B⁺)/K", "NC2  classifier–ETF distance",
                                                           "NC3  self-duality distance")):
-        for variant, g in h.groupby("variant", sort=False):
-            ax.plot(g["epoch"], g[m], marker="o", ms=3, label=variant)
-        ax.set(xscale="log", yscale="log", xlabel="epoch", title=label)
-    axes[0].legend(title=f"loss (width {width:g}, seed mean)")
+        for variant in [v for v in VARIANT_ORDER if v in set(h["variant"])]:
+            g = h[h["variant"] == variant]
+            label, colour = style[variant]
+            ax.plot(g["epoch"], g[m], marker="o", ms=3, color=colour, label=label,
+                    ls="--" if variant == SECONDARY_LS else "-")
+        ax.set(xscale="log", yscale="log", xlabel="epoch", title=title)
+    axes[-1].legend(title=f"width {width:g}, seed mean", loc="upper left", bbox_to_anchor=(1.02, 1))
     plotting.save(fig, path)
 
 
-def plot_accuracy(acc: pd.DataFrame, path: Path) -> None:
-    fig, ax = plotting.subplots(figsize=(5, 3.6))
-    for variant, g in acc[acc["variant"].isin(LOSS_NAMES)].groupby("variant", sort=False):
-        g = g.sort_values("width")
+def plot_accuracy(acc: pd.DataFrame, cfg: Config, path: Path) -> None:
+    style = variant_style(cfg)
+    fig, ax = plotting.subplots(figsize=(5.5, 3.6))
+    for variant in LOSS_NAMES:
+        g = acc[acc["variant"] == variant].sort_values("width")
+        label, colour = style[variant]
         ax.errorbar(g["width"], g["test_acc_mean"], yerr=g["test_acc_se"].fillna(0), marker="o", capsize=3,
-                    label=variant)
-    ax.set(xscale="log", xlabel="width multiplier", ylabel="test accuracy (%)", title="test accuracy per loss")
-    ax.legend()
+                    color=colour, label=label)
+    widths = sorted(acc["width"].unique())
+    ax.set(xscale="log", xlabel="width multiplier", ylabel="test accuracy (%, ± seed SE)",
+           title="test accuracy per loss")
+    ax.set_xticks(widths, [f"{w:g}" for w in widths])
+    ax.minorticks_off()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))
     plotting.save(fig, path)
 
 
@@ -289,8 +312,8 @@ def analyse(ctx) -> ClaimResult:
     for _, r in acc.iterrows():
         tag = "largest" if r["width"] == largest else "smallest" if r["width"] == smallest else f"w{r['width']:g}"
         stats[f"test_acc_{r['variant']}_{tag}"] = r["test_acc_mean"]
-    plot_nc_curves(hist, largest, ctx.figures_dir / "nc_vs_epoch.png")
-    plot_accuracy(acc, ctx.figures_dir / "accuracy_vs_width.png")
+    plot_nc_curves(hist, cfg, largest, ctx.figures_dir / "nc_vs_epoch.png")
+    plot_accuracy(acc, cfg, ctx.figures_dir / "accuracy_vs_width.png")
     final = hist.loc[hist.groupby(["variant", "width", "seed"])["epoch"].idxmax()].reset_index(drop=True)
     tests = pd.DataFrame([{"variant": r["variant"], "width": r["width"], "seed": r["seed"],
                            "test_acc": 100 * r["test_acc"]} for r in records])
