@@ -52,10 +52,16 @@ def test_accuracy_spread_and_its_standard_error():
     assert nc.spread(acc, 1.0)[0] == pytest.approx(0.5)
 
 
-def test_config_rejects_nonpositive_width():
-    raw = {"train_per_class": 10, "test_per_class": None, "widths": [0.0, 1.0], "epochs": 2, "batch_size": 8,
-           "lr": 0.1, "seeds": [0]}
-    with pytest.raises(ParamsError, match=r"widths = \[0.0, 1.0\] is not allowed"):
+@pytest.mark.parametrize("key,value,message", [
+    ("widths", [0.0, 1.0], r"widths = \[0.0, 1.0\] is not allowed; must be at least 2 widths"),
+    ("widths", [1.0], r"widths = \[1.0\] is not allowed; must be at least 2 widths"),
+    ("ls_alpha", 1.5, r"ls_alpha = 1.5 is not allowed; must be in \[0, 1\)"),
+    ("seeds", [], r"seeds = \[\] is not allowed"),
+])
+def test_config_rejects_bad_values_with_one_clear_message(key, value, message):
+    raw = {"train_per_class": 10, "test_per_class": None, "widths": [0.5, 1.0], "epochs": 2, "batch_size": 8,
+           "lr": 0.1, "seeds": [0], key: value}
+    with pytest.raises(ParamsError, match=message):
         build_config(nc.Config, raw, "neural_collapse.ci")
 
 

@@ -47,26 +47,37 @@ NUM_CLASSES = 10
 SECONDARY_LS = "ls_secondary"  # LS at ls_alpha_secondary, run at the largest width only (reported)
 
 
+def _check(predicate, doc: str) -> dict:
+    """Field metadata for claimbench.params: `predicate(value)` must hold; `doc` says what is allowed."""
+    return {"check": predicate, "check_doc": doc}
+
+
+TWO_WIDTHS = _check(lambda v: len(v) >= 2 and all(w > 0 for w in v), "at least 2 widths, all > 0")
+SOME_SEEDS = _check(lambda v: len(v) >= 1, "a non-empty list of seeds")
+LS_ALPHA = _check(lambda a: a is None or 0 <= a < 1, "in [0, 1)")
+NON_NEGATIVE = _check(lambda v: v >= 0, ">= 0")
+
+
 @dataclass(frozen=True)
 class Config:
     """One scale of the claim. Widths multiply ResNet-18's (64, 128, 256, 512) channels."""
 
     train_per_class: int = field(metadata=positive())      # class-balanced training subset (x10 classes)
-    test_per_class: int | None                              # balanced test subset; null = all 10k
-    widths: list[float] = field(metadata=positive())       # >= 2 widths; the largest is judged
+    test_per_class: int | None = field(metadata=_check(lambda v: v is None or v > 0, "> 0 or null"))
+    widths: list[float] = field(metadata=TWO_WIDTHS)       # the largest is judged, the smallest compared
     epochs: int = field(metadata=positive())
     batch_size: int = field(metadata=positive())
     lr: float = field(metadata=positive())
-    seeds: list[int]
+    seeds: list[int] = field(metadata=SOME_SEEDS)
     stem_stride: Literal[1, 2] = 1                          # 2 halves 28x28 inputs first (CPU scales)
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    grad_clip: float = 2.0
+    momentum: float = field(default=0.9, metadata=NON_NEGATIVE)
+    weight_decay: float = field(default=5e-4, metadata=NON_NEGATIVE)
+    grad_clip: float = field(default=2.0, metadata=positive())
     augment: Literal["none", "crop", "crop_flip"] = "none"  # NC is always measured un-augmented
-    ls_alpha: float = 0.1
-    ls_alpha_secondary: float | None = 0.05
-    focal_gamma: float = 3.0
-    mse_scale: float = 15.0
+    ls_alpha: float = field(default=0.1, metadata=LS_ALPHA)
+    ls_alpha_secondary: float | None = field(default=0.05, metadata=LS_ALPHA)  # largest width only; null = skip
+    focal_gamma: float = field(default=3.0, metadata=NON_NEGATIVE)
+    mse_scale: float = field(default=15.0, metadata=positive())
     nc_points: int = field(default=8, metadata=positive())  # log-spaced epochs with NC measurements
     subset_seed: int = 0
 
