@@ -63,6 +63,8 @@ class Config:
 
     downsample: average-pool factor applied to the images (2: 28 px -> 14 px). parallel_models: models
     trained at once (threads with their own CUDA streams; CUDA only, CPU always trains one at a time).
+    cpu_threads: torch intra-op threads on CPU (1: tiny models run faster without thread sync, and a
+    shared CPU is not oversubscribed).
     pgdl_task: a PGDL task folder (…/task1_v4); when set, its models are analysed instead of training.
     """
 
@@ -82,6 +84,7 @@ class Config:
     momentum: float = 0.9
     seed: int = 0
     parallel_models: int = field(default=1, metadata=positive())
+    cpu_threads: int = field(default=1, metadata=positive())
     n_boot: int = field(default=1000, metadata=positive())
     min_evals: int = field(default=10, metadata=positive())
     pgdl_task: str | None = None
@@ -138,8 +141,8 @@ def train_one(run_dir, hp: dict, cfg: Config, data, device: torch.device) -> dic
 
 def sweep_key(hp: dict, cfg: Config) -> dict:
     """What identifies one trained model: its grid point plus every data/recipe setting."""
-    recipe = {k: v for k, v in asdict(cfg).items() if k not in ("parallel_models", "n_boot", "min_evals",
-                                                                  "pgdl_task", *hp)}
+    recipe = {k: v for k, v in asdict(cfg).items()
+              if k not in ("parallel_models", "cpu_threads", "n_boot", "min_evals", "pgdl_task", *hp)}
     return {**hp, **recipe}
 
 
@@ -148,6 +151,8 @@ def train(ctx: Context) -> None:
     if cfg.pgdl_task:
         ctx.log(f"pgdl_task = {cfg.pgdl_task}: analysing its trained models, nothing to train.")
         return
+    if ctx.device.type == "cpu":
+        torch.set_num_threads(cfg.cpu_threads)
     data = load_corpus_data(cfg, ctx.data_root, ctx.device)
     runs = ctx.artifacts_dir / "runs"
     points = grid(cfg)
