@@ -65,9 +65,10 @@ def test_killed_sweep_resumes_without_retraining_and_analyses(tmp_path, monkeypa
     assert len(list(runs.glob(f"*/{DONE}"))) == 3
     finished = {p: p.stat().st_mtime_ns for p in runs.glob(f"*/{DONE}")}
 
-    resumed = []
+    resumed, threads = [], torch.get_num_threads()
     monkeypatch.setattr(sp, "train_one", lambda run_dir, hp, *a: resumed.append(hp) or real(run_dir, hp, *a))
     sp.train(ctx)
+    assert torch.get_num_threads() == threads  # the single-thread setting does not leak
     assert len(resumed) == 8 - 3 and not any(hp in calls for hp in resumed)
     assert all(p.stat().st_mtime_ns == t for p, t in finished.items())
     assert len(list(runs.glob(f"*/{DONE}"))) == 8 and not list(runs.glob("*/checkpoint.pt"))

@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from claimbench.metrics.simpson import (CorpusError, grouped_association, kendall_tau, paradox_flags, r_squared,
-                                        spearman_rho)
+from claimbench.metrics.simpson import (
+    CorpusError,
+    grouped_association,
+    kendall_tau,
+    paradox_flags,
+    r_squared,
+    spearman_rho,
+)
 
 
 def test_kendall_tau_b_matches_scipy_with_ties_and_batches():
@@ -91,3 +97,11 @@ def test_bad_input_gets_one_clear_error(bad, match):
     args.update(bad)
     with pytest.raises(CorpusError, match=match):
         grouped_association(args["x"], args["y"], args["groups"], args["statistic"], n_boot=10)
+
+
+def test_gap_interval_pairs_pooled_and_within_resamples():
+    x, y, g = simpson_data()
+    a = grouped_association(x, y, g, "tau", n_boot=300, seed=0)
+    # within |tau| is 1 in every resample, pooled tau-b in (0, 1): the gap's interval is inside (0, 1)
+    assert 0 < a.gap_ci[0] <= a.gap_ci[1] < 1
+    assert a.gap_ci[0] == pytest.approx(1 - a.pooled_ci[1]) and a.gap_ci[1] == pytest.approx(1 - a.pooled_ci[0])

@@ -20,6 +20,7 @@ paper: the 96-model grid at 28 px with long training (hours).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -146,13 +147,30 @@ def sweep_key(hp: dict, cfg: Config) -> dict:
     return {**hp, **recipe}
 
 
+@contextlib.contextmanager
+def cpu_threads(n: int, device: torch.device):
+    """Run with n torch intra-op threads on CPU (restored afterwards); no-op on CUDA."""
+    prev = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
 def train(ctx: Context) -> None:
     cfg: Config = ctx.cfg
     if cfg.pgdl_task:
         ctx.log(f"pgdl_task = {cfg.pgdl_task}: analysing its trained models, nothing to train.")
         return
-    if ctx.device.type == "cpu":
-        torch.set_num_threads(cfg.cpu_threads)
+    with cpu_threads(cfg.cpu_threads, ctx.device):
+        train_corpus(ctx)
+
+
+def train_corpus(ctx: Context) -> None:
+    """Train every grid point (resumable), then write corpus.json (counts, wall time, models/hour)."""
+    cfg: Config = ctx.cfg
     data = load_corpus_data(cfg, ctx.data_root, ctx.device)
     runs = ctx.artifacts_dir / "runs"
     points = grid(cfg)
@@ -242,7 +260,9 @@ def association_table(df: pd.DataFrame, n_boot: int, seed: int) -> tuple[pd.Data
                    "pooled_lo": a.pooled_ci[0], "pooled_hi": a.pooled_ci[1],
                    **{f"depth_{g}": v for g, v in a.groups.items()},
                    "mean_within": a.mean_within, "mean_within_abs": a.mean_within_abs,
-                   "mean_within_abs_lo": a.mean_within_abs_ci[0], "mean_within_abs_hi": a.mean_within_abs_ci[1]}
+                   "mean_within_abs_lo": a.mean_within_abs_ci[0], "mean_within_abs_hi": a.mean_within_abs_ci[1],
+                   "within_minus_pooled_abs": a.mean_within_abs - abs(a.pooled),
+                   "within_minus_pooled_abs_lo": a.gap_ci[0], "within_minus_pooled_abs_hi": a.gap_ci[1]}
             rows.append(row)
             stats[f"{statistic}_pooled_{metric}"] = a.pooled
             stats[f"{statistic}_mean_within_{metric}"] = a.mean_within
@@ -251,6 +271,7 @@ def association_table(df: pd.DataFrame, n_boot: int, seed: int) -> tuple[pd.Data
                 stats[f"abs_tau_pooled_{metric}"] = abs(a.pooled)
                 stats[f"tau_pooled_ci_halfwidth_{metric}"] = (a.pooled_ci[1] - a.pooled_ci[0]) / 2
                 stats[f"shape_gap_{metric}"] = a.mean_within_abs - abs(a.pooled)
+                stats[f"shape_gap_lo_{metric}"], stats[f"shape_gap_hi_{metric}"] = a.gap_ci
                 for k, v in paradox_flags(a.pooled, a.groups, a.mean_within, a.mean_within_abs).items():
                     stats[f"{k}_{metric}"] = v
                 for g, v in a.groups.items():
@@ -288,6 +309,7 @@ def tau_figure(assoc: pd.DataFrame, path) -> None:
     fig, ax = plotting.subplots(figsize=(7, 3.5))
     plotting.sns.barplot(long, x="metric", y="value", hue="which", ax=ax)
     ax.set(xlabel="", ylabel="Kendall |τ| vs test accuracy", title="pooled vs within-depth")
+    ax.legend(title=None, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=2)
     ax.tick_params(axis="x", rotation=30)
     plotting.save(fig, path)
 

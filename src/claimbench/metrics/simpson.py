@@ -67,6 +67,7 @@ class GroupedAssociation:
     mean_within_abs: float
     pooled_ci: tuple[float, float]
     mean_within_abs_ci: tuple[float, float]
+    gap_ci: tuple[float, float]
 
 
 def _grouped_indices(groups: np.ndarray, min_size: int) -> list[tuple[object, np.ndarray]]:
@@ -115,7 +116,8 @@ def grouped_association(x: np.ndarray, y: np.ndarray, groups: np.ndarray, statis
         return (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) if len(v) else (np.nan, np.nan)
 
     return GroupedAssociation(statistic, float(fn(x, y)), per_group, float(np.nanmean(within)),
-                              float(np.nanmean(np.abs(within))), ci(pooled_b), ci(within_abs_b))
+                              float(np.nanmean(np.abs(within))), ci(pooled_b), ci(within_abs_b),
+                              ci(within_abs_b - np.abs(pooled_b)))
 
 
 def paradox_flags(pooled: float, within: dict, mean_within: float, mean_within_abs: float,
