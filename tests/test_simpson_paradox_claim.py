@@ -1,6 +1,7 @@
 """Claim simpson_paradox: the VGG family, the grids per scale, and a small corpus end to end with a killed
 sweep resumed without retraining finished models."""
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -81,3 +82,15 @@ def test_killed_sweep_resumes_without_retraining_and_analyses(tmp_path, monkeypa
     corpus = res.tables["corpus"]
     assert corpus["test_acc"].between(0, 1).all() and corpus[list(sp.METRICS)].notna().all().all()
     assert (ctx.figures_dir / "simpson_alpha.png").exists() and (ctx.figures_dir / "tau_pooled_vs_within.png").exists()
+
+
+def test_parallel_sweep_trains_every_model_once(tmp_path):
+    """The concurrent path (threads; CUDA streams on a GPU) on CPU: every grid point done, none twice."""
+    ctx = small_ctx(tmp_path)
+    ctx.cfg = replace(ctx.cfg, parallel_models=3, blocks=[1], train_examples=100, test_examples=100)
+    sp.train(ctx)
+    runs = ctx.artifacts_dir / "runs"
+    assert len(list(runs.glob(f"*/{DONE}"))) == len(sp.grid(ctx.cfg)) == 4
+    assert len(list(runs.glob("*/weights.pt"))) == 4
+    timing = json.loads((ctx.artifacts_dir / "corpus.json").read_text())
+    assert timing["models"] == 4 and timing["models_per_hour"] > 0
