@@ -13,9 +13,10 @@ folder (claimbench.models.pgdl_keras). Depth group = number of conv layers. Per 
 WeightWatcher metrics (claimbench.metrics.spectral); Kendall τ / Spearman ρ / R² vs test accuracy, pooled
 and per depth, with bootstrap CIs over models (claimbench.metrics.simpson).
 
-Expected cost (2-core CPU, uncontended): ci ≈ 15 s (8 models); quick ≈ 4–5 min (32 models, 16 per depth,
-14 px images); gpu ≈ 3–4 min on one H100 (the full 96-model grid, models trained concurrently);
-paper: the 96-model grid at 28 px with long training (hours).
+Expected cost (2-core CPU; measured on a shared, ~3.5x oversubscribed one, so uncontended is lower):
+ci ≈ 19 s wall (8 models, 7 s CPU); quick ≈ 50 s wall (32 models, 16 per depth, 14 px images, 33 s CPU);
+gpu: the full 96-model grid at 28 px, trained 12 at a time (threads + CUDA streams), aimed at 2–4 min on
+one H100 but never run (no GPU was available); paper: PGDL's protocol on CIFAR-10, 1200 epochs (days).
 """
 
 from __future__ import annotations
