@@ -169,7 +169,7 @@ def mp_density(x: np.ndarray, Q: float, sigma: np.ndarray | float) -> np.ndarray
     with np.errstate(invalid="ignore", divide="ignore"):
         val = Q / (2 * np.pi * s2 * x) * np.sqrt(np.clip((hi - x) * (x - lo), 0, None))
     out = np.nan_to_num(val, nan=0.0, posinf=0.0)
-    return out[0] if np.ndim(sigma) == 0 else out
+    return out
 
 
 def linear_kde(samples: np.ndarray, grid: np.ndarray, bandwidth: float = KDE_BANDWIDTH,
