@@ -145,8 +145,8 @@ def parse_card(raw: dict, where: str) -> Card:
     return Card(str(raw["id"]), raw, tuple(criteria), reproduced, partial)
 
 
-def load_card(claim_id: str, card_dir: Path = CARD_DIR) -> Card:
-    path = card_dir / f"{claim_id}.yaml"
+def load_card(claim_id: str, card_dir: Path | None = None) -> Card:
+    path = Path(card_dir or CARD_DIR) / f"{claim_id}.yaml"
     if not path.exists():
         raise CardError(f"no claim card for {claim_id!r}: expected {path}.")
     try:
@@ -159,5 +159,6 @@ def load_card(claim_id: str, card_dir: Path = CARD_DIR) -> Card:
     return card
 
 
-def all_cards(card_dir: Path = CARD_DIR) -> dict[str, Card]:
+def all_cards(card_dir: Path | None = None) -> dict[str, Card]:
+    card_dir = Path(card_dir or CARD_DIR)
     return {p.stem: load_card(p.stem, card_dir) for p in sorted(card_dir.glob("*.yaml"))}

@@ -52,10 +52,10 @@ class ImageData:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def subset(self, index: torch.Tensor) -> "ImageData":
+    def subset(self, index: torch.Tensor) -> ImageData:
         return ImageData(self.x[index], self.y[index], self.classes, self.name)
 
-    def to(self, device: torch.device | str) -> "ImageData":
+    def to(self, device: torch.device | str) -> ImageData:
         return ImageData(self.x.to(device), self.y.to(device), self.classes, self.name)
 
 

@@ -1,4 +1,4 @@
-"""Report stage: results/claims.md (+ results/claims_table.{csv,md,tex}) from cards and metrics.json.
+"""Report stage: results/claims.md, results/claims_table.{csv,md,tex} and README's claims table.
 
 Everything here is derived from committed inputs — cards and results/<scale>/<claim>/metrics.json —
 so the report is a pure function of them: rerunning it on the same inputs gives the same bytes
@@ -112,10 +112,32 @@ def _detail_section(cid: str, card, results: dict, results_dir: Path) -> list[st
     return lines
 
 
-def build_report(root: Path) -> str:
-    """Write results/claims.md and results/claims_table.{csv,md,tex}; return the markdown."""
+README_START, README_END = "<!-- claims-table:start -->", "<!-- claims-table:end -->"
+
+
+def readme_block(cards: dict, df: pd.DataFrame) -> str:
+    """The README's claims table: verdict per scale with links to card, tables and figures."""
+    lines = [README_START, "| claim | card | " + " | ".join(REPORT_SCALES) + " |",
+             "|---|---|" + "---|" * len(REPORT_SCALES)]
+    for cid in CLAIM_ORDER + sorted(set(cards) - set(CLAIM_ORDER)):
+        rows = df[df.id == cid]
+        card = f"[{cid}](src/claimbench/cards/{cid}.yaml)" if cid in cards else "–"
+        cells = []
+        for scale in REPORT_SCALES:
+            verdict = rows[rows.scale == scale].verdict.iloc[0]
+            if verdict == NOT_RUN:
+                cells.append(verdict)
+            else:
+                cells.append(f"**{verdict}** ([table](results/{scale}/{cid}/tables), "
+                             f"[figures](results/{scale}/figures/{cid}))")
+        lines.append(f"| {rows.claim.iloc[0]} | {card} | " + " | ".join(cells) + " |")
+    return "\n".join([*lines, README_END])
+
+
+def render(root: Path, card_dir: Path | None = None) -> tuple[str, pd.DataFrame, str]:
+    """(claims.md text, summary table, README claims block) from cards and committed results."""
     results_dir = root / "results"
-    cards = all_cards()
+    cards = all_cards(card_dir)
     results = load_results(results_dir)
     for (cid, scale), rec in results.items():
         if cid in cards:  # a result must still agree with the current card
@@ -124,7 +146,6 @@ def build_report(root: Path) -> str:
                 raise ClaimbenchError(f"results/{scale}/{cid}/metrics.json says {rec['verdict']!r} but its card now "
                                       f"gives {again!r}: the card changed after the run; rerun the claim.")
     df = summary_rows(cards, results)
-    write_table(df, results_dir / "claims_table")
     table = df.drop(columns=["id"])
     lines = [HEADER, "# claimbench — claims and verdicts", "",
              "One row per claim and scale. *ours* is the card's headline statistic; criteria marked ✓/✗ "
@@ -132,9 +153,25 @@ def build_report(root: Path) -> str:
              table.to_markdown(index=False), ""]
     for cid in CLAIM_ORDER + sorted(set(cards) - set(CLAIM_ORDER)):
         lines += _detail_section(cid, cards.get(cid), results, results_dir)
-    text = "\n".join(lines).rstrip() + "\n"
-    (results_dir / "claims.md").parent.mkdir(parents=True, exist_ok=True)
-    (results_dir / "claims.md").write_text(text)
+    return "\n".join(lines).rstrip() + "\n", df, readme_block(cards, df)
+
+
+def replace_readme_block(readme: str, block: str) -> str:
+    if README_START not in readme or README_END not in readme:
+        raise ClaimbenchError(f"README.md lacks the markers {README_START} … {README_END}; restore them.")
+    head, rest = readme.split(README_START, 1)
+    return head + block + rest.split(README_END, 1)[1]
+
+
+def build_report(root: Path, card_dir: Path | None = None) -> str:
+    """Write results/claims.md, results/claims_table.{csv,md,tex} and README's claims block."""
+    text, df, block = render(root, card_dir)
+    (root / "results").mkdir(parents=True, exist_ok=True)
+    (root / "results" / "claims.md").write_text(text)
+    write_table(df, root / "results" / "claims_table")
+    readme = root / "README.md"
+    if readme.exists():
+        readme.write_text(replace_readme_block(readme.read_text(), block))
     return text
 
 

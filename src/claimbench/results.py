@@ -92,9 +92,17 @@ def write_table(df: pd.DataFrame, stem: Path) -> None:
     stem.with_suffix(".tex").write_text(df.to_latex(index=False, float_format="%.4g"))
 
 
+def statistics_digest(stats: dict) -> str:
+    """sha256 of the canonical JSON of a result's statistics: CI recomputes it to catch hand edits."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(stats, sort_keys=True).encode()).hexdigest()
+
+
 def write_result(result: ClaimResult, card: Card, out_dir: Path, scale: str, prov: dict) -> dict:
     """Judge `result` with `card` and write metrics.json + tables/ under out_dir. Returns the record."""
     stats = _jsonable(result.statistics)
+    prov = {**prov, "statistics_sha256": statistics_digest(stats)}
     judged = card.verdict(stats)
     head = card.raw["headline"]
     record = {

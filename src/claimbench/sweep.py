@@ -9,8 +9,9 @@ checkpoint inside the run dir (pass ``run_dir / "checkpoint.pt"`` to ``train.fit
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from claimbench.errors import CacheError
 from claimbench.train import config_hash

@@ -1,8 +1,9 @@
 """One training loop for every claim: seeded, resumable, GPU-friendly, with callbacks.
 
 Data are tensors already on the device (x: (N, ...), y: (N, ...)); minibatches are index slices of
-a per-epoch permutation drawn from a seeded generator, so a run is a pure function of (seed, config)
-on CPU — the same seed gives bit-identical weights. On CUDA the forward pass runs under bf16
+a per-epoch permutation drawn from a seeded generator, and the global RNG (dropout) is reseeded from
+the run's seed, so a run is a pure function of (initial weights, seed, config) on CPU — the same seed
+gives bit-identical weights. On CUDA the forward pass runs under bf16
 autocast and 4-D inputs/models use channels_last.
 
 Checkpoints (model, optimiser, step, RNG states, callback states, history) are written atomically
@@ -18,9 +19,10 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -156,8 +158,9 @@ def augment_batch(x: torch.Tensor, kind: str, g: torch.Generator, pad: int = 2) 
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
     cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    out = xp[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None],
-             rows, cols]
+    batch_index = torch.arange(n, device=x.device)[:, None, None, None]
+    channel_index = torch.arange(c, device=x.device)[None, :, None, None]
+    out = xp[batch_index, channel_index, rows, cols]
     if kind == "crop_flip":
         flip = (torch.rand(n, generator=g) < 0.5).to(x.device)
         out = torch.where(flip[:, None, None, None], out.flip(-1), out)
@@ -265,6 +268,7 @@ def fit(
         for cb, cs in zip(callbacks, ck["callbacks"]):
             cb.load_state_dict(cs)
     else:
+        torch.manual_seed(int(seed) + 1)  # dropout etc.: the run must not depend on what ran before it
         for cb in callbacks:
             cb.on_start(state)
 

@@ -1,0 +1,140 @@
+"""Data loaders on real files (../shared/data), a generated CIFAR-10 fixture, and corrupt inputs."""
+
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from claimbench import data
+from claimbench.errors import DataError
+
+
+def write_idx(path, array: np.ndarray, gz=True):
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    blob = header + array.astype(np.uint8).tobytes()
+    (gzip.open if gz else open)(path, "wb").write(blob)
+
+
+def test_read_idx_roundtrip(tmp_path):
+    a = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a.gz", a)
+    write_idx(tmp_path / "b", a, gz=False)
+    assert np.array_equal(data.read_idx(tmp_path / "a.gz"), a)
+    assert np.array_equal(data.read_idx(tmp_path / "b"), a)
+
+
+def test_read_idx_rejects_truncated_and_wrong_magic(tmp_path):
+    a = np.zeros((5, 4), np.uint8)
+    write_idx(tmp_path / "t", a, gz=False)
+    (tmp_path / "t").write_bytes((tmp_path / "t").read_bytes()[:-3])
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        data.read_idx(tmp_path / "t")
+    (tmp_path / "m").write_bytes(b"\x01\x02\x03\x04" + b"\0" * 8)
+    with pytest.raises(DataError, match="not an unsigned-byte IDX"):
+        data.read_idx(tmp_path / "m")
+    (tmp_path / "g.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="corrupt"):
+        data.read_idx(tmp_path / "g.gz")
+
+
+def test_fashion_mnist_real_files():
+    train, test = data.load_fashion_mnist("train"), data.load_fashion_mnist("test")
+    assert train.x.shape == (60000, 1, 28, 28) and test.x.shape == (10000, 1, 28, 28)
+    assert train.x.dtype == torch.float32 and 0 <= float(train.x.min()) and float(train.x.max()) <= 1
+    assert torch.bincount(train.y).tolist() == [6000] * 10
+    assert torch.bincount(test.y).tolist() == [1000] * 10
+    assert train.num_classes == 10
+
+
+def test_explicit_root_wins_and_missing_dataset_says_where_it_looked(tmp_path, monkeypatch):
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    for (split, kind), stem in data.FASHION_FILES.items():
+        n = 7 if split == "train" else 3
+        arr = np.full((n, 28, 28), 255, np.uint8) if kind == "images" else np.arange(n, dtype=np.uint8) % 10
+        write_idx(folder / (stem + ".gz"), arr)
+    d = data.load_fashion_mnist("train", root=tmp_path)
+    assert len(d) == 7 and float(d.x.max()) == 1.0
+    monkeypatch.setattr(data, "repo_root", lambda: tmp_path / "nowhere" / "repo")
+    monkeypatch.setattr(data, "candidate_dirs", lambda name, root=None: [tmp_path / "empty" / name])
+    with pytest.raises(DataError) as e:
+        data.load_fashion_mnist("train")
+    assert "empty/fashion-mnist" in str(e.value) and "CLAIMBENCH_DATA" in str(e.value)
+
+
+def make_cifar_fixture(root, n_per_batch=6):
+    folder = root / "cifar10" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+                 "labels": list(rng.integers(0, 10, n_per_batch)), "batch_label": name}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    return folder
+
+
+def test_cifar10_loader_on_generated_fixture(tmp_path):
+    folder = make_cifar_fixture(tmp_path)
+    train, test = data.load_images("cifar10", "train", tmp_path), data.load_images("cifar10", "test", tmp_path)
+    assert train.x.shape == (30, 3, 32, 32) and test.x.shape == (6, 3, 32, 32)
+    raw = pickle.load(open(folder / "test_batch", "rb"))
+    assert torch.allclose(test.x[0, 0, 0, :3] * 255, torch.tensor(raw["data"][0, :3], dtype=torch.float32))
+    assert test.y.tolist() == [int(v) for v in raw["labels"]]
+    (folder / "data_batch_3").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="data_batch_3"):
+        data.load_images("cifar10", "train", tmp_path)
+
+
+def test_unknown_dataset_name():
+    with pytest.raises(DataError, match="unknown; available"):
+        data.load_images("imagenet", "train")
+
+
+def test_tinyshakespeare():
+    corpus = data.load_tinyshakespeare()
+    assert len(corpus.tokens) == 1115394 and len(corpus.vocab) == 65
+    train, val = corpus.split(0.9)
+    assert len(train) + len(val) == len(corpus.tokens)
+    assert "".join(corpus.vocab[i] for i in corpus.tokens[:9].tolist()) == "First Cit"
+
+
+def test_balanced_and_random_subsets_are_deterministic():
+    y = torch.arange(100) % 10
+    a, b = data.balanced_subset(y, 3, seed=1), data.balanced_subset(y, 3, seed=1)
+    assert torch.equal(a, b) and torch.bincount(y[a]).tolist() == [3] * 10
+    assert not torch.equal(a, data.balanced_subset(y, 3, seed=2))
+    r = data.random_subset(100, 10, seed=0)
+    assert len(set(r.tolist())) == 10
+    with pytest.raises(DataError):
+        data.balanced_subset(y, 11, seed=0)
+
+
+def test_label_noise_flip_and_permute():
+    y = torch.arange(1000) % 10
+    noisy, mask = data.inject_label_noise(y, 0.1, 10, seed=0, mode="flip")
+    assert int(mask.sum()) == 100 and bool((noisy[mask] != y[mask]).all()) and torch.equal(noisy[~mask], y[~mask])
+    perm, pmask = data.inject_label_noise(y, 0.1, 10, seed=0, mode="permute")
+    assert int(pmask.sum()) <= 100 and torch.equal(torch.bincount(perm), torch.bincount(y))
+    with pytest.raises(ValueError, match="mode"):
+        data.inject_label_noise(y, 0.1, 10, seed=0, mode="swap")
+
+
+def test_standardize_per_image_matches_tf_definition():
+    x = torch.rand(4, 1, 28, 28)
+    s = data.standardize_per_image(x)
+    assert torch.allclose(s.flatten(1).mean(1), torch.zeros(4), atol=1e-5)
+    assert torch.allclose(s.flatten(1).std(1, unbiased=False), torch.ones(4), atol=1e-4)
+    const = torch.full((1, 1, 28, 28), 0.5)  # zero std -> divided by 1/sqrt(784), stays finite
+    assert torch.isfinite(data.standardize_per_image(const)).all()
+
+
+def test_synthetic_sets():
+    like = data.ImageData(torch.rand(50, 1, 4, 4), torch.zeros(50, dtype=torch.long), ["a"], "t")
+    g = data.gaussian_images(10, (1, 4, 4), seed=0, like=like)
+    assert g.shape == (10, 1, 4, 4) and torch.equal(g, data.gaussian_images(10, (1, 4, 4), seed=0, like=like))
+    assert data.random_labels(20, 10, seed=0).max() < 10
+    assert data.derive_seed("a", 1) == data.derive_seed("a", 1) != data.derive_seed("a", 2)

@@ -1,0 +1,72 @@
+"""params.yaml validation: every bad key or value gives one message naming key, value and what is allowed."""
+
+import pytest
+import yaml
+
+from claimbench.errors import ParamsError
+from claimbench.params import load_params
+
+
+def write(root, mutate):
+    p = yaml.safe_load((root / "params.yaml").read_text())
+    mutate(p)
+    (root / "params.yaml").write_text(yaml.safe_dump(p))
+
+
+def test_valid_params_load_selected_scale(toy_root):
+    params = load_params(toy_root / "params.yaml")
+    assert params.scale == "ci"
+    assert params.claims["toy"].per_class == 20
+    assert load_params(toy_root / "params.yaml", scale="gpu").scale == "gpu"
+
+
+@pytest.mark.parametrize(
+    "mutate, expect",
+    [
+        (lambda p: p.update(scale="huge"), ["scale = 'huge'", "ci, quick, gpu, paper"]),
+        (lambda p: p.update(typo_section={}), ["unknown top-level key 'typo_section'"]),
+        (lambda p: p["toy"]["quick"].update(lr=0.1), ["unknown key toy.quick.lr", "per_class"]),
+        (lambda p: p["toy"]["gpu"].update(epochs="ten"), ["toy.gpu.epochs = 'ten'", "expected int"]),
+        (lambda p: p["toy"]["ci"].update(epochs=0), ["toy.ci.epochs = 0", "> 0"]),
+        (lambda p: p["toy"]["ci"].update(seeds=[0, "a"]), ["toy.ci.seeds[1]", "expected int"]),
+        (lambda p: p["toy"]["ci"].pop("per_class"), ["missing key toy.ci.per_class"]),
+        (lambda p: p["toy"].pop("paper"), ["toy must have exactly the scales"]),
+        (lambda p: p.pop("toy"), ["missing section 'toy'"]),
+        (lambda p: p["data"].update(device="tpu"), ["data.device = 'tpu'", "'auto', 'cpu', 'cuda'"]),
+    ],
+)
+def test_bad_params_name_key_value_and_allowed(toy_root, mutate, expect):
+    write(toy_root, mutate)
+    with pytest.raises(ParamsError) as e:
+        load_params(toy_root / "params.yaml")
+    for fragment in expect:
+        assert fragment in str(e.value)
+
+
+def test_bool_is_not_an_int(toy_root):
+    write(toy_root, lambda p: p["toy"]["ci"].update(epochs=True))
+    with pytest.raises(ParamsError, match="toy.ci.epochs = True"):
+        load_params(toy_root / "params.yaml")
+
+
+def test_env_overrides_scale_and_is_validated(toy_root, monkeypatch):
+    monkeypatch.setenv("CLAIMBENCH_SCALE", "paper")
+    assert load_params(toy_root / "params.yaml").scale == "paper"
+    monkeypatch.setenv("CLAIMBENCH_SCALE", "nope")
+    with pytest.raises(ParamsError, match="scale = 'nope'"):
+        load_params(toy_root / "params.yaml")
+
+
+def test_missing_or_invalid_file(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("scale: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_committed_params_are_valid():
+    from conftest import REPO
+
+    for scale in ("ci", "quick", "gpu", "paper"):
+        assert load_params(REPO / "params.yaml", scale=scale).scale == scale
