@@ -135,7 +135,8 @@ def train(ctx: Context) -> None:
     ctx.log(f"{len(jobs)} runs on {len(train_xy[1])} training images, {cfg.epochs} epochs each")
     if ctx.device.type == "cpu" and cfg.workers > 1:
         args = [(base, run_key(cfg, bs, s), cfg, bs, s, train_xy, test_xy) for bs, s in jobs]
-        with ProcessPoolExecutor(min(cfg.workers, os.cpu_count() or 1), mp_context=get_context("spawn")) as pool:
+        # fork, not spawn: spawn re-runs the stage script (which has no __main__ guard) in every worker.
+        with ProcessPoolExecutor(min(cfg.workers, os.cpu_count() or 1), mp_context=get_context("fork")) as pool:
             for rec in pool.map(_worker, args):
                 ctx.log(f"bs={rec['batch_size']} seed={rec['seed']}: test acc {rec['test_acc']:.3f} ({rec['wall_s']} s)")
         return
