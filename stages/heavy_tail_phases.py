@@ -1,4 +1,4 @@
-"""DVC stages `heavy_tail_phases_train` / `heavy_tail_phases`: MiniAlexNet batch-size sweep and its spectral analysis."""
+"""DVC stages `heavy_tail_phases_train` / `heavy_tail_phases`: MiniAlexNet batch sizes, spectral analysis."""
 
 from claimbench.stage import main
 

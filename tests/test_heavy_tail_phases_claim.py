@@ -47,7 +47,12 @@ def test_mse_on_softmax_known_value():
 def _fits(ev, shape):
     n, m = max(shape), min(shape)
     mp, pl = sp.fit_mp(ev, n / m), sp.fit_power_law(ev)
-    return {"num_spikes": mp["num_spikes"], "mp_softrank": mp["mp_softrank"], "alpha": pl["alpha"], "D": pl["D"]}
+    return {
+        "num_spikes": mp["num_spikes"],
+        "mp_softrank": mp["mp_softrank"],
+        "alpha": pl["alpha"],
+        "D": pl["D"],
+    }
 
 
 def test_phase_classifier_on_known_matrices():
@@ -60,10 +65,18 @@ def test_phase_classifier_on_known_matrices():
         assert classify_phase(ev, **_fits(ev, w.shape)) == want
 
 
-@pytest.mark.parametrize(("spikes", "softrank", "alpha", "want"), [
-    (0, 0.5, 3.0, "Random-like"), (3, 0.99, 8.0, "Random-like"), (3, 0.9, 8.0, "Bleeding-out"),
-    (9, 0.7, 7.0, "Bulk+Spikes"), (40, 0.4, 5.0, "Bulk-decay"), (80, 0.1, 5.0, "Bulk-decay"),
-    (80, 0.1, 3.0, "Heavy-Tailed")])
+@pytest.mark.parametrize(
+    ("spikes", "softrank", "alpha", "want"),
+    [
+        (0, 0.5, 3.0, "Random-like"),
+        (3, 0.99, 8.0, "Random-like"),
+        (3, 0.9, 8.0, "Bleeding-out"),
+        (9, 0.7, 7.0, "Bulk+Spikes"),
+        (40, 0.4, 5.0, "Bulk-decay"),
+        (80, 0.1, 5.0, "Bulk-decay"),
+        (80, 0.1, 3.0, "Heavy-Tailed"),
+    ],
+)
 def test_phase_thresholds(spikes, softrank, alpha, want):
     ev = np.linspace(0.5, 2.0, 100)
     assert classify_phase(ev, spikes, softrank, alpha, D=0.05) == want
@@ -88,18 +101,24 @@ def test_spearman_with_bootstrap_ci():
     assert rho < -0.97 and lo < 0
     rho, lo, _ = claim.spearman_with_ci(bs, np.ones_like(bs), bs, seed=0)
     assert math.isnan(rho) and math.isnan(lo)
-    assert claim.spearman_rows(np.array([[1.0, 2, 3, 4]]), np.array([[1.0, 3, 2, 4]]))[0] == pytest.approx(0.8)
+    assert claim.spearman_rows(np.array([[1.0, 2, 3, 4]]), np.array([[1.0, 3, 2, 4]]))[0] == pytest.approx(
+        0.8
+    )
 
 
 def test_config_rejects_a_sweep_without_two_sizes_or_seeds():
     with pytest.raises(ParamsError, match="batch_sizes"):
         build_config(claim.Config, {"batch_sizes": [8], "seeds": [0, 1], "epochs": 1}, "heavy_tail_phases.ci")
     with pytest.raises(ParamsError, match="batch_sizes"):
-        build_config(claim.Config, {"batch_sizes": [0, 8], "seeds": [0, 1], "epochs": 1}, "heavy_tail_phases.ci")
+        build_config(
+            claim.Config, {"batch_sizes": [0, 8], "seeds": [0, 1], "epochs": 1}, "heavy_tail_phases.ci"
+        )
 
 
 def test_run_key_ignores_sweep_lists_and_workers():
     a = build_config(claim.Config, {"batch_sizes": [2, 8], "seeds": [0, 1], "epochs": 2}, "x")
-    b = build_config(claim.Config, {"batch_sizes": [2, 8, 32], "seeds": [0, 1, 2], "epochs": 2, "workers": 2}, "x")
+    b = build_config(
+        claim.Config, {"batch_sizes": [2, 8, 32], "seeds": [0, 1, 2], "epochs": 2, "workers": 2}, "x"
+    )
     assert claim.run_key(a, 8, 1) == claim.run_key(b, 8, 1)
     assert claim.run_key(a, 8, 1) != claim.run_key(a, 2, 1)

@@ -11,9 +11,13 @@ per epoch, per-image standardisation (CIFAR-10 centre-cropped to 28×28). One ru
 seed); final weights cached. Analysis (never trains): FC1/FC2 ESDs per run and pooled over seeds (as
 the paper), WW-style metrics (metrics/spectral.py), our automated phase label (metrics/phases.py).
 
-Expected cost (train + analyse): ci ≈ 15 s on a 2-core CPU; quick ≈ 5–6 min on a 2-core CPU
-(Fashion-MNIST subset, 5 batch sizes × 3 seeds, few epochs); gpu ≈ minutes on one H100 (not yet
-measured); paper = 11 batch sizes × 10 seeds × 100 epochs of CIFAR-10 (days on CPU, hours on a GPU).
+Cost (train + analyse), measured on the shared 2-core CPU (wall times there were ~2.5–4× inflated by
+other jobs; CPU seconds give the uncontended estimate): ci ≈ 15 CPU-s (28 s wall shared); quick (1000
+Fashion-MNIST images, bs 2…500 × 3 seeds × 4 epochs, 2 worker processes) = 310 CPU-s of training over
+2 processes + ≈ 9 CPU-s of analysis, i.e. ≈ 3 min uncontended (13 min wall shared); gpu ≈ 3–4 min on one
+H100 (an estimate: never run); paper = 11 batch sizes × 10 seeds × 100 epochs of CIFAR-10 (days on a CPU).
+Small batches dominate: at bs 2 one CPU step costs ~10–30 ms, so `quick` reaches only 2000 SGD steps at
+bs 2, versus 2.5 M in the paper — phases depend on training length.
 """
 
 from __future__ import annotations
@@ -68,8 +72,10 @@ class Config:
 
     def __post_init__(self):
         if len(set(self.batch_sizes)) < 2 or len(set(self.seeds)) < 2:
-            raise ParamsError(f"params: {CLAIM_ID} needs ≥ 2 distinct batch_sizes and ≥ 2 distinct seeds "
-                              f"(got {self.batch_sizes}, {self.seeds}); the criteria compare sizes and use seed SEs.")
+            raise ParamsError(
+                f"params: {CLAIM_ID} needs ≥ 2 distinct batch_sizes and ≥ 2 distinct seeds "
+                f"(got {self.batch_sizes}, {self.seeds}); the criteria compare sizes and use seed SEs."
+            )
 
 
 # ---------------------------------------------------------------- data
@@ -93,37 +99,70 @@ def load_split(cfg: Config, split: str, root: str | None) -> tuple[torch.Tensor,
 
 def run_key(cfg: Config, batch_size: int, seed: int) -> dict:
     """What makes one run: every setting that changes its weights (not the sweep lists or workers)."""
-    return {"claim": CLAIM_ID, "dataset": cfg.dataset, "train_per_class": cfg.train_per_class,
-            "test_size": cfg.test_size, "epochs": cfg.epochs, "lr": cfg.lr, "momentum": cfg.momentum,
-            "lr_decay": cfg.lr_decay, "batch_size": batch_size, "seed": seed}
+    return {
+        "claim": CLAIM_ID,
+        "dataset": cfg.dataset,
+        "train_per_class": cfg.train_per_class,
+        "test_size": cfg.test_size,
+        "epochs": cfg.epochs,
+        "lr": cfg.lr,
+        "momentum": cfg.momentum,
+        "lr_decay": cfg.lr_decay,
+        "batch_size": batch_size,
+        "seed": seed,
+    }
 
 
-def train_one(run_path: Path, cfg: Config, batch_size: int, seed: int, train_xy, test_xy,
-              device: torch.device) -> dict:
+def train_one(
+    run_path: Path, cfg: Config, batch_size: int, seed: int, train_xy, test_xy, device: torch.device
+) -> dict:
     """Train one MiniAlexNet; keep model.pt (final weights, CPU float32); return accuracies and cost."""
     t0 = time.time()
     x, y = (t.to(device) for t in train_xy)
     tx, ty = (t.to(device) for t in test_xy)
     seed_everything(seed)
     model = prepare_model(MiniAlexNet(in_channels=x.shape[1], num_classes=10), device)
-    tc = TrainConfig(epochs=cfg.epochs, batch_size=batch_size, lr=cfg.lr, momentum=cfg.momentum,
-                     schedule="exp", gamma=cfg.lr_decay)
+    tc = TrainConfig(
+        epochs=cfg.epochs,
+        batch_size=batch_size,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        schedule="exp",
+        gamma=cfg.lr_decay,
+    )
     ckpt = run_path / "checkpoint.pt"
-    state = fit(model, (x, y), tc, seed=seed, loss_fn=mse_on_softmax, eval_sets={"train": (x, y), "test": (tx, ty)},
-                checkpoint=ckpt, desc=f"bs{batch_size}-seed{seed}")
+    state = fit(
+        model,
+        (x, y),
+        tc,
+        seed=seed,
+        loss_fn=mse_on_softmax,
+        eval_sets={"train": (x, y), "test": (tx, ty)},
+        checkpoint=ckpt,
+        desc=f"bs{batch_size}-seed{seed}",
+    )
     torch.save({k: v.detach().float().cpu() for k, v in model.state_dict().items()}, run_path / "model.pt")
     ckpt.unlink(missing_ok=True)  # the optimiser state is not needed once the run is done
     last = state.history[-1]
-    return {"batch_size": batch_size, "seed": seed, "train_acc": last["train_acc"], "test_acc": last["test_acc"],
-            "train_loss": last["train_loss"], "steps": state.step, "epochs": state.epoch,
-            "wall_s": round(time.time() - t0, 1)}
+    return {
+        "batch_size": batch_size,
+        "seed": seed,
+        "train_acc": last["train_acc"],
+        "test_acc": last["test_acc"],
+        "train_loss": last["train_loss"],
+        "steps": state.step,
+        "epochs": state.epoch,
+        "wall_s": round(time.time() - t0, 1),
+    }
 
 
 def _worker(args) -> dict:
     """Process-pool entry: one thread per process (small batches scale better over processes)."""
     base, key, cfg, bs, seed, train_xy, test_xy = args
     torch.set_num_threads(1)
-    return run_cached(base, key, lambda d: train_one(d, cfg, bs, seed, train_xy, test_xy, torch.device("cpu")))
+    return run_cached(
+        base, key, lambda d: train_one(d, cfg, bs, seed, train_xy, test_xy, torch.device("cpu"))
+    )
 
 
 def train(ctx: Context) -> None:
@@ -136,15 +175,23 @@ def train(ctx: Context) -> None:
     if ctx.device.type == "cpu" and cfg.workers > 1:
         args = [(base, run_key(cfg, bs, s), cfg, bs, s, train_xy, test_xy) for bs, s in jobs]
         # fork, not spawn: spawn re-runs the stage script (which has no __main__ guard) in every worker.
-        with ProcessPoolExecutor(min(cfg.workers, os.cpu_count() or 1), mp_context=get_context("fork")) as pool:
+        with ProcessPoolExecutor(
+            min(cfg.workers, os.cpu_count() or 1), mp_context=get_context("fork")
+        ) as pool:
             for rec in pool.map(_worker, args):
-                ctx.log(f"bs={rec['batch_size']} seed={rec['seed']}: test acc {rec['test_acc']:.3f} ({rec['wall_s']} s)")
+                ctx.log(
+                    f"bs={rec['batch_size']} seed={rec['seed']}: "
+                    f"test acc {rec['test_acc']:.3f} ({rec['wall_s']} s)"
+                )
         return
     # CPU: small batches run faster on 1 thread than on 2, and are immune to oversubscription.
     with cpu_threads(1 if ctx.device.type == "cpu" else torch.get_num_threads()):
         for bs, s in jobs:
-            rec = run_cached(base, run_key(cfg, bs, s), lambda d, bs=bs, s=s: train_one(
-                d, cfg, bs, s, train_xy, test_xy, ctx.device))
+            rec = run_cached(
+                base,
+                run_key(cfg, bs, s),
+                lambda d, bs=bs, s=s: train_one(d, cfg, bs, s, train_xy, test_xy, ctx.device),
+            )
             ctx.log(f"bs={bs} seed={s}: test acc {rec['test_acc']:.3f} ({rec['wall_s']} s)")
 
 
@@ -155,8 +202,10 @@ def load_run(ctx: Context, batch_size: int, seed: int) -> tuple[dict, dict[str, 
     """(run record, {'fc1': W, 'fc2': W}) of a finished run; CacheError if it was not trained."""
     d = run_dir(ctx.artifacts_dir / "runs", run_key(ctx.cfg, batch_size, seed))
     if not (d / DONE).exists() or not (d / "model.pt").exists():
-        raise CacheError(f"{CLAIM_ID}: run bs={batch_size} seed={seed} is missing from {d.parent}; run the train "
-                         f"stage first (`python stages/{CLAIM_ID}.py train --scale {ctx.scale}`).")
+        raise CacheError(
+            f"{CLAIM_ID}: run bs={batch_size} seed={seed} is missing from {d.parent}; run the train "
+            f"stage first (`python stages/{CLAIM_ID}.py train --scale {ctx.scale}`)."
+        )
     rec = json.loads((d / DONE).read_text())["record"]
     weights = torch.load(d / "model.pt", map_location="cpu", weights_only=True)
     return rec, {name: weights[f"{name}.weight"] for name in LAYERS}
@@ -180,9 +229,12 @@ def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (rx * ry).sum(-1) / den, np.nan)
 
 
-def spearman_with_ci(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> tuple[float, float, float]:
+def spearman_with_ci(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int
+) -> tuple[float, float, float]:
     """Spearman ρ(x, y) over runs and a 95% percentile CI from a bootstrap that resamples runs (seeds)
-    within each batch size (BOOTSTRAP_REPS resamples). CI is NaN if ρ is, or if most resamples are constant."""
+    within each batch size (BOOTSTRAP_REPS resamples). CI is NaN if ρ is, or if most resamples are
+    constant."""
     point = float(spearman_rows(x[None], y[None])[0])
     rng = np.random.default_rng(seed)
     members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
@@ -197,7 +249,8 @@ def spearman_with_ci(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int
 
 @contextlib.contextmanager
 def cpu_threads(n: int):
-    """Temporarily use n intra-op threads (small matmuls/eigensolves on a shared 2-core CPU run faster on 1)."""
+    """Temporarily use n intra-op threads (small matmuls and eigensolves on a shared 2-core CPU run
+    faster on 1)."""
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -233,15 +286,37 @@ def _analyse(ctx: Context) -> ClaimResult:
             ev = spectral.esd(mats[name])  # ESD pooled over seeds, as the paper
             esds[(name, bs)] = ev
             metrics = layer_row(ev, tuple(mats[name][0].shape), min(mats[name][0].shape))
-            prow.update({f"{name}_{k}": metrics[k] for k in (
-                "alpha", "D", "xmin", "lambda_max", "num_spikes", "mp_softrank", "stable_rank", "sigma_mp",
-                "bulk_max_raw", "W_scale", "log_norm", "log_spectral_norm", "alpha_weighted", "log_alpha_norm",
-                "phase", "phase_index")})
+            prow.update(
+                {
+                    f"{name}_{k}": metrics[k]
+                    for k in (
+                        "alpha",
+                        "D",
+                        "xmin",
+                        "lambda_max",
+                        "num_spikes",
+                        "mp_softrank",
+                        "stable_rank",
+                        "sigma_mp",
+                        "bulk_max_raw",
+                        "W_scale",
+                        "log_norm",
+                        "log_spectral_norm",
+                        "alpha_weighted",
+                        "log_alpha_norm",
+                        "phase",
+                        "phase_index",
+                    )
+                }
+            )
         pooled.append(prow)
     runs, table = pd.DataFrame(per_run), pd.DataFrame(pooled)
-    acc = runs.groupby("batch_size").agg(train_acc=("train_acc", "mean"), test_acc=("test_acc", "mean"),
-                                         test_acc_se=("test_acc", lambda v: v.std(ddof=1) / math.sqrt(len(v))),
-                                         train_acc_se=("train_acc", lambda v: v.std(ddof=1) / math.sqrt(len(v))))
+    acc = runs.groupby("batch_size").agg(
+        train_acc=("train_acc", "mean"),
+        test_acc=("test_acc", "mean"),
+        test_acc_se=("test_acc", lambda v: v.std(ddof=1) / math.sqrt(len(v))),
+        train_acc_se=("train_acc", lambda v: v.std(ddof=1) / math.sqrt(len(v))),
+    )
     table = table.merge(acc.reset_index(), on="batch_size")
     table["gap"] = table["train_acc"] - table["test_acc"]
     for name in LAYERS:
@@ -251,42 +326,62 @@ def _analyse(ctx: Context) -> ClaimResult:
     small, large = table.iloc[0], table.iloc[-1]
     bs_runs, groups = runs["batch_size"].to_numpy(float), runs["batch_size"].to_numpy()
     boot_seed = derive_seed(CLAIM_ID, "bootstrap")
-    rho_alpha, rho_alpha_lo, rho_alpha_hi = spearman_with_ci(bs_runs, runs["fc1_alpha"].to_numpy(), groups, boot_seed)
-    rho_soft, rho_soft_lo, rho_soft_hi = spearman_with_ci(bs_runs, runs["fc1_mp_softrank"].to_numpy(), groups, boot_seed)
-    rho_sr, rho_sr_lo, rho_sr_hi = spearman_with_ci(bs_runs, runs["fc1_stable_rank"].to_numpy(), groups, boot_seed)
+    rho_alpha, rho_alpha_lo, rho_alpha_hi = spearman_with_ci(
+        bs_runs, runs["fc1_alpha"].to_numpy(), groups, boot_seed
+    )
+    rho_soft, rho_soft_lo, rho_soft_hi = spearman_with_ci(
+        bs_runs, runs["fc1_mp_softrank"].to_numpy(), groups, boot_seed
+    )
+    rho_sr, rho_sr_lo, rho_sr_hi = spearman_with_ci(
+        bs_runs, runs["fc1_stable_rank"].to_numpy(), groups, boot_seed
+    )
     acc_diff = float(small["test_acc"] - large["test_acc"])
     acc_se = float(math.hypot(small["test_acc_se"], large["test_acc_se"]))
     statistics = {
         "alpha_fc1_smallest_bs": float(small["fc1_alpha"]),
         "alpha_fc1_largest_bs": float(large["fc1_alpha"]),
-        "spearman_bs_alpha_fc1": rho_alpha, "spearman_bs_alpha_fc1_ci_low": rho_alpha_lo,
+        "spearman_bs_alpha_fc1": rho_alpha,
+        "spearman_bs_alpha_fc1_ci_low": rho_alpha_lo,
         "spearman_bs_alpha_fc1_ci_high": rho_alpha_hi,
-        "spearman_bs_softrank_fc1": rho_soft, "spearman_bs_softrank_fc1_ci_low": rho_soft_lo,
+        "spearman_bs_softrank_fc1": rho_soft,
+        "spearman_bs_softrank_fc1_ci_low": rho_soft_lo,
         "spearman_bs_softrank_fc1_ci_high": rho_soft_hi,
-        "spearman_bs_stable_rank_fc1": rho_sr, "spearman_bs_stable_rank_fc1_ci_low": rho_sr_lo,
+        "spearman_bs_stable_rank_fc1": rho_sr,
+        "spearman_bs_stable_rank_fc1_ci_low": rho_sr_lo,
         "spearman_bs_stable_rank_fc1_ci_high": rho_sr_hi,
         "phase_index_smallest_bs": int(small["fc1_phase_index"]),
         "phase_index_largest_bs": int(large["fc1_phase_index"]),
         "phase_adjacent_inversions": adjacent_inversions(table["fc1_phase_index"].tolist()),
-        "test_acc_smallest_bs": float(small["test_acc"]), "test_acc_largest_bs": float(large["test_acc"]),
-        "test_acc_diff": acc_diff, "test_acc_diff_se": acc_se,
+        "test_acc_smallest_bs": float(small["test_acc"]),
+        "test_acc_largest_bs": float(large["test_acc"]),
+        "test_acc_diff": acc_diff,
+        "test_acc_diff_se": acc_se,
         "test_acc_diff_in_se": acc_diff / acc_se if acc_se > 0 else float("nan"),
         "softrank_fc1_smallest_bs": float(small["fc1_mp_softrank"]),
         "softrank_fc1_largest_bs": float(large["fc1_mp_softrank"]),
-        "smallest_bs": int(small["batch_size"]), "largest_bs": int(large["batch_size"]),
+        "smallest_bs": int(small["batch_size"]),
+        "largest_bs": int(large["batch_size"]),
     }
     make_figures(ctx, table, runs, esds)
     return ClaimResult(
         statistics=statistics,
         tables={"per_batch_size": table, "per_run": runs},
         seeds=list(cfg.seeds),
-        setup={"dataset": cfg.dataset, "model": "MiniAlexNet (conv96-conv256-FC384-FC192-10)",
-               "train_images": int(10 * cfg.train_per_class) if cfg.train_per_class else "full",
-               "test_images": cfg.test_size or "full", "epochs": cfg.epochs, "batch_sizes": sizes,
-               "seeds": list(cfg.seeds), "loss": "MSE on softmax", "optimizer": (
-                   f"SGD lr {cfg.lr} momentum {cfg.momentum}, lr x{cfg.lr_decay}/epoch")},
-        details={"phases_fc1": dict(zip(table["batch_size"].tolist(), table["fc1_phase"].tolist())),
-                 "phases_fc2": dict(zip(table["batch_size"].tolist(), table["fc2_phase"].tolist()))},
+        setup={
+            "dataset": cfg.dataset,
+            "model": "MiniAlexNet (conv96-conv256-FC384-FC192-10)",
+            "train_images": int(10 * cfg.train_per_class) if cfg.train_per_class else "full",
+            "test_images": cfg.test_size or "full",
+            "epochs": cfg.epochs,
+            "batch_sizes": sizes,
+            "seeds": list(cfg.seeds),
+            "loss": "MSE on softmax",
+            "optimizer": (f"SGD lr {cfg.lr} momentum {cfg.momentum}, lr x{cfg.lr_decay}/epoch"),
+        },
+        details={
+            "phases_fc1": dict(zip(table["batch_size"].tolist(), table["fc1_phase"].tolist())),
+            "phases_fc2": dict(zip(table["batch_size"].tolist(), table["fc2_phase"].tolist())),
+        },
     )
 
 
@@ -305,18 +400,26 @@ def make_figures(ctx: Context, table: pd.DataFrame, runs: pd.DataFrame, esds: di
         ax.hist(ev, bins=bins, density=True, alpha=0.6, label="ESD")
         s2 = row["fc1_W_scale"] ** 2  # MP fitted on λ' = λ·s², so ρ_raw(λ) = ρ'(λ·s²)·s²
         grid = np.logspace(np.log10(ev.min()), np.log10(ev.max()), 400)
-        ax.plot(grid, spectral.mp_density(grid * s2, q, row["fc1_sigma_mp"] ** 2) * s2, color="C3", label="MP fit")
+        ax.plot(
+            grid, spectral.mp_density(grid * s2, q, row["fc1_sigma_mp"] ** 2) * s2, color="C3", label="MP fit"
+        )
         ax.set_xscale("log")
-        ax.set_title(f"bs {row['batch_size']}: {row['fc1_phase']}\nα={row['fc1_alpha']:.2f}, "
-                     f"R_mp={row['fc1_mp_softrank']:.2f}", fontsize=9)
+        ax.set_title(
+            f"bs {row['batch_size']}: {row['fc1_phase']}\nα={row['fc1_alpha']:.2f}, "
+            f"R_mp={row['fc1_mp_softrank']:.2f}",
+            fontsize=9,
+        )
         ax.set_xlabel("eigenvalue λ of WᵀW (FC1)")
     axes[0][0].set_ylabel("density")
     axes[0][0].legend(fontsize=8)
     plotting.save(fig, ctx.figures_dir / "fc1_esd_per_batch_size.png")
 
     fig, axes = plotting.subplots(1, 3, figsize=(12, 3.3))
-    for ax, key, label in zip(axes, ("alpha", "mp_softrank", "stable_rank"),
-                              ("power-law α", "MP soft rank", "stable rank (per seed)")):
+    for ax, key, label in zip(
+        axes,
+        ("alpha", "mp_softrank", "stable_rank"),
+        ("power-law α", "MP soft rank", "stable rank (per seed)"),
+    ):
         for name, color in (("fc1", "C0"), ("fc2", "C1")):
             ax.scatter(runs["batch_size"], runs[f"{name}_{key}"], color=color, alpha=0.4, s=12)
             pooled = table[f"{name}_{key}"] / (table["n_seeds"] if key == "stable_rank" else 1)
@@ -330,7 +433,9 @@ def make_figures(ctx: Context, table: pd.DataFrame, runs: pd.DataFrame, esds: di
 
     fig, ax = plotting.subplots(figsize=(4.5, 3.3))
     for split in ("train", "test"):
-        ax.errorbar(sizes, table[f"{split}_acc"], yerr=table[f"{split}_acc_se"], marker="o", capsize=3, label=split)
+        ax.errorbar(
+            sizes, table[f"{split}_acc"], yerr=table[f"{split}_acc_se"], marker="o", capsize=3, label=split
+        )
     ax.set_xscale("log")
     ax.set_xlabel("batch size")
     ax.set_ylabel("accuracy (mean ± seed SE)")

@@ -34,8 +34,10 @@ def classify_phase(evals: np.ndarray, num_spikes: int, mp_softrank: float, alpha
     """Phase name of one ESD (raw eigenvalues) given its WW-style MP fit (spikes, soft rank) and PL fit."""
     ev = np.asarray(evals, dtype=np.float64)
     if ev.size == 0 or not np.isfinite(mp_softrank):
-        raise ClaimbenchError(f"classify_phase: need a non-empty ESD and a finite soft rank (got {ev.size} "
-                              f"eigenvalues, soft rank {mp_softrank}); run spectral.fit_mp on the ESD first.")
+        raise ClaimbenchError(
+            f"classify_phase: need a non-empty ESD and a finite soft rank (got {ev.size} "
+            f"eigenvalues, soft rank {mp_softrank}); run spectral.fit_mp on the ESD first."
+        )
     if np.mean(ev < COLLAPSE_REL * ev.mean()) > COLLAPSE_FRACTION:
         return "Rank-collapse"
     if num_spikes == 0 or mp_softrank >= RANDOM_SOFTRANK:

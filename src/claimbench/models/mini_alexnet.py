@@ -20,7 +20,8 @@ ANALYSED_LAYERS = {"fc1": "fc1", "fc2": "fc2"}  # paper's FC1 (Keras layer 7) an
 
 
 def glorot_truncated_(weight: torch.Tensor) -> None:
-    """Keras 2.2 glorot_normal: N(0, σ²) truncated to ±2σ, σ = √(2/(fan_in+fan_out)), receptive field included."""
+    """Keras 2.2 glorot_normal: N(0, σ²) truncated to ±2σ, σ = √(2/(fan_in+fan_out)), fans including the
+    receptive field."""
     rf = math.prod(weight.shape[2:]) if weight.dim() > 2 else 1
     fan_in, fan_out = weight.shape[1] * rf, weight.shape[0] * rf
     std = math.sqrt(2.0 / (fan_in + fan_out))
@@ -45,7 +46,9 @@ class MiniAlexNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != (28, 28):
-            raise ValueError(f"MiniAlexNet expects 28×28 inputs, got {tuple(x.shape[-2:])}; crop CIFAR-10 first.")
+            raise ValueError(
+                f"MiniAlexNet expects 28×28 inputs, got {tuple(x.shape[-2:])}; crop CIFAR-10 first."
+            )
         x = self.bn1(F.max_pool2d(F.relu(self.conv1(x)), 3, 3, padding=1))
         x = self.bn2(F.max_pool2d(F.relu(self.conv2(x)), 3, 3, padding=1))
         x = F.relu(self.fc1(x.flatten(1)))
