@@ -96,6 +96,8 @@ def test_rank_deficient_matrix():
     assert row["num_evals"] == m
     assert np.isfinite(row["alpha"]) and row["num_pl_spikes"] <= r
     assert row["stable_rank"] < r
+    exact = sp.esd_metrics(sp.esd(w, accurate=True), Q=n / m, M=m)
+    assert exact["rank_loss"] == m - r and exact["weak_rank_loss"] == m - r
 
 
 def test_norm_metrics_known_values():

@@ -308,6 +308,9 @@ def esd_metrics(evals: np.ndarray, Q: float, M: int, mp_fit: bool = True) -> dic
     """Every per-ESD metric (power law, norms, MP fit, rank loss) from one ESD, raw units.
 
     Use it directly for an ESD pooled over several matrices (e.g. the same layer over seeds).
+    rank_loss: #singular values ≤ σ_max·N·eps (numpy's matrix_rank rule, as WW); meaningful only for
+    ESDs from esd(..., accurate=True) — Gram eigenvalues resolve λ only to ~1e-16·λ_max. weak_rank_loss:
+    #eigenvalues < 1e-6 (WW's tolerance), robust either way.
     """
     ev = np.sort(np.asarray(evals, dtype=np.float64).ravel())
     if len(ev) < 2 or ev[-1] <= 0:
@@ -320,7 +323,7 @@ def esd_metrics(evals: np.ndarray, Q: float, M: int, mp_fit: bool = True) -> dic
         "num_evals": len(ev),
         "lambda_max": float(ev[-1]),
         "sv_max": float(np.sqrt(ev[-1])),
-        "rank_loss": int((ev <= ev[-1] * M * np.finfo(np.float64).eps).sum()),
+        "rank_loss": int((np.sqrt(ev) <= np.sqrt(ev[-1]) * Q * M * np.finfo(np.float64).eps).sum()),
         "weak_rank_loss": int((ev < RANK_TOL).sum()),
         **pl,
         **norm_metrics(ev, pl["alpha"]),
