@@ -122,3 +122,26 @@ def test_run_key_ignores_sweep_lists_and_workers():
     )
     assert claim.run_key(a, 8, 1) == claim.run_key(b, 8, 1)
     assert claim.run_key(a, 8, 1) != claim.run_key(a, 2, 1)
+
+
+def test_cifar10_split_is_centre_cropped_and_standardised(tmp_path):
+    import pickle
+
+    folder = tmp_path / "cifar10" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        images = rng.integers(0, 256, (20, 3 * 32 * 32), dtype=np.uint8)
+        batch = {"data": images, "labels": list(range(10)) * 2}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    cfg = build_config(
+        claim.Config,
+        {"dataset": "cifar10", "batch_sizes": [2, 8], "seeds": [0, 1], "epochs": 1, "train_per_class": 3},
+        "x",
+    )
+    x, y = claim.load_split(cfg, "train", str(tmp_path))
+    assert x.shape == (30, 3, 28, 28) and torch.bincount(y).tolist() == [3] * 10
+    flat = x.flatten(1)
+    assert flat.mean(1).abs().max() < 1e-5 and (flat.std(1, unbiased=False) - 1).abs().max() < 1e-4
+    tx, _ = claim.load_split(cfg, "test", str(tmp_path))
+    assert tx.shape == (20, 3, 28, 28)
