@@ -1,4 +1,4 @@
-"""Spectral metrics on matrices whose answer is known (random-matrix theory, exact power laws, planted spikes)."""
+"""Spectral metrics on matrices with known answers (random matrices, exact power laws, planted spikes)."""
 
 import numpy as np
 import pytest
@@ -36,11 +36,14 @@ def wwfit_loop(x):
 def test_esd_is_squared_singular_values_pooled():
     a, b = gaussian(50, 20, 1), gaussian(30, 40, 2)
     got = sp.esd([a, b])
-    want = np.sort(np.concatenate([np.linalg.svd(a, compute_uv=False), np.linalg.svd(b, compute_uv=False)]) ** 2)
+    want = np.sort(
+        np.concatenate([np.linalg.svd(a, compute_uv=False), np.linalg.svd(b, compute_uv=False)]) ** 2
+    )
     assert got.dtype == np.float64 and got.shape == (50,)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(sp.esd(a, accurate=True), np.sort(np.linalg.svd(a, compute_uv=False) ** 2),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        sp.esd(a, accurate=True), np.sort(np.linalg.svd(a, compute_uv=False) ** 2), rtol=1e-12
+    )
 
 
 def test_power_law_matches_wwfit_loop_and_recovers_exact_exponent():
@@ -93,6 +96,8 @@ def test_rank_deficient_matrix():
     assert row["num_evals"] == m
     assert np.isfinite(row["alpha"]) and row["num_pl_spikes"] <= r
     assert row["stable_rank"] < r
+    exact = sp.esd_metrics(sp.esd(w, accurate=True), Q=n / m, M=m)
+    assert exact["rank_loss"] == m - r and exact["weak_rank_loss"] == m - r
 
 
 def test_norm_metrics_known_values():
@@ -109,7 +114,9 @@ def test_rand_distance_separates_structure_from_noise():
     assert jsd == pytest.approx(jensenshannon([1, 2, 3], [3, 2, 1]))
     rng = np.random.default_rng(9)
     noise = torch.from_numpy(gaussian(400, 100, 10))
-    structured = torch.from_numpy(rng.standard_normal((400, 3)) @ rng.standard_normal((3, 100))) + 0.05 * noise
+    structured = (
+        torch.from_numpy(rng.standard_normal((400, 3)) @ rng.standard_normal((3, 100))) + 0.05 * noise
+    )
     df = sp.analyze_matrices({"noise": noise, "structured": structured})
     assert df.loc[0, "rand_distance"] < 0.02
     assert df.loc[1, "rand_distance"] > 0.2
@@ -117,9 +124,15 @@ def test_rand_distance_separates_structure_from_noise():
 
 def test_layer_weights_and_conv_pooling():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 16, 5), nn.Flatten(), nn.Linear(16, 20), nn.BatchNorm1d(20), nn.Linear(20, 10))
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 5), nn.Flatten(), nn.Linear(16, 20), nn.BatchNorm1d(20), nn.Linear(20, 10)
+    )
     layers = sp.layer_weights(model)
-    assert [(n, k, len(ms)) for n, k, ms in layers] == [("0", "conv", 25), ("2", "dense", 1), ("4", "dense", 1)]
+    assert [(n, k, len(ms)) for n, k, ms in layers] == [
+        ("0", "conv", 25),
+        ("2", "dense", 1),
+        ("4", "dense", 1),
+    ]
     w = model[0].weight.detach()
     torch.testing.assert_close(layers[0][2][7], w[:, :, 1, 2])
     df = sp.analyze_model(model)
@@ -130,9 +143,26 @@ def test_layer_weights_and_conv_pooling():
     assert conv["lambda_max"] == pytest.approx(raw[-1] / 2)  # WW conv2d_norm halves conv eigenvalues
     unnormed = sp.analyze_model(model, conv2d_norm=False)
     assert unnormed.iloc[0]["lambda_max"] == pytest.approx(raw[-1])
-    for col in ["layer_id", "name", "N", "M", "Q", "num_evals", "lambda_max", "alpha", "xmin", "D", "num_spikes",
-                "mp_softrank", "stable_rank", "log_norm", "log_spectral_norm", "alpha_weighted",
-                "log_alpha_norm", "rand_distance"]:
+    for col in [
+        "layer_id",
+        "name",
+        "N",
+        "M",
+        "Q",
+        "num_evals",
+        "lambda_max",
+        "alpha",
+        "xmin",
+        "D",
+        "num_spikes",
+        "mp_softrank",
+        "stable_rank",
+        "log_norm",
+        "log_spectral_norm",
+        "alpha_weighted",
+        "log_alpha_norm",
+        "rand_distance",
+    ]:
         assert col in df.columns
 
 

@@ -71,12 +71,16 @@ def layer_weights(model: nn.Module) -> list[tuple[str, str, list[torch.Tensor]]]
 def _as_matrix(m, where: str) -> torch.Tensor:
     t = torch.as_tensor(m)
     if t.dim() != 2 or min(t.shape) < 1:
-        raise SpectralError(f"{where}: expected a non-empty 2-D matrix, got shape {tuple(t.shape)}; "
-                            f"pass conv kernels through layer_weights() to split them into 2-D slices.")
+        raise SpectralError(
+            f"{where}: expected a non-empty 2-D matrix, got shape {tuple(t.shape)}; "
+            f"pass conv kernels through layer_weights() to split them into 2-D slices."
+        )
     if not torch.is_floating_point(t):
         t = t.double()
     if not bool(torch.isfinite(t).all()):
-        raise SpectralError(f"{where}: matrix of shape {tuple(t.shape)} holds NaN or inf; fix the weights first.")
+        raise SpectralError(
+            f"{where}: matrix of shape {tuple(t.shape)} holds NaN or inf; fix the weights first."
+        )
     return t
 
 
@@ -125,9 +129,16 @@ def fit_power_law(evals: np.ndarray, chunk: int = 512) -> dict:
     x = x[x > EVALS_THRESH]
     n_all = len(x)
     if n_all < 2 or x[0] == x[-1]:
-        return {"alpha": float("nan"), "xmin": float("nan"), "xmax": float(x[-1]) if n_all else float("nan"),
-                "D": float("nan"), "sigma": float("nan"), "num_pl_spikes": 0, "status": "failed",
-                "warning": "too few distinct eigenvalues"}
+        return {
+            "alpha": float("nan"),
+            "xmin": float("nan"),
+            "xmax": float(x[-1]) if n_all else float("nan"),
+            "D": float("nan"),
+            "sigma": float("nan"),
+            "num_pl_spikes": 0,
+            "status": "failed",
+            "warning": "too few distinct eigenvalues",
+        }
     logx = np.log(x)
     k = n_all - 1  # candidate xmins: all but the last point
     n_tail = (n_all - np.arange(k)).astype(np.float64)
@@ -149,11 +160,21 @@ def fit_power_law(evals: np.ndarray, chunk: int = 512) -> dict:
         ds[rows] = np.where(ok, d, 1.0)
     i = int(np.argmin(ds))
     alpha = float(alphas[i])
-    warning = "over-trained" if alpha < OVER_TRAINED_THRESH else ("under-trained" if alpha > UNDER_TRAINED_THRESH
-                                                                   else "")
-    return {"alpha": alpha, "xmin": float(x[i]), "xmax": float(x[-1]), "D": float(ds[i]),
-            "sigma": float((alpha - 1) / np.sqrt(n_tail[i])), "num_pl_spikes": int(n_tail[i]),
-            "status": "success", "warning": warning}
+    warning = (
+        "over-trained"
+        if alpha < OVER_TRAINED_THRESH
+        else ("under-trained" if alpha > UNDER_TRAINED_THRESH else "")
+    )
+    return {
+        "alpha": alpha,
+        "xmin": float(x[i]),
+        "xmax": float(x[-1]),
+        "D": float(ds[i]),
+        "sigma": float((alpha - 1) / np.sqrt(n_tail[i])),
+        "num_pl_spikes": int(n_tail[i]),
+        "status": "success",
+        "warning": warning,
+    }
 
 
 # ---------------------------------------------------------------- Marchenko–Pastur fit
@@ -165,15 +186,16 @@ def mp_density(x: np.ndarray, Q: float, sigma: np.ndarray | float) -> np.ndarray
     x: (P,) points; sigma: scalar or (S,) → returns (P,) or (S, P). Zero outside [λ₋, λ₊].
     """
     s2 = np.asarray(sigma, dtype=np.float64)[..., None]
-    lo, hi = s2 * (1 - Q ** -0.5) ** 2, s2 * (1 + Q ** -0.5) ** 2
+    lo, hi = s2 * (1 - Q**-0.5) ** 2, s2 * (1 + Q**-0.5) ** 2
     with np.errstate(invalid="ignore", divide="ignore"):
         val = Q / (2 * np.pi * s2 * x) * np.sqrt(np.clip((hi - x) * (x - lo), 0, None))
     out = np.nan_to_num(val, nan=0.0, posinf=0.0)
-    return out[0] if np.ndim(sigma) == 0 else out
+    return out
 
 
-def linear_kde(samples: np.ndarray, grid: np.ndarray, bandwidth: float = KDE_BANDWIDTH,
-               chunk: int = 4096) -> np.ndarray:
+def linear_kde(
+    samples: np.ndarray, grid: np.ndarray, bandwidth: float = KDE_BANDWIDTH, chunk: int = 4096
+) -> np.ndarray:
     """Linear-kernel density estimate (sklearn's 'linear' kernel): mean of max(0, 1 − |g − s|/h)/h."""
     dens = np.zeros(len(grid))
     for a in range(0, len(samples), chunk):
@@ -199,7 +221,7 @@ def fit_mp(evals: np.ndarray, Q: float, M: int | None = None) -> dict:
     w_scale2 = len(ev) / ev.sum()
     lam = ev * w_scale2
     lam_max = lam[-1]
-    edge = (1 + Q ** -0.5) ** 2
+    edge = (1 + Q**-0.5) ** 2
     s0 = np.sqrt(lam_max / edge)
     grid = np.linspace(0, lam_max + 0.5, 1000)
     kde = linear_kde(lam, grid)
@@ -210,22 +232,32 @@ def fit_mp(evals: np.ndarray, Q: float, M: int | None = None) -> dict:
     def loss(sig: np.ndarray) -> np.ndarray:
         sig = np.atleast_1d(sig)
         res = ((mp_density(xg, Q, sig**2) - yg) ** 2).sum(axis=-1)
-        b, a = (sig * (1 + Q ** -0.5)) ** 2, (sig * (1 - Q ** -0.5)) ** 2
+        b, a = (sig * (1 + Q**-0.5)) ** 2, (sig * (1 - Q**-0.5)) ** 2
         bad = (b < mode) | (b > xg.max()) | (a > mode)
         return np.where(bad, 1000.0**2 * len(yg), res)
 
     sigmas = s0 * np.arange(0.05, 2.0, 0.01)
     best = sigmas[int(np.argmin(loss(sigmas)))]
     step = 0.01 * s0
-    refined = optimize.minimize_scalar(lambda s: float(loss(s)[0]), bounds=(best - step, best + step),
-                                       method="bounded", options={"xatol": 1e-6 * s0})
+    refined = optimize.minimize_scalar(
+        lambda s: float(loss(s)[0]),
+        bounds=(best - step, best + step),
+        method="bounded",
+        options={"xatol": 1e-6 * s0},
+    )
     sigma = float(refined.x) if refined.fun <= loss(best)[0] else float(best)
-    bulk_max = (sigma * (1 + Q ** -0.5)) ** 2
-    bulk_min = (sigma * (1 - Q ** -0.5)) ** 2
+    bulk_max = (sigma * (1 + Q**-0.5)) ** 2
+    bulk_min = (sigma * (1 - Q**-0.5)) ** 2
     tw = Q**-0.5 * bulk_max ** (2 / 3) * M ** (-2 / 3)
-    return {"sigma_mp": sigma, "bulk_max": float(bulk_max), "bulk_min": float(bulk_min),
-            "bulk_max_raw": float(bulk_max / w_scale2), "num_spikes": int((lam > bulk_max + np.sqrt(tw)).sum()),
-            "mp_softrank": float(bulk_max / lam_max), "W_scale": float(np.sqrt(w_scale2))}
+    return {
+        "sigma_mp": sigma,
+        "bulk_max": float(bulk_max),
+        "bulk_min": float(bulk_min),
+        "bulk_max_raw": float(bulk_max / w_scale2),
+        "num_spikes": int((lam > bulk_max + np.sqrt(tw)).sum()),
+        "mp_softrank": float(bulk_max / lam_max),
+        "W_scale": float(np.sqrt(w_scale2)),
+    }
 
 
 # ---------------------------------------------------------------- norms, randomisation, all metrics
@@ -241,11 +273,16 @@ def norm_metrics(evals: np.ndarray, alpha: float) -> dict:
     rank = max(len(pos), 2)
     with np.errstate(over="ignore"):
         alpha_norm = float(np.sum(pos**alpha)) if np.isfinite(alpha) else float("nan")
-    return {"norm": total, "log_norm": float(np.log10(total)), "spectral_norm": lmax,
-            "log_spectral_norm": float(np.log10(lmax)), "stable_rank": total / lmax,
-            "alpha_weighted": float(alpha * np.log10(lmax)),
-            "log_alpha_norm": float(np.log10(alpha_norm)) if alpha_norm > 0 else float("nan"),
-            "entropy": float(-(p * np.log(p)).sum() / np.log(rank))}
+    return {
+        "norm": total,
+        "log_norm": float(np.log10(total)),
+        "spectral_norm": lmax,
+        "log_spectral_norm": float(np.log10(lmax)),
+        "stable_rank": total / lmax,
+        "alpha_weighted": float(alpha * np.log10(lmax)),
+        "log_alpha_norm": float(np.log10(alpha_norm)) if alpha_norm > 0 else float("nan"),
+        "entropy": float(-(p * np.log(p)).sum() / np.log(rank)),
+    }
 
 
 def shuffled(mats: Sequence[torch.Tensor], seed: int = 0) -> list[torch.Tensor]:
@@ -271,15 +308,26 @@ def esd_metrics(evals: np.ndarray, Q: float, M: int, mp_fit: bool = True) -> dic
     """Every per-ESD metric (power law, norms, MP fit, rank loss) from one ESD, raw units.
 
     Use it directly for an ESD pooled over several matrices (e.g. the same layer over seeds).
+    rank_loss: #singular values ≤ σ_max·N·eps (numpy's matrix_rank rule, as WW); meaningful only for
+    ESDs from esd(..., accurate=True) — Gram eigenvalues resolve λ only to ~1e-16·λ_max. weak_rank_loss:
+    #eigenvalues < 1e-6 (WW's tolerance), robust either way.
     """
     ev = np.sort(np.asarray(evals, dtype=np.float64).ravel())
     if len(ev) < 2 or ev[-1] <= 0:
-        raise SpectralError(f"esd_metrics: need ≥ 2 eigenvalues and a non-zero matrix (got {len(ev)} "
-                            f"eigenvalues, max {ev[-1] if len(ev) else None}).")
+        raise SpectralError(
+            f"esd_metrics: need ≥ 2 eigenvalues and a non-zero matrix (got {len(ev)} "
+            f"eigenvalues, max {ev[-1] if len(ev) else None})."
+        )
     pl = fit_power_law(ev)
-    row = {"num_evals": len(ev), "lambda_max": float(ev[-1]), "sv_max": float(np.sqrt(ev[-1])),
-           "rank_loss": int((ev <= ev[-1] * M * np.finfo(np.float64).eps).sum()),
-           "weak_rank_loss": int((ev < RANK_TOL).sum()), **pl, **norm_metrics(ev, pl["alpha"])}
+    row = {
+        "num_evals": len(ev),
+        "lambda_max": float(ev[-1]),
+        "sv_max": float(np.sqrt(ev[-1])),
+        "rank_loss": int((np.sqrt(ev) <= np.sqrt(ev[-1]) * Q * M * np.finfo(np.float64).eps).sum()),
+        "weak_rank_loss": int((ev < RANK_TOL).sum()),
+        **pl,
+        **norm_metrics(ev, pl["alpha"]),
+    }
     if mp_fit:
         row.update(fit_mp(ev, Q, M))
     return row
@@ -288,9 +336,17 @@ def esd_metrics(evals: np.ndarray, Q: float, M: int, mp_fit: bool = True) -> dic
 NamedMats = Iterable[tuple[str, str, Sequence]] | dict
 
 
-def analyze_matrices(named_mats: NamedMats, *, conv2d_norm: bool = True, mp_fit: bool = True,
-                     randomize: bool = True, min_evals: int = DEFAULT_MIN_EVALS,
-                     max_evals: int = DEFAULT_MAX_EVALS, max_N: int = DEFAULT_MAX_N, seed: int = 0) -> pd.DataFrame:
+def analyze_matrices(
+    named_mats: NamedMats,
+    *,
+    conv2d_norm: bool = True,
+    mp_fit: bool = True,
+    randomize: bool = True,
+    min_evals: int = DEFAULT_MIN_EVALS,
+    max_evals: int = DEFAULT_MAX_EVALS,
+    max_N: int = DEFAULT_MAX_N,
+    seed: int = 0,
+) -> pd.DataFrame:
     """One row per layer with WW's column names (layer_id, name, N, M, Q, num_evals, lambda_max, alpha,
     xmin, D, num_spikes, mp_softrank, stable_rank, log_norm, log_spectral_norm, alpha_weighted,
     log_alpha_norm, rand_distance, …).
@@ -300,12 +356,15 @@ def analyze_matrices(named_mats: NamedMats, *, conv2d_norm: bool = True, mp_fit:
     N > max_N are skipped, as in WW. randomize adds rand_distance / ww_softrank / ww_maxdist from an
     element-shuffled copy (seeded by `seed`).
     """
-    items = ([(k, "dense", v) for k, v in named_mats.items()] if isinstance(named_mats, dict)
-             else list(named_mats))
+    items = (
+        [(k, "dense", v) for k, v in named_mats.items()] if isinstance(named_mats, dict) else list(named_mats)
+    )
     rows = []
     for layer_id, item in enumerate(items):
         if len(item) != 3:
-            raise SpectralError(f"analyze_matrices: item #{layer_id} must be (name, kind, matrices), got {item!r:.80}.")
+            raise SpectralError(
+                f"analyze_matrices: item #{layer_id} must be (name, kind, matrices), got {item!r:.80}."
+            )
         name, kind, mats = item
         if kind not in ("dense", "conv"):
             raise SpectralError(f"analyze_matrices: layer {name!r} has kind {kind!r}; use 'dense' or 'conv'.")
@@ -322,12 +381,26 @@ def analyze_matrices(named_mats: NamedMats, *, conv2d_norm: bool = True, mp_fit:
         if kind == "conv" and conv2d_norm:
             mats = [m / np.sqrt(2.0) for m in mats]
         ev = esd(mats, where=f"layer {name!r}")
-        row = {"layer_id": layer_id, "name": name, "kind": kind, "N": n_dim, "M": m_dim, "rf": rf,
-               "Q": n_dim / m_dim, **esd_metrics(ev, n_dim / m_dim, m_dim, mp_fit=mp_fit and ev[-1] > 0)}
+        row = {
+            "layer_id": layer_id,
+            "name": name,
+            "kind": kind,
+            "N": n_dim,
+            "M": m_dim,
+            "rf": rf,
+            "Q": n_dim / m_dim,
+            **esd_metrics(ev, n_dim / m_dim, m_dim, mp_fit=mp_fit and ev[-1] > 0),
+        }
         if randomize:
             rand = esd(shuffled(mats, seed), where=f"layer {name!r} (shuffled)")
-            row.update({"rand_distance": jensen_shannon_distance(ev, rand), "max_rand_eval": float(rand[-1]),
-                        "ww_softrank": float(rand[-1] / ev[-1]), "ww_maxdist": float(ev[-1] - rand[-1])})
+            row.update(
+                {
+                    "rand_distance": jensen_shannon_distance(ev, rand),
+                    "max_rand_eval": float(rand[-1]),
+                    "ww_softrank": float(rand[-1] / ev[-1]),
+                    "ww_maxdist": float(ev[-1] - rand[-1]),
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 

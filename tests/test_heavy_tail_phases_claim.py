@@ -1,0 +1,147 @@
+"""MiniAlexNet, the loss, the 5+1 phase classifier and the claim's statistics on known answers."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from claimbench.claims import heavy_tail_phases as claim
+from claimbench.errors import ClaimbenchError, ParamsError
+from claimbench.metrics import spectral as sp
+from claimbench.metrics.phases import PHASE_INDEX, adjacent_inversions, classify_phase
+from claimbench.models.mini_alexnet import MiniAlexNet, mse_on_softmax
+from claimbench.params import build_config
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_mini_alexnet_shapes_and_init(channels):
+    torch.manual_seed(0)
+    model = MiniAlexNet(in_channels=channels)
+    assert model(torch.randn(2, channels, 28, 28)).shape == (2, 10)
+    assert tuple(model.fc1.weight.shape) == (384, 4096) and tuple(model.fc2.weight.shape) == (192, 384)
+    w = model.fc1.weight
+    sigma = math.sqrt(2 / (4096 + 384))
+    assert w.abs().max() <= 2 * sigma + 1e-7  # truncated at ±2σ
+    assert w.std().item() == pytest.approx(0.8796 * sigma, rel=0.02)  # std of a ±2σ-truncated normal
+    assert torch.all(model.fc1.bias == 0.1) and torch.all(model.conv1.bias == 0.1)
+    with pytest.raises(ValueError, match="28×28"):
+        model(torch.randn(1, channels, 32, 32))
+
+
+def test_fc1_esd_at_init_matches_paper_scale():
+    # Spec §A.1: the authors' epoch-0 MP fit has σ ≈ 1.19–1.20 and λ_max ≈ 2.45 in raw units.
+    torch.manual_seed(1)
+    w = MiniAlexNet(3).fc1.weight.detach()
+    ev = sp.esd(w)
+    assert ev[-1] == pytest.approx(2.4, abs=0.15)
+    assert classify_phase(ev, **_fits(ev, w.shape)) == "Random-like"
+
+
+def test_mse_on_softmax_known_value():
+    loss = mse_on_softmax(torch.zeros(4, 10), torch.tensor([0, 1, 2, 3]))
+    assert loss.item() == pytest.approx((0.9**2 + 9 * 0.1**2) / 10)
+
+
+def _fits(ev, shape):
+    n, m = max(shape), min(shape)
+    mp, pl = sp.fit_mp(ev, n / m), sp.fit_power_law(ev)
+    return {
+        "num_spikes": mp["num_spikes"],
+        "mp_softrank": mp["mp_softrank"],
+        "alpha": pl["alpha"],
+        "D": pl["D"],
+    }
+
+
+def test_phase_classifier_on_known_matrices():
+    rng = np.random.default_rng(0)
+    gauss = rng.standard_normal((2000, 200))
+    pareto = (rng.pareto(1.5, (2000, 200)) + 1) * rng.choice([-1.0, 1.0], (2000, 200))
+    low_rank = rng.standard_normal((2000, 20)) @ rng.standard_normal((20, 200))
+    for w, want in ((gauss, "Random-like"), (pareto, "Heavy-Tailed"), (low_rank, "Rank-collapse")):
+        ev = sp.esd(w)
+        assert classify_phase(ev, **_fits(ev, w.shape)) == want
+
+
+@pytest.mark.parametrize(
+    ("spikes", "softrank", "alpha", "want"),
+    [
+        (0, 0.5, 3.0, "Random-like"),
+        (3, 0.99, 8.0, "Random-like"),
+        (3, 0.9, 8.0, "Bleeding-out"),
+        (9, 0.7, 7.0, "Bulk+Spikes"),
+        (40, 0.4, 5.0, "Bulk-decay"),
+        (80, 0.1, 5.0, "Bulk-decay"),
+        (80, 0.1, 3.0, "Heavy-Tailed"),
+    ],
+)
+def test_phase_thresholds(spikes, softrank, alpha, want):
+    ev = np.linspace(0.5, 2.0, 100)
+    assert classify_phase(ev, spikes, softrank, alpha, D=0.05) == want
+
+
+def test_phase_errors_and_inversions():
+    with pytest.raises(ClaimbenchError, match="soft rank"):
+        classify_phase(np.ones(3), 0, float("nan"), 2.0, 0.1)
+    assert adjacent_inversions([4, 3, 2, 1, 0]) == 0
+    assert adjacent_inversions([4, 2, 3, 1, 0]) == 1
+    assert adjacent_inversions([0, 1, 2]) == 2
+    assert PHASE_INDEX["Heavy-Tailed"] == 4
+
+
+def test_spearman_with_bootstrap_ci():
+    bs = np.repeat([2.0, 8, 32, 128], 3)
+    rising = bs + np.tile([0.1, 0.2, 0.3], 4)
+    rho, lo, hi = claim.spearman_with_ci(bs, rising, bs, seed=0)
+    assert rho == pytest.approx(stats.spearmanr(bs, rising).statistic) and rho > 0.97  # < 1: ties in bs
+    assert 0 < lo <= hi <= 1
+    rho, lo, _ = claim.spearman_with_ci(bs, -rising, bs, seed=0)
+    assert rho < -0.97 and lo < 0
+    rho, lo, _ = claim.spearman_with_ci(bs, np.ones_like(bs), bs, seed=0)
+    assert math.isnan(rho) and math.isnan(lo)
+    assert claim.spearman_rows(np.array([[1.0, 2, 3, 4]]), np.array([[1.0, 3, 2, 4]]))[0] == pytest.approx(
+        0.8
+    )
+
+
+def test_config_rejects_a_sweep_without_two_sizes_or_seeds():
+    with pytest.raises(ParamsError, match="batch_sizes"):
+        build_config(claim.Config, {"batch_sizes": [8], "seeds": [0, 1], "epochs": 1}, "heavy_tail_phases.ci")
+    with pytest.raises(ParamsError, match="batch_sizes"):
+        build_config(
+            claim.Config, {"batch_sizes": [0, 8], "seeds": [0, 1], "epochs": 1}, "heavy_tail_phases.ci"
+        )
+
+
+def test_run_key_ignores_sweep_lists_and_workers():
+    a = build_config(claim.Config, {"batch_sizes": [2, 8], "seeds": [0, 1], "epochs": 2}, "x")
+    b = build_config(
+        claim.Config, {"batch_sizes": [2, 8, 32], "seeds": [0, 1, 2], "epochs": 2, "workers": 2}, "x"
+    )
+    assert claim.run_key(a, 8, 1) == claim.run_key(b, 8, 1)
+    assert claim.run_key(a, 8, 1) != claim.run_key(a, 2, 1)
+
+
+def test_cifar10_split_is_centre_cropped_and_standardised(tmp_path):
+    import pickle
+
+    folder = tmp_path / "cifar10" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        images = rng.integers(0, 256, (20, 3 * 32 * 32), dtype=np.uint8)
+        batch = {"data": images, "labels": list(range(10)) * 2}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    cfg = build_config(
+        claim.Config,
+        {"dataset": "cifar10", "batch_sizes": [2, 8], "seeds": [0, 1], "epochs": 1, "train_per_class": 3},
+        "x",
+    )
+    x, y = claim.load_split(cfg, "train", str(tmp_path))
+    assert x.shape == (30, 3, 28, 28) and torch.bincount(y).tolist() == [3] * 10
+    flat = x.flatten(1)
+    assert flat.mean(1).abs().max() < 1e-5 and (flat.std(1, unbiased=False) - 1).abs().max() < 1e-4
+    tx, _ = claim.load_split(cfg, "test", str(tmp_path))
+    assert tx.shape == (20, 3, 28, 28)
