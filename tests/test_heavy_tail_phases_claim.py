@@ -10,6 +10,7 @@ from scipy import stats
 from claimbench.claims import heavy_tail_phases as claim
 from claimbench.errors import ClaimbenchError, ParamsError
 from claimbench.metrics import spectral as sp
+from claimbench.metrics.correlation import spearman_rho
 from claimbench.metrics.phases import PHASE_INDEX, adjacent_inversions, classify_phase
 from claimbench.models.mini_alexnet import MiniAlexNet, mse_on_softmax
 from claimbench.params import build_config
@@ -101,7 +102,7 @@ def test_spearman_with_bootstrap_ci():
     assert rho < -0.97 and lo < 0
     rho, lo, _ = claim.spearman_with_ci(bs, np.ones_like(bs), bs, seed=0)
     assert math.isnan(rho) and math.isnan(lo)
-    assert claim.spearman_rows(np.array([[1.0, 2, 3, 4]]), np.array([[1.0, 3, 2, 4]]))[0] == pytest.approx(
+    assert spearman_rho(np.array([[1.0, 2, 3, 4]]), np.array([[1.0, 3, 2, 4]]))[0] == pytest.approx(
         0.8
     )
 

@@ -22,7 +22,6 @@ bs 2, versus 2.5 M in the paper — phases depend on training length.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -36,19 +35,19 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 
 from claimbench import plotting
 from claimbench.data import balanced_subset, derive_seed, load_images, random_subset, standardize_per_image
 from claimbench.errors import CacheError, ParamsError
 from claimbench.metrics import spectral
+from claimbench.metrics.correlation import spearman_rho
 from claimbench.metrics.phases import PHASE_INDEX, adjacent_inversions, classify_phase
 from claimbench.models.mini_alexnet import MiniAlexNet, mse_on_softmax
 from claimbench.params import positive
 from claimbench.results import ClaimResult
 from claimbench.stage import Context
 from claimbench.sweep import DONE, run_cached, run_dir
-from claimbench.train import TrainConfig, fit, prepare_model, seed_everything
+from claimbench.train import TrainConfig, cpu_threads, fit, prepare_model, seed_everything
 
 CLAIM_ID = "heavy_tail_phases"
 LAYERS = ("fc1", "fc2")
@@ -185,7 +184,7 @@ def train(ctx: Context) -> None:
                 )
         return
     # CPU: small batches run faster on 1 thread than on 2, and are immune to oversubscription.
-    with cpu_threads(1 if ctx.device.type == "cpu" else torch.get_num_threads()):
+    with cpu_threads(1, ctx.device):
         for bs, s in jobs:
             rec = run_cached(
                 base,
@@ -220,26 +219,17 @@ def layer_row(evals: np.ndarray, shape: tuple[int, int], spikes_m: int) -> dict:
     return row
 
 
-def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman ρ of each row pair of x, y (B, n) (average ranks for ties); NaN where a row is constant."""
-    rx, ry = stats.rankdata(x, axis=-1), stats.rankdata(y, axis=-1)
-    rx, ry = rx - rx.mean(-1, keepdims=True), ry - ry.mean(-1, keepdims=True)
-    den = np.sqrt((rx**2).sum(-1) * (ry**2).sum(-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (rx * ry).sum(-1) / den, np.nan)
-
-
 def spearman_with_ci(
     x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int
 ) -> tuple[float, float, float]:
     """Spearman ρ(x, y) over runs and a 95% percentile CI from a bootstrap that resamples runs (seeds)
     within each batch size (BOOTSTRAP_REPS resamples). CI is NaN if ρ is, or if most resamples are
     constant."""
-    point = float(spearman_rows(x[None], y[None])[0])
+    point = float(spearman_rho(x[None], y[None])[0])
     rng = np.random.default_rng(seed)
     members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
     idx = np.concatenate([m[rng.integers(0, len(m), (BOOTSTRAP_REPS, len(m)))] for m in members], axis=1)
-    boots = spearman_rows(x[idx], y[idx])
+    boots = spearman_rho(x[idx], y[idx])
     boots = boots[np.isfinite(boots)]
     if not np.isfinite(point) or len(boots) < BOOTSTRAP_REPS // 2:
         return point, float("nan"), float("nan")
@@ -247,20 +237,8 @@ def spearman_with_ci(
     return point, float(lo), float(hi)
 
 
-@contextlib.contextmanager
-def cpu_threads(n: int):
-    """Temporarily use n intra-op threads (small matmuls and eigensolves on a shared 2-core CPU run
-    faster on 1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def analyse(ctx: Context) -> ClaimResult:
-    with cpu_threads(1):
+    with cpu_threads(1, ctx.device):
         return _analyse(ctx)
 
 

@@ -21,7 +21,6 @@ one H100 but never run (no GPU was available); paper: PGDL's protocol on CIFAR-1
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import threading
@@ -45,7 +44,7 @@ from claimbench.params import in_unit_interval, positive
 from claimbench.results import ClaimResult
 from claimbench.stage import Context
 from claimbench.sweep import is_done, run_cached, run_dir
-from claimbench.train import TrainConfig, evaluate, fit, prepare_model, seed_everything
+from claimbench.train import TrainConfig, cpu_threads, evaluate, fit, prepare_model, seed_everything
 
 CLAIM_ID = "simpson_paradox"
 
@@ -151,18 +150,6 @@ def sweep_key(hp: dict, cfg: Config) -> dict:
     recipe = {k: v for k, v in asdict(cfg).items()
               if k not in ("parallel_models", "cpu_threads", "n_boot", "min_evals", "pgdl_task", *hp)}
     return {**hp, **recipe}
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int, device: torch.device):
-    """Run with n torch intra-op threads on CPU (restored afterwards); no-op on CUDA."""
-    prev = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
 
 
 def train(ctx: Context) -> None:

@@ -10,6 +10,7 @@ import math
 import numpy as np
 from scipy.stats import rankdata
 
+from claimbench.metrics.correlation import spearman_rho
 from claimbench.metrics.example_scores import ScoreInputError
 
 
@@ -25,9 +26,7 @@ def spearman(a, b) -> float:
     x, y = _vec(a, "a"), _vec(b, "b")
     if len(x) != len(y) or len(x) < 2:
         raise ScoreInputError(f"spearman needs two vectors of equal length ≥ 2; got {len(x)} and {len(y)}.")
-    rx, ry = rankdata(x) - (len(x) + 1) / 2, rankdata(y) - (len(y) + 1) / 2
-    denom = math.sqrt(float((rx * rx).sum() * (ry * ry).sum()))
-    return float((rx * ry).sum() / denom) if denom > 0 else float("nan")
+    return float(spearman_rho(x, y))
 
 
 def auroc(scores, positive) -> float:
