@@ -9,10 +9,10 @@ Source: Li, You, Bhojanapalli et al., ICLR 2023, arXiv 2210.06313; spec /work/sh
 Ours: timm ViTs (two sizes) on Fashion-MNIST, a nanoGPT-style char LM on Tiny Shakespeare, variants
 (random labels; Gaussian inputs + random labels; Top-k; optional 40% label noise), a timm MLP-Mixer and a
 2-layer MLP. Nonzero % is measured by forward hooks (fp32, eval mode) at log-spaced steps.
-Expected cost (measured on a shared 2-core CPU at load 4–9, so pessimistic): ci ≈ 80 s (38 s CPU time);
-quick ≈ 12 min wall (13.8 min CPU time; estimated 6–7 min uncontended); gpu ≈ 3 min on one H100 (not yet
-measured); paper = larger ViT / LM on the same data for 60k steps (hours). The paper's own runs (ViT-B/16
-on ImageNet-21k, T5-Base on C4) are far beyond this suite.
+Expected cost (2-core CPU): ci ≈ 7 s wall from scratch; quick ≈ 4.5 min wall (measured at load 1–2;
+12 min when the CPU was shared at load 4–9); gpu ≈ 3 min on one H100 (not yet measured); paper = larger
+ViT / LM on the same data for 60k steps (hours). The paper's own runs (ViT-B/16 on ImageNet-21k, T5-Base
+on C4) are far beyond this suite.
 """
 
 from __future__ import annotations
