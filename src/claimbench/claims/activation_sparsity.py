@@ -184,7 +184,8 @@ def train_image_run(ctx: Context, task: ImageTask, name: str, build, x: torch.Te
         tracker = SparsityTracker(probes, marks)
         fit(model, (x, y), image_train_config(cfg, steps), seed=derive_seed(name, cfg.seed, "data"),
             callbacks=[tracker], checkpoint=run_dir / "checkpoint.pt", desc=name)
-        rec = {"curve": tracker.records, "device": str(ctx.device), "steps_per_epoch": len(x) // cfg.batch_size, "total_steps": steps}
+        rec = {"curve": tracker.records, "device": str(ctx.device), "steps_per_epoch": len(x) // cfg.batch_size,
+               "total_steps": steps}
         if classify:
             rec.update(classifier_metrics(model, task, cfg))
         return rec
@@ -225,21 +226,27 @@ def run_plan(ctx: Context) -> dict:
     task = image_task(ctx)
     n, small = len(task.y_train), cfg.vit_small
     k = max(1, round(d_ff(small) * cfg.topk_fraction))
-    vit_small = lambda topk=None: vit(**asdict(small), patch_size=cfg.patch_size, topk=topk)
+
+    def vit_small(topk=None):
+        return vit(**asdict(small), patch_size=cfg.patch_size, topk=topk)
+
+    def vit_large():
+        return vit(**asdict(cfg.vit_large), patch_size=cfg.patch_size)
+
     y_rand = random_labels(n, 10, derive_seed("random_labels", cfg.seed)).to(ctx.device)
     x_rand = gaussian_images(n, (1, 28, 28), derive_seed("random_inputs", cfg.seed)).to(ctx.device)
+    xs, ys = task.x_train, task.y_train
     runs = {
-        "vit_small": train_image_run(ctx, task, "vit_small", vit_small, task.x_train, task.y_train, cfg.steps, True),
-        "vit_large": train_image_run(ctx, task, "vit_large", lambda: vit(**asdict(cfg.vit_large), patch_size=cfg.patch_size),
-                                     task.x_train, task.y_train, cfg.steps, True),
-        "vit_topk": train_image_run(ctx, task, "vit_topk", lambda: vit_small(k), task.x_train, task.y_train, cfg.steps, True),
-        "random_labels": train_image_run(ctx, task, "random_labels", vit_small, task.x_train, y_rand, cfg.variant_steps,
+        "vit_small": train_image_run(ctx, task, "vit_small", vit_small, xs, ys, cfg.steps, True),
+        "vit_large": train_image_run(ctx, task, "vit_large", vit_large, xs, ys, cfg.steps, True),
+        "vit_topk": train_image_run(ctx, task, "vit_topk", lambda: vit_small(k), xs, ys, cfg.steps, True),
+        "random_labels": train_image_run(ctx, task, "random_labels", vit_small, xs, y_rand, cfg.variant_steps, False),
+        "random_inputs": train_image_run(ctx, task, "random_inputs", vit_small, x_rand, y_rand, cfg.variant_steps,
                                          False),
-        "random_inputs": train_image_run(ctx, task, "random_inputs", vit_small, x_rand, y_rand, cfg.variant_steps, False),
         "char_lm": train_char_lm(ctx),
         "mixer": train_image_run(ctx, task, "mixer", lambda: mixer(cfg.mixer_dim, cfg.mixer_depth, cfg.patch_size),
-                                 task.x_train, task.y_train, cfg.other_steps, True),
-        "mlp": train_image_run(ctx, task, "mlp", lambda: TwoLayerMLP(28 * 28, cfg.mlp_hidden), task.x_train, task.y_train,
+                                 xs, ys, cfg.other_steps, True),
+        "mlp": train_image_run(ctx, task, "mlp", lambda: TwoLayerMLP(28 * 28, cfg.mlp_hidden), xs, ys,
                                cfg.other_steps, True),
     }
     if cfg.label_noise > 0:

@@ -112,7 +112,8 @@ class CharTransformer(nn.Module):
         return self.head(self.ln_f(x))
 
 
-def char_windows(tokens: torch.Tensor, block_size: int, max_windows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def char_windows(tokens: torch.Tensor, block_size: int,
+                 max_windows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Non-overlapping (inputs, next-char targets) windows: two int64 tensors (N, block_size)."""
     n = (len(tokens) - 1) // block_size
     if max_windows is not None:
