@@ -50,10 +50,12 @@ def device_name(device: torch.device) -> str:
 
 
 def provenance(device: torch.device, wall_s: float, seeds: list[int], scale: str, extra: dict | None = None) -> dict:
-    """Where and how a number was made. git_dirty is True when the tree had uncommitted changes."""
+    """Where and how a number was made. git_dirty: the tracked code/config had uncommitted changes."""
     import torchvision
 
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    # What the pipeline itself rewrites mid-run (lock, results, README table) does not make the code dirty.
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                  ":!dvc.lock", ":!results", ":!README.md")
     return {
         "git_sha": _git("rev-parse", "HEAD"),
         "git_dirty": bool(status) if status is not None else None,
