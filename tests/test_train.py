@@ -56,18 +56,39 @@ def test_same_seed_bit_identical_and_other_seed_differs():
     assert not torch.equal(weights(a), weights(c))
 
 
+class KillAfterCheckpoint(Callback):
+    """Raises at the end of epoch `at` + 1, i.e. after epoch `at`'s checkpoint was written: a kill."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def on_epoch_end(self, state):
+        if state.epoch == self.at + 1:
+            raise KeyboardInterrupt
+
+
 def test_resume_after_kill_gives_identical_weights_and_callback_state(tmp_path):
     ref, rec_ref = model(), StepRecorder()
     fit(ref, data(), CFG, seed=1, callbacks=[rec_ref])
     ck = tmp_path / "ck.pt"
     killed, rec1 = model(), StepRecorder()
-    fit(killed, data(), CFG, seed=1, checkpoint=ck, callbacks=[rec1], stop_when=lambda s: s.epoch == 2)
-    assert ck.exists()
+    with pytest.raises(KeyboardInterrupt):
+        fit(killed, data(), CFG, seed=1, checkpoint=ck, callbacks=[rec1, KillAfterCheckpoint(2)])
+    assert ck.exists() and torch.load(ck, weights_only=False)["epoch"] == 2
     resumed, rec2 = model(seed=99), StepRecorder()  # different init: everything must come from the checkpoint
     state = fit(resumed, data(), CFG, seed=1, checkpoint=ck, callbacks=[rec2])
     assert state.epoch == 4 and state.step == CFG.total_steps(200)
     assert torch.equal(weights(ref), weights(resumed))
     assert rec2.steps == rec_ref.steps
+
+
+def test_a_stopped_run_stays_stopped_on_resume(tmp_path):
+    ck = tmp_path / "ck.pt"
+    stopped = model()
+    fit(stopped, data(), CFG, seed=1, checkpoint=ck, stop_when=lambda s: s.epoch == 2)
+    resumed = model(seed=99)
+    state = fit(resumed, data(), CFG, seed=1, checkpoint=ck)
+    assert state.epoch == 2 and torch.equal(weights(stopped), weights(resumed))
 
 
 def test_checkpoint_of_another_config_or_corrupt_is_a_clear_error(tmp_path):

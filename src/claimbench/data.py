@@ -186,17 +186,20 @@ class CharCorpus:
         return self.tokens[:n], self.tokens[n:]
 
 
-def load_tinyshakespeare(root: str | Path | None = None) -> CharCorpus:
+def tinyshakespeare_dir(root: str | Path | None = None) -> Path:
+    """First folder holding Tiny Shakespeare's input.txt."""
     tried = candidate_dirs("tinyshakespeare", root)
     for folder in tried:
-        path = folder / "input.txt"
-        if path.exists():
-            text = path.read_text(encoding="utf-8")
-            vocab = "".join(sorted(set(text)))
-            lut = {c: i for i, c in enumerate(vocab)}
-            tokens = torch.tensor([lut[c] for c in text], dtype=torch.int64)
-            return CharCorpus(tokens, vocab)
+        if (folder / "input.txt").exists():
+            return folder
     raise _missing("tinyshakespeare", tried, "input.txt")
+
+
+def load_tinyshakespeare(root: str | Path | None = None) -> CharCorpus:
+    text = (tinyshakespeare_dir(root) / "input.txt").read_text(encoding="utf-8")
+    vocab = "".join(sorted(set(text)))
+    lut = {c: i for i, c in enumerate(vocab)}
+    return CharCorpus(torch.tensor([lut[c] for c in text], dtype=torch.int64), vocab)
 
 
 # ---------------------------------------------------------------- helpers
@@ -289,7 +292,7 @@ def normalize(x: torch.Tensor, mean: torch.Tensor | None = None, std: torch.Tens
 def fetch(root: str | Path | None = None, online: bool = True) -> dict[str, str]:
     """Make the default datasets available; return name -> folder. Downloads only if not found."""
     found = {}
-    for name, locate in (("fashion-mnist", fashion_mnist_dir), ("tinyshakespeare", _shakespeare_dir)):
+    for name, locate in (("fashion-mnist", fashion_mnist_dir), ("tinyshakespeare", tinyshakespeare_dir)):
         try:
             found[name] = str(locate(root))
         except DataError:
@@ -297,13 +300,6 @@ def fetch(root: str | Path | None = None, online: bool = True) -> dict[str, str]
                 raise
             found[name] = str(_download(name))
     return found
-
-
-def _shakespeare_dir(root=None) -> Path:
-    for folder in candidate_dirs("tinyshakespeare", root):
-        if (folder / "input.txt").exists():
-            return folder
-    raise _missing("tinyshakespeare", candidate_dirs("tinyshakespeare", root), "input.txt")
 
 
 def _download(name: str) -> Path:

@@ -252,7 +252,8 @@ def fit(
 
     eval_every: evaluate on eval_sets every this many epochs (and at the end); 0 = only at the end.
     checkpoint: file to save/resume; a checkpoint of a different run (config hash) is an error.
-    stop_when: checked after each epoch (e.g. early stopping); the run ends when it returns True.
+    stop_when: checked after each epoch (e.g. early stopping); the run ends when it returns True, and a
+    resume from that checkpoint stays stopped.
     Returns the final TrainState; state.history has one dict per evaluation.
     """
     x, y = train
@@ -274,6 +275,7 @@ def fit(
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         state.step, state.epoch, state.history = ck["step"], ck["epoch"], ck["history"]
+        stopped = ck.get("stopped", False)
         g.set_state(ck["data_rng"])
         torch.set_rng_state(ck["torch_rng"])
         if device.type == "cuda" and ck.get("cuda_rng") is not None:
@@ -281,6 +283,7 @@ def fit(
         for cb, cs in zip(callbacks, ck["callbacks"]):
             cb.load_state_dict(cs)
     else:
+        stopped = False
         torch.manual_seed(int(seed) + 1)  # dropout etc.: the run must not depend on what ran before it
         for cb in callbacks:
             cb.on_start(state)
@@ -294,7 +297,7 @@ def fit(
             "step": state.step, "epoch": state.epoch, "history": state.history,
             "data_rng": g.get_state(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-            "callbacks": [cb.state_dict() for cb in callbacks],
+            "callbacks": [cb.state_dict() for cb in callbacks], "stopped": stopped,
         }, Path(checkpoint))
 
     def run_eval() -> None:
@@ -308,7 +311,7 @@ def fit(
     bar = tqdm(total=total, initial=state.step, desc=desc, leave=False, file=sys.stderr,
                disable=None, mininterval=2.0 if sys.stderr.isatty() else 30.0)
     model.train()
-    done = state.step >= total
+    done = stopped or state.step >= total
     while not done:
         perm = torch.randperm(n, generator=g)
         loss_sum, loss_count = torch.zeros((), device=device), 0
@@ -348,7 +351,7 @@ def fit(
         for cb in callbacks:
             cb.on_epoch_end(state)
         if stop_when is not None and stop_when(state):
-            done = True
+            done = stopped = True
         if done or state.epoch % cfg.checkpoint_every == 0:
             save()
     bar.close()

@@ -27,6 +27,7 @@ import torch
 from claimbench.data import (
     derive_seed,
     gaussian_images,
+    generator,
     inject_label_noise,
     load_fashion_mnist,
     load_tinyshakespeare,
@@ -153,7 +154,7 @@ def d_ff(size: ViTSize) -> int:
 def classifier_metrics(model: torch.nn.Module, task: ImageTask, cfg: Config) -> dict:
     """Test accuracy (%), ECE (15 bins), reliability bins, accuracy (%) under Gaussian-noise corruption."""
     logits = predict(model, task.x_test)
-    g = torch.Generator().manual_seed(derive_seed("corruption", cfg.seed))
+    g = generator(derive_seed("corruption", cfg.seed))
     noise = torch.randn(task.x_test_raw.shape, generator=g).to(task.x_test_raw.device) * cfg.corruption_sigma
     x_noisy = ((task.x_test_raw + noise).clamp(0, 1) - task.mean) / task.std
     noisy_logits = predict(model, x_noisy)

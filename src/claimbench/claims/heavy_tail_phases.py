@@ -292,8 +292,8 @@ def _analyse(ctx: Context) -> ClaimResult:
     acc = runs.groupby("batch_size").agg(
         train_acc=("train_acc", "mean"),
         test_acc=("test_acc", "mean"),
-        test_acc_se=("test_acc", lambda v: v.std(ddof=1) / math.sqrt(len(v))),
-        train_acc_se=("train_acc", lambda v: v.std(ddof=1) / math.sqrt(len(v))),
+        test_acc_se=("test_acc", "sem"),
+        train_acc_se=("train_acc", "sem"),
     )
     table = table.merge(acc.reset_index(), on="batch_size")
     table["gap"] = table["train_acc"] - table["test_acc"]
