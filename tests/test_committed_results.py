@@ -12,6 +12,7 @@ from conftest import FIXTURES, REPO
 
 from claimbench import audit
 from claimbench.cards import all_cards, parse_card
+from claimbench.results import DVC_METRICS, dvc_metrics
 
 
 def test_every_committed_result_matches_its_card_statistics_and_provenance():
@@ -39,6 +40,7 @@ def toy_result(tmp_path):
     rec = json.loads((d / "metrics.json").read_text())
     rec["provenance"]["statistics_sha256"] = audit.statistics_digest(rec["statistics"])
     (d / "metrics.json").write_text(json.dumps(rec))
+    (d / DVC_METRICS).write_text(json.dumps(dvc_metrics(rec)))
     card = yaml.safe_load((FIXTURES / "toy.yaml").read_text())
     return d / "metrics.json", card
 

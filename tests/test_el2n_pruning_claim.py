@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from claimbench.claims import el2n_pruning as claim
-from claimbench.errors import ParamsError
+from claimbench.errors import CacheError, ParamsError
 from claimbench.params import build_config
-from claimbench.stage import make_context, run_analyse, run_train
+from claimbench.stage import make_context, run_train
+from claimbench.sweep import run_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,12 +53,13 @@ def test_bad_config_is_one_params_error(bad):
         build_config(claim.Config, bad, "el2n_pruning.ci")
 
 
-def test_ci_scale_end_to_end(tmp_path):
-    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-    ctx = make_context(claim.CLAIM_ID, "ci", root=tmp_path)
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_ci_scale_end_to_end(ci_repo):
+    """From the session's `dvc repro` at ci: criteria, statistics, figures; a second train retrains nothing."""
+    ctx = make_context(claim.CLAIM_ID, "ci", root=ci_repo)
     ctx = type(ctx)(ctx.claim_id, ctx.scale, ctx.cfg, ctx.params, torch.device("cpu"), ctx.root)
-    run_train(ctx, claim)
-    record = run_analyse(ctx, claim)
+    record = json.loads((ctx.results_dir / "metrics.json").read_text())
     assert {c["id"] for c in record["criteria"]} == {"E1", "E2", "E3", "E4", "E5"}
     stats = record["statistics"]
     for name in ("el2n_minus_random_pruned30", "full_minus_el2n_pruned30", "spearman_el2n_early_grand_early",
@@ -70,5 +72,32 @@ def test_ci_scale_end_to_end(tmp_path):
     summary = json.loads((ctx.artifacts_dir / claim.SUMMARY).read_text())
     assert all(r["steps"] == summary["full_steps"] for r in summary["pruned"])  # equal optimiser steps
     before = (ctx.artifacts_dir / claim.SUMMARY).read_text()
+    done = sorted((ctx.artifacts_dir / "runs").glob("*/done.json"))
+    stamps = [p.stat().st_mtime_ns for p in done]
     run_train(ctx, claim)  # every run is cached: nothing retrains, same summary
     assert (ctx.artifacts_dir / claim.SUMMARY).read_text() == before
+    assert [p.stat().st_mtime_ns for p in done] == stamps
+
+
+def test_corrupt_artifacts_are_one_line_errors(tmp_path):
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    ctx = make_context(claim.CLAIM_ID, "ci", root=tmp_path)
+    ctx.artifacts_dir.mkdir(parents=True)
+    (ctx.artifacts_dir / claim.SUMMARY).write_text('{"full": [')
+    with pytest.raises(CacheError, match=r"summary.json is missing or corrupt .*rerun `python stages/el2n") as e:
+        claim.analyse(ctx)
+    assert "\n" not in str(e.value)
+    (ctx.artifacts_dir / claim.SUMMARY).write_text("{}")
+    (ctx.artifacts_dir / claim.SCORES).write_bytes(b"not a torch file")
+    with pytest.raises(CacheError, match=r"mean_scores.pt is corrupt or not a plain tensor file .*delete it") as e:
+        claim.analyse(ctx)
+    assert "\n" not in str(e.value)
+    torch.save({"per_seed": []}, ctx.artifacts_dir / claim.SCORES)
+    with pytest.raises(CacheError, match="holds no 'mean' scores"):
+        claim.analyse(ctx)
+    key = {"kind": "score", "seed": 0}
+    run = run_dir(tmp_path / "runs", key)
+    run.mkdir(parents=True)
+    (run / "scores.pt").write_bytes(b"\x80\x04garbage")
+    with pytest.raises(CacheError, match=r"scores.pt is corrupt or not a plain tensor file"):
+        claim._load_scores(tmp_path / "runs", key)

@@ -10,7 +10,7 @@ import pytest
 from claimbench.claims import neural_collapse as nc
 from claimbench.errors import CacheError, ParamsError
 from claimbench.params import build_config
-from claimbench.stage import make_context, run_analyse, run_train
+from claimbench.stage import make_context, run_train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,11 +65,10 @@ def test_config_rejects_bad_values_with_one_clear_message(key, value, message):
         build_config(nc.Config, raw, "neural_collapse.ci")
 
 
-@pytest.fixture(scope="module")
-def ci_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("nc_ci")
-    shutil.copy(REPO / "params.yaml", root / "params.yaml")
-    return root
+@pytest.fixture
+def ci_root(tmp_path):
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    return tmp_path
 
 
 def test_analyse_before_train_is_a_clear_error(ci_root):
@@ -78,17 +77,17 @@ def test_analyse_before_train_is_a_clear_error(ci_root):
         nc.analyse(ctx)
 
 
-def test_ci_scale_end_to_end_writes_verdict_tables_and_figures(ci_root):
-    ctx = make_context("neural_collapse", "ci", root=ci_root)
-    run_train(ctx, nc)
-    record = run_analyse(ctx, nc)
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_ci_scale_end_to_end_writes_verdict_tables_and_figures(ci_repo):
+    """From the session's `dvc repro` at ci: verdict, statistics, tables, figures; nothing retrains."""
+    ctx = make_context("neural_collapse", "ci", root=ci_repo)
+    record = json.loads((ctx.results_dir / "metrics.json").read_text())
     assert record["verdict"] in {"reproduced", "partially reproduced", "not reproduced"}
     assert [c["id"] for c in record["criteria"]] == ["N1", "N2", "N3"]
     stats = record["statistics"]
     for key in ("nc1_ratio_max", "nc2_ratio_max", "nc3_ratio_max", "acc_spread_largest_pp"):
         assert stats[key] is not None and stats[key] >= 0, key
-    saved = json.loads((ctx.results_dir / "metrics.json").read_text())
-    assert saved["verdict"] == record["verdict"]
     for table in ("nc_history", "nc_final", "accuracy", "collapse_largest"):
         assert (ctx.results_dir / "tables" / f"{table}.csv").exists()
     hist = pd.read_csv(ctx.results_dir / "tables" / "nc_history.csv")

@@ -70,3 +70,28 @@ def test_committed_params_are_valid():
 
     for scale in ("ci", "quick", "gpu", "paper"):
         assert load_params(REPO / "params.yaml", scale=scale).scale == scale
+
+
+@pytest.mark.parametrize("claim_id, key", [("neural_collapse", "seeds"), ("heavy_tail_phases", "seeds")])
+def test_repeated_seeds_are_rejected(claim_id, key):
+    """A repeated seed is not an independent replicate: it would shrink the error bars."""
+    import yaml
+    from conftest import REPO
+
+    from claimbench.claims import claim_modules
+    from claimbench.params import build_config
+
+    section = yaml.safe_load((REPO / "params.yaml").read_text())[claim_id]["quick"]
+    build_config(claim_modules()[claim_id].Config, section, f"{claim_id}.quick")  # the committed one is fine
+    with pytest.raises(ParamsError, match=rf"{claim_id}.quick.{key} = \[0, 0, 1\] repeats seed\(s\) \[0\]"):
+        build_config(claim_modules()[claim_id].Config, {**section, key: [0, 0, 1]}, f"{claim_id}.quick")
+
+
+def test_repeated_seeds_in_params_yaml_stop_the_stage_with_exit_2(toy_root, capsys):
+    from claimbench.stage import main
+
+    text = (toy_root / "params.yaml").read_text()
+    (toy_root / "params.yaml").write_text(text.replace("- 1", "- 0", 1))
+    assert main("toy", ["train"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: params: toy.") and "repeats seed(s) [0]" in err

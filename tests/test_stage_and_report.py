@@ -1,13 +1,18 @@
-"""The stage runner on the toy claim (train -> analyse -> metrics.json with provenance) and the report."""
+"""The stage runner on the toy claim (train -> analyse -> metrics.json with provenance) and the report,
+which refuses (one line, exit 2) a result whose statistics, verdict or card changed after the run."""
 
 import json
 import shutil
 
 import pytest
+import yaml
 from conftest import FIXTURES
 
+import claimbench.cards
 from claimbench import report
 from claimbench.cards import load_card
+from claimbench.errors import ClaimbenchError
+from claimbench.results import DVC_METRICS, dvc_metrics, statistics_digest
 from claimbench.stage import main
 
 PROVENANCE_KEYS = {"git_sha", "git_dirty", "torch", "torchvision", "device", "scale", "seeds", "wall_s", "command"}
@@ -36,10 +41,14 @@ def test_stage_prints_one_clear_error_and_exits_2(toy_root, capsys):
 
 
 def make_results(root):
-    """A results tree with one committed toy result at quick (copied fixture)."""
+    """A results tree with one committed toy result at quick (the fixture, with its statistics' digest as
+    the pipeline writes it)."""
     d = root / "results" / "quick" / "toy"
     d.mkdir(parents=True)
-    shutil.copy(FIXTURES / "toy_metrics.json", d / "metrics.json")
+    rec = json.loads((FIXTURES / "toy_metrics.json").read_text())
+    rec["provenance"]["statistics_sha256"] = statistics_digest(rec["statistics"])
+    (d / "metrics.json").write_text(json.dumps(rec, indent=2) + "\n")
+    (d / DVC_METRICS).write_text(json.dumps(dvc_metrics(rec)))
     (root / "results" / "gpu").mkdir(parents=True)
     return d
 
@@ -57,5 +66,49 @@ def test_report_refuses_a_result_its_card_no_longer_supports(tmp_path):
     rec = json.loads((d / "metrics.json").read_text())
     rec["statistics"]["train_acc"] = 0.1  # hand-edited number: card now says "not reproduced"
     (d / "metrics.json").write_text(json.dumps(rec))
-    with pytest.raises(Exception, match="results/quick/toy/metrics.json says 'reproduced'"):
+    with pytest.raises(ClaimbenchError, match="results/quick/toy/metrics.json: the statistics were edited after"):
         report.build_report(tmp_path, FIXTURES)
+    assert not (tmp_path / "results" / "claims.md").exists()
+
+
+def edit_statistic(d, cards):
+    rec = json.loads((d / "metrics.json").read_text())
+    rec["statistics"]["train_acc"] = 0.99  # verdict unchanged, so only the digest can tell
+    (d / "metrics.json").write_text(json.dumps(rec))
+
+
+def edit_verdict(d, cards):
+    rec = json.loads((d / "metrics.json").read_text())
+    rec["verdict"] = "not reproduced"
+    (d / "metrics.json").write_text(json.dumps(rec))
+
+
+def raise_threshold(d, cards):
+    card = yaml.safe_load((cards / "toy.yaml").read_text())
+    card["criteria"][0]["checks"][0]["threshold"] = 0.9
+    (cards / "toy.yaml").write_text(yaml.safe_dump(card))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (edit_statistic, "results/quick/toy/metrics.json: the statistics were edited after the run (they no longer "
+                     "match provenance.statistics_sha256; T1 value of train_acc: stored 0.512499988079071, "
+                     "card/statistics give 0.99); restore the file (`git checkout -- results/quick/toy/metrics.json`) "
+                     "or rerun the claim (`dvc repro -f toy`)"),
+    (edit_verdict, "results/quick/toy/metrics.json: the verdict was edited by hand (stored verdict 'not reproduced' "
+                   "but the card gives 'reproduced' from the stored statistics, and the card's criteria and "
+                   "thresholds equal the stored ones); restore the file"),
+    (raise_threshold, "results/quick/toy/metrics.json: the card changed after the run (T1 threshold of train_acc: "
+                      "stored 0.5, card/statistics give 0.9); rerun the claim (`dvc repro -f toy`), or revert "
+                      "src/claimbench/cards/toy.yaml"),
+], ids=["edited-statistic", "edited-verdict", "changed-threshold"])
+def test_report_stage_refuses_an_edited_result_in_one_line(tmp_path, monkeypatch, capsys, edit, message):
+    root, cards = tmp_path / "repo", tmp_path / "cards"
+    d = make_results(root)
+    shutil.copytree(FIXTURES, cards)
+    monkeypatch.setattr(claimbench.cards, "CARD_DIR", cards)
+    assert report.main(["--root", str(root)]) == 0  # untouched: renders
+    capsys.readouterr()
+    edit(d, cards)
+    assert report.main(["--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: " + message) and err.count("\n") == 1, err

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from claimbench.errors import CacheError
+from claimbench.errors import CacheError, ClaimbenchError, TrainingDiverged
 from claimbench.train import Callback, TrainConfig, augment_batch, fit, lr_at, seed_everything
 
 torch.set_num_threads(1)
@@ -74,7 +74,7 @@ def test_resume_after_kill_gives_identical_weights_and_callback_state(tmp_path):
     killed, rec1 = model(), StepRecorder()
     with pytest.raises(KeyboardInterrupt):
         fit(killed, data(), CFG, seed=1, checkpoint=ck, callbacks=[rec1, KillAfterCheckpoint(2)])
-    assert ck.exists() and torch.load(ck, weights_only=False)["epoch"] == 2
+    assert ck.exists() and torch.load(ck, weights_only=True)["epoch"] == 2
     resumed, rec2 = model(seed=99), StepRecorder()  # different init: everything must come from the checkpoint
     state = fit(resumed, data(), CFG, seed=1, checkpoint=ck, callbacks=[rec2])
     assert state.epoch == 4 and state.step == CFG.total_steps(200)
@@ -131,6 +131,46 @@ def test_augment_crop_is_a_shift_and_none_is_identity():
         assert set(nz.tolist()) <= set(x[i].flatten().tolist())
 
 
-def test_diverging_loss_is_reported():
-    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+def test_diverging_loss_is_a_one_line_claimbench_error():
+    with pytest.raises(TrainingDiverged, match="lower the learning rate") as err:
         fit(model(), data(), TrainConfig(epochs=2, batch_size=32, lr=1e30, momentum=0.0), seed=0)
+    assert isinstance(err.value, ClaimbenchError) and "\n" not in str(err.value)
+
+
+class RunsAShellCommand:
+    """A pickle payload: unpickling it calls os.system (what a crafted checkpoint.pt would do)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_checkpoint_runs_nothing_and_fails_with_one_line(tmp_path):
+    marker, ck = tmp_path / "pwned", tmp_path / "checkpoint.pt"
+    torch.save({"run_id": "x", "payload": RunsAShellCommand(marker)}, ck)
+    with pytest.raises(CacheError, match=r"checkpoint .*checkpoint\.pt is corrupt or not a plain tensor file") as err:
+        fit(model(), data(), CFG, seed=1, checkpoint=ck)
+    assert not marker.exists(), "unpickling the checkpoint executed code"
+    assert "\n" not in str(err.value) and "delete it" in str(err.value)
+    torch.load(ck, weights_only=False)  # the payload is real: the unsafe loader does run it
+    assert marker.exists()
+
+
+@pytest.mark.needs_data
+def test_malicious_checkpoint_through_a_stage_exits_2_with_one_line(toy_root, capsys):
+    """An unfinished run folder (as a shared DVC cache could hold) with a crafted checkpoint."""
+    from claimbench.stage import main
+    from claimbench.sweep import run_dir
+
+    marker = toy_root / "pwned"
+    d = run_dir(toy_root / "artifacts/ci/toy/runs", {"seed": 0, "per_class": 20, "epochs": 2})
+    d.mkdir(parents=True)
+    torch.save({"payload": RunsAShellCommand(marker)}, d / "ck.pt")
+    assert main("toy", ["train"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: checkpoint ") and "not a plain tensor file" in err[0]
+    assert not marker.exists()

@@ -1,5 +1,9 @@
 """Audits of committed results, run by the test suite: each returns one message per problem, naming
 the claim and the number, so a hand-edited value, a changed criterion or a stale table fails CI clearly.
+The report stage runs the same per-result audit and stops with `refusal`'s one line.
+
+report imports this module (for `audit_result`/`refusal`), so it imports no report code at load time;
+`audit_report` loads the report when it is called.
 """
 
 from __future__ import annotations
@@ -9,64 +13,123 @@ import subprocess
 from pathlib import Path
 
 from claimbench.cards import Card, all_cards
-from claimbench.report import README_END, README_START, REPORT_SCALES, render
-from claimbench.results import statistics_digest
+from claimbench.errors import ClaimbenchError
+from claimbench.results import DVC_METRICS, dvc_metrics, statistics_digest
 
+REPORT_SCALES = ["quick", "gpu", "paper"]  # scales whose results are committed, audited and reported
 PROVENANCE_KEYS = ("git_sha", "git_dirty", "torch", "torchvision", "device", "scale", "seeds", "wall_s",
-                   "command", "statistics_sha256")
+                   "command", "statistics_sha256", "cpu_model", "cpu_kernels", "torch_threads", "float_dtype")
 
 
 def committed_results(root: Path) -> list[Path]:
+    """Every results/<scale>/<claim>/metrics.json of the committed scales, in a fixed order."""
     return [p for s in REPORT_SCALES for p in sorted((root / "results" / s).glob("*/metrics.json"))]
+
+
+# Kinds of problem, most basic first: the report names the first kind found, since later ones follow from it
+# (edited statistics change criterion values and the verdict; a changed card changes thresholds and the verdict).
+KINDS = ("folder", "nocard", "provenance", "digest", "card", "verdict", "criteria", "headline")
+
+
+def findings(path: Path, cards: dict[str, Card]) -> list[tuple[str, str]]:
+    """(kind, problem) for one results/<scale>/<claim>/metrics.json, kind from KINDS; [] if it is sound."""
+    rec = json.loads(path.read_text())
+    found = []
+    scale, cid = path.parts[-3], path.parts[-2]
+    if rec.get("claim_id") != cid or rec.get("scale") != scale:
+        found.append(("folder", f"claim_id/scale {rec.get('claim_id')}/{rec.get('scale')} do not match the folder"))
+    prov = rec.get("provenance", {})
+    missing = [k for k in PROVENANCE_KEYS if k not in prov]
+    if missing:
+        found.append(("provenance", f"provenance lacks {', '.join(missing)}"))
+    stats = rec.get("statistics", {})
+    if prov.get("statistics_sha256") and prov["statistics_sha256"] != statistics_digest(stats):
+        found.append(("digest", "statistics were edited after the run (digest mismatch); rerun the claim"))
+    card = cards.get(cid)
+    if card is None:
+        return found + [("nocard", f"no card {cid}.yaml")]
+    judged = card.verdict(stats)
+    if judged["verdict"] != rec.get("verdict"):
+        found.append(("verdict", f"stored verdict {rec.get('verdict')!r} but the card gives {judged['verdict']!r}"))
+    found += _criteria_findings(judged["criteria"], rec.get("criteria", []))
+    headline = path.parent / DVC_METRICS
+    if not headline.exists() or json.loads(headline.read_text()) != dvc_metrics(rec):
+        found.append(("headline", f"{DVC_METRICS} (what `dvc metrics` shows) is missing or disagrees with "
+                                  f"metrics.json; rerun the claim's analyse stage"))
+    return found
+
+
+def _criteria_findings(judged: list[dict], stored_list: list[dict]) -> list[tuple[str, str]]:
+    """Card-side differences (statistic, op, threshold, gating, checks, criteria) are kind 'card';
+    stored values/pass flags that the statistics do not give are kind 'criteria'."""
+    found = []
+    stored = {c["id"]: c for c in stored_list}
+    for crit in judged:
+        old = stored.get(crit["id"])
+        if old is None:
+            found.append(("card", f"criterion {crit['id']} is in the card but not in the result"))
+            continue
+        if crit["gating"] != old.get("gating"):
+            found.append(("card", f"{crit['id']} gating: stored {old.get('gating')!r}, card gives {crit['gating']!r}"))
+        for new_ch, old_ch in zip(crit["checks"], old["checks"]):
+            for key in ("statistic", "value", "op", "threshold", "passed"):
+                if new_ch[key] != old_ch.get(key):
+                    kind = "criteria" if key in ("value", "passed") else "card"
+                    found.append((kind, f"{crit['id']} {key} of {new_ch['statistic']}: stored "
+                                        f"{old_ch.get(key)!r}, card/statistics give {new_ch[key]!r}"))
+        if len(crit["checks"]) != len(old["checks"]):
+            found.append(("card", f"{crit['id']} has {len(crit['checks'])} checks in the card, "
+                                  f"{len(old['checks'])} in the result"))
+    extra = set(stored) - {c["id"] for c in judged}
+    if extra:
+        found.append(("card", f"result has criteria {sorted(extra)} the card no longer defines"))
+    return found
 
 
 def audit_result(path: Path, cards: dict[str, Card]) -> list[str]:
     """Provenance complete; statistics match their digest; stored verdict and every criterion's
     value/threshold/pass flag equal what the current card computes from the stored statistics."""
     where = "/".join(path.parts[-4:-1])
-    rec = json.loads(path.read_text())
-    problems = []
-    scale, cid = path.parts[-3], path.parts[-2]
-    if rec.get("claim_id") != cid or rec.get("scale") != scale:
-        problems.append(f"{where}: claim_id/scale {rec.get('claim_id')}/{rec.get('scale')} do not match the folder")
-    prov = rec.get("provenance", {})
-    missing = [k for k in PROVENANCE_KEYS if k not in prov]
-    if missing:
-        problems.append(f"{where}: provenance lacks {', '.join(missing)}")
-    stats = rec.get("statistics", {})
-    if prov.get("statistics_sha256") and prov["statistics_sha256"] != statistics_digest(stats):
-        problems.append(f"{where}: statistics were edited after the run (digest mismatch); rerun the claim")
-    card = cards.get(cid)
-    if card is None:
-        return problems + [f"{where}: no card {cid}.yaml"]
-    judged = card.verdict(stats)
-    if judged["verdict"] != rec.get("verdict"):
-        problems.append(f"{where}: stored verdict {rec.get('verdict')!r} but the card gives {judged['verdict']!r}")
-    stored = {c["id"]: c for c in rec.get("criteria", [])}
-    for crit in judged["criteria"]:
-        old = stored.get(crit["id"])
-        if old is None:
-            problems.append(f"{where}: criterion {crit['id']} is in the card but not in the result")
-            continue
-        for new_ch, old_ch in zip(crit["checks"], old["checks"]):
-            for key in ("statistic", "value", "op", "threshold", "passed"):
-                if new_ch[key] != old_ch.get(key):
-                    problems.append(f"{where}: {crit['id']} {key} of {new_ch['statistic']}: stored "
-                                    f"{old_ch.get(key)!r}, card/statistics give {new_ch[key]!r}")
-        if len(crit["checks"]) != len(old["checks"]):
-            problems.append(f"{where}: {crit['id']} has {len(crit['checks'])} checks in the card, "
-                            f"{len(old['checks'])} in the result")
-    extra = set(stored) - {c["id"] for c in judged["criteria"]}
-    if extra:
-        problems.append(f"{where}: result has criteria {sorted(extra)} the card no longer defines")
-    return problems
+    return [f"{where}: {problem}" for _, problem in findings(path, cards)]
+
+
+def refusal(path: Path, cards: dict[str, Card]) -> str | None:
+    """One line for a result that fails its audit (None if it passes): the file, the most basic problem
+    found, what it means and the fix."""
+    found = findings(path, cards)
+    if not found:
+        return None
+    kind = min((k for k, _ in found), key=KINDS.index)
+    details = "; ".join(p for k, p in found if k == kind)
+    file, cid = "/".join(path.parts[-4:]), path.parts[-2]
+    rerun, restore = f"rerun the claim (`dvc repro -f {cid}`)", f"restore the file (`git checkout -- {file}`)"
+    evidence = "".join(f"; {p}" for p in [p for k, p in found if k == "criteria"][:2])  # which numbers moved
+    why = {
+        "folder": f"{details}: the file was moved or edited; {restore} or {rerun}",
+        "nocard": f"no card {cid}.yaml judges it; commit the card or remove the result",
+        "provenance": f"{details}, so it cannot be audited; {rerun}",
+        "digest": f"the statistics were edited after the run (they no longer match provenance.statistics_sha256"
+                  f"{evidence}); {restore} or {rerun}",
+        "card": f"the card changed after the run ({details}); {rerun}, or revert src/claimbench/cards/{cid}.yaml",
+        "verdict": f"the verdict was edited by hand ({details} from the stored statistics, and the card's criteria "
+                   f"and thresholds equal the stored ones); {restore} or {rerun}",
+        "criteria": f"the stored criteria were edited by hand ({details}; the statistics and the card are unchanged); "
+                    f"{restore} or {rerun}",
+        "headline": f"{details.removesuffix('; rerun the claim' + chr(39) + 's analyse stage')}; {rerun}",
+    }[kind]
+    return f"{file}: {why}"
 
 
 def audit_report(root: Path) -> list[str]:
     """results/claims.md, results/claims_table.csv and README's block equal a fresh render."""
     import io
 
-    text, df, block = render(root)
+    from claimbench.report import README_END, README_START, render  # report imports audit: load it late
+
+    try:
+        text, df, block = render(root)
+    except ClaimbenchError as e:  # a result failed its audit (also reported by audit_result) or is unreadable
+        return [f"the report stage refuses to render: {e}"]
     problems = []
     if (root / "results" / "claims.md").read_text() != text:
         problems.append("results/claims.md is not what the report stage generates from the committed results; "

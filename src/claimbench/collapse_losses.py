@@ -15,29 +15,31 @@ import torch
 import torch.nn.functional as F
 
 from claimbench.errors import ParamsError
+from claimbench.numerics import upcast
 
 LOSS_NAMES = ("ce", "ls", "fl", "mse")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits.float(), y)
+    return F.cross_entropy(upcast(logits), y)
 
 
 def label_smoothing(logits: torch.Tensor, y: torch.Tensor, alpha: float = 0.1) -> torch.Tensor:
-    logp = F.log_softmax(logits.float(), dim=-1)
+    logp = F.log_softmax(upcast(logits), dim=-1)
     nll = -logp.gather(1, y[:, None]).squeeze(1)
     return ((1 - alpha) * nll - alpha * logp.mean(-1)).mean()
 
 
 def focal(logits: torch.Tensor, y: torch.Tensor, gamma: float = 3.0) -> torch.Tensor:
-    logp_t = F.log_softmax(logits.float(), dim=-1).gather(1, y[:, None]).squeeze(1)
+    logp_t = F.log_softmax(upcast(logits), dim=-1).gather(1, y[:, None]).squeeze(1)
     return (-(1 - logp_t.exp()).pow(gamma) * logp_t).mean()
 
 
 def scaled_mse(logits: torch.Tensor, y: torch.Tensor, scale: float = 15.0) -> torch.Tensor:
-    target = scale * F.one_hot(y, logits.shape[-1]).float()
-    return F.mse_loss(logits.float(), target)
+    logits = upcast(logits)
+    target = scale * F.one_hot(y, logits.shape[-1]).to(logits.dtype)
+    return F.mse_loss(logits, target)
 
 
 def make_loss(name: str, ls_alpha: float = 0.1, focal_gamma: float = 3.0, mse_scale: float = 15.0) -> LossFn:

@@ -1,12 +1,15 @@
 """Datasets as in-memory tensors: Fashion-MNIST, CIFAR-10, Tiny Shakespeare, synthetic sets; helpers.
 
-Images are returned as ``ImageData`` with ``x`` float32 in [0, 1], shape (N, C, H, W), and ``y`` int64
-(N,). Everything is small enough to keep resident (on the GPU when one is used): no DataLoader.
+Images are returned as ``ImageData`` with ``x`` in [0, 1] of dtype ``torch.get_default_dtype()`` (float32
+unless a caller set float64), shape (N, C, H, W), and ``y`` int64 (N,). Everything is small enough to keep
+resident (on the GPU when one is used): no DataLoader.
 
-Search order for a dataset folder: explicit ``root`` (params ``data.root``), env ``CLAIMBENCH_DATA``,
+Where a dataset folder is searched: an explicit ``root`` (params ``data.root``) is the only place searched;
+else env ``CLAIMBENCH_DATA`` (non-empty) is the only place searched; else the defaults, in order:
 ``../shared/data/<name>`` beside the repository, ``/usr/share/datasets/<name>`` (Debian's
-``dataset-fashion-mnist``), the download cache ``data-cache/`` (filled by ``python -m claimbench.data
-fetch`` when online). Nothing is downloaded at training time or in tests.
+``dataset-fashion-mnist``), the download cache ``data-cache/<name>`` (filled by ``python -m claimbench.data
+fetch`` when online). An explicit folder may hold ``<name>/<files>`` or the files themselves; one without
+them is an error, never skipped. Nothing is downloaded at training time or in tests.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ import gzip
 import hashlib
 import os
 import pickle
+import shutil
 import struct
+import sys
 from dataclasses import dataclass
+from http.client import HTTPException
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +40,12 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 DOWNLOAD_CACHE = "data-cache"
+SYSTEM_DATASETS = Path("/usr/share/datasets")  # Debian's dataset-* packages
 
 
 @dataclass
 class ImageData:
-    """x: float32 (N, C, H, W) in [0, 1]; y: int64 (N,); classes: names, len = number of classes."""
+    """x: default dtype (float32 unless set to float64), (N, C, H, W) in [0, 1]; y: int64 (N,); classes: names."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -67,26 +74,69 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def candidate_dirs(name: str, root: str | Path | None = None) -> list[Path]:
-    """Folders searched for dataset `name` (e.g. 'fashion-mnist'), in order."""
-    out = []
+SETTINGS = {"data.root": "params.yaml data.root", "CLAIMBENCH_DATA": "env CLAIMBENCH_DATA"}
+
+
+def explicit_dir(root: str | Path | None = None) -> tuple[str, Path] | None:
+    """The one folder set explicitly, as (setting, folder): `root` (data.root), else env CLAIMBENCH_DATA; else None."""
     if root:
-        out += [Path(root) / name, Path(root)]
+        return "data.root", Path(root)
     env = os.environ.get("CLAIMBENCH_DATA")
     if env:
-        out += [Path(env) / name, Path(env)]
+        return "CLAIMBENCH_DATA", Path(env)
+    return None
+
+
+def default_dirs(name: str) -> list[Path]:
+    """The default folders searched for dataset `name` when no folder is set explicitly, in order."""
     base = repo_root()
-    out += [base.parent / "shared" / "data" / name, Path("/usr/share/datasets") / name, base / DOWNLOAD_CACHE / name]
-    return out
+    return [base.parent / "shared" / "data" / name, SYSTEM_DATASETS / name, base / DOWNLOAD_CACHE / name]
 
 
-def _missing(name: str, tried: list[Path], want: str) -> DataError:
-    lines = "\n  ".join(str(p) for p in tried)
+def candidate_dirs(name: str, root: str | Path | None = None) -> list[Path]:
+    """Folders searched for dataset `name` (e.g. 'fashion-mnist'): an explicit folder's two layouts, else defaults."""
+    explicit = explicit_dir(root)
+    if explicit:
+        folder = explicit[1]
+        return [folder / name, folder]
+    return default_dirs(name)
+
+
+def _folder_problem(folder: Path, name: str, want: str) -> str:
+    """Why an explicit `folder` holds no dataset `name`: missing, unreadable, empty, or without the files."""
+    try:
+        empty = not any(folder.iterdir())
+    except OSError as e:
+        return "does not exist" if not folder.exists() else f"cannot be read ({e.strerror or e})"
+    return "is an empty folder" if empty else f"has no {want}, neither in {name}/ nor at its top level"
+
+
+def _explicit_missing(name: str, setting: str, folder: Path, want: str) -> DataError:
+    """Short error for an explicit folder lacking dataset `name`: the setting, the folder, what was wanted, the fix."""
     return DataError(
-        f"dataset {name!r} not found: looked for {want} in\n  {lines}\n"
-        f"Fix: set params.yaml data.root or env CLAIMBENCH_DATA to a folder holding it, "
-        f"or run `python -m claimbench.data fetch` once while online."
+        f"dataset {name!r} not found: {SETTINGS[setting]}={os.path.abspath(folder)} "
+        f"{_folder_problem(folder, name, want)}. Fix: point {setting} at a folder holding {name}/{want}, "
+        f"or unset it to search the default folders."
     )
+
+
+def how_to_get(name: str) -> str:
+    """One line: the ways to make dataset `name` available."""
+    ways = [f"copy it to {repo_root().parent / 'shared' / 'data' / name}/"]
+    if name == "fashion-mnist":
+        ways.append("`apt-get install dataset-fashion-mnist`")
+    ways.append(f"set CLAIMBENCH_DATA=<folder holding {name}/>")
+    ways.append("run `python -m claimbench.data fetch" + (" --cifar10" if name == "cifar10" else "") + "` online")
+    return "Get it: " + ", or ".join(ways) + "."
+
+
+def _missing(name: str, root: str | Path | None, tried: list[Path], want: str) -> DataError:
+    """The error for dataset `name` not found: short for an explicit folder, else every folder searched."""
+    explicit = explicit_dir(root)
+    if explicit:
+        return _explicit_missing(name, *explicit, want)
+    lines = "\n  ".join(str(p) for p in tried)
+    return DataError(f"dataset {name!r} not found: looked for {want} in\n  {lines}\n{how_to_get(name)}")
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -122,7 +172,7 @@ def fashion_mnist_dir(root: str | Path | None = None) -> Path:
     for folder in tried:
         if all(_find_idx(folder, stem) for stem in FASHION_FILES.values()):
             return folder
-    raise _missing("fashion-mnist", tried, "the four IDX files (train-images-idx3-ubyte[.gz], …)")
+    raise _missing("fashion-mnist", root, tried, "train-images-idx3-ubyte[.gz] and the other IDX files")
 
 
 def load_fashion_mnist(split: str = "train", root: str | Path | None = None) -> ImageData:
@@ -134,7 +184,7 @@ def load_fashion_mnist(split: str = "train", root: str | Path | None = None) -> 
     labels = read_idx(_find_idx(folder, FASHION_FILES[(split, "labels")]))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise DataError(f"{folder}: Fashion-MNIST {split} images {images.shape} and labels {labels.shape} disagree.")
-    x = torch.from_numpy(images.copy()).unsqueeze(1).float().div_(255.0)
+    x = torch.from_numpy(images.copy()).unsqueeze(1).to(torch.get_default_dtype()).div_(255.0)
     return ImageData(x, torch.from_numpy(labels.astype(np.int64)), FASHION_CLASSES, "fashion-mnist")
 
 
@@ -143,7 +193,7 @@ def cifar10_dir(root: str | Path | None = None) -> Path:
     for folder in tried:
         if (folder / "test_batch").exists():
             return folder
-    raise _missing("cifar10", tried, "cifar-10-batches-py/{data_batch_1..5,test_batch}")
+    raise _missing("cifar10", root, tried, "cifar-10-batches-py/{data_batch_1..5,test_batch}")
 
 
 def load_cifar10(split: str = "train", root: str | Path | None = None) -> ImageData:
@@ -162,7 +212,7 @@ def load_cifar10(split: str = "train", root: str | Path | None = None) -> ImageD
             ys.append(np.asarray(batch["labels"], dtype=np.int64))
         except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as e:
             raise DataError(f"{path}: not a CIFAR-10 pickle batch ({e!r}); delete and fetch again.") from None
-    x = torch.from_numpy(np.concatenate(xs)).float().div_(255.0)
+    x = torch.from_numpy(np.concatenate(xs)).to(torch.get_default_dtype()).div_(255.0)
     return ImageData(x, torch.from_numpy(np.concatenate(ys)), CIFAR10_CLASSES, "cifar10")
 
 
@@ -192,7 +242,7 @@ def tinyshakespeare_dir(root: str | Path | None = None) -> Path:
     for folder in tried:
         if (folder / "input.txt").exists():
             return folder
-    raise _missing("tinyshakespeare", tried, "input.txt")
+    raise _missing("tinyshakespeare", root, tried, "input.txt")
 
 
 def load_tinyshakespeare(root: str | Path | None = None) -> CharCorpus:
@@ -266,15 +316,17 @@ def random_labels(n: int, num_classes: int, seed: int) -> torch.Tensor:
 
 
 def gaussian_images(n: int, shape: tuple[int, ...], seed: int, like: ImageData | None = None) -> torch.Tensor:
-    """(n, *shape) standard-normal images; if `like` is given, matched to its per-pixel mean/std."""
-    x = torch.randn((n, *shape), generator=generator(seed))
+    """(n, *shape) standard-normal images; if `like` is given, of its dtype and matched to its per-pixel mean/std."""
+    x = torch.randn((n, *shape), generator=generator(seed), dtype=None if like is None else like.x.dtype)
     if like is not None:
         x = x * like.x.std(0, keepdim=True) + like.x.mean(0, keepdim=True)
     return x
 
 
 def standardize_per_image(x: torch.Tensor) -> torch.Tensor:
-    """tf.image.per_image_standardization: (x − mean) / max(std, 1/sqrt(numel)) per image."""
+    """tf.image.per_image_standardization: (x − mean) / max(std, 1/sqrt(numel)) per image; integers -> default dtype."""
+    if not x.is_floating_point():
+        x = x.to(torch.get_default_dtype())
     flat = x.flatten(1)
     mean = flat.mean(1, keepdim=True)
     std = flat.std(1, unbiased=False, keepdim=True).clamp_min(1.0 / flat.shape[1] ** 0.5)
@@ -289,64 +341,113 @@ def normalize(x: torch.Tensor, mean: torch.Tensor | None = None, std: torch.Tens
     return (x - mean) / std, mean, std
 
 
+DEFAULT_DATASETS = ("fashion-mnist", "tinyshakespeare")
+TINYSHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+
+
+def locate(name: str, root: str | Path | None = None) -> Path:
+    """Folder of dataset `name` found by the search (for cifar10: the folder above cifar-10-batches-py)."""
+    locators = {"fashion-mnist": fashion_mnist_dir, "tinyshakespeare": tinyshakespeare_dir,
+                "cifar10": lambda r: cifar10_dir(r).parent}
+    if name not in locators:
+        raise DataError(f"dataset {name!r} unknown; available: {', '.join(locators)}.")
+    return locators[name](root)
+
+
+def fetch_one(name: str, root: str | Path | None = None, online: bool = True) -> Path:
+    """Folder of dataset `name`; downloaded into data-cache/ only when online and no folder is set explicitly."""
+    try:
+        return locate(name, root)
+    except DataError as e:
+        if not online or explicit_dir(root):
+            raise
+        not_found = e
+    try:
+        return _download(name)
+    except (OSError, RuntimeError, EOFError, HTTPException) as e:
+        raise DataError(f"{not_found}\nThe download failed too: {_one_line(e)}") from None
+
+
+def _one_line(e: BaseException) -> str:
+    """`Type: first line … last line` of an exception (torchvision's download errors span many lines)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [""]
+    text = lines[0] if len(lines) == 1 else f"{lines[0]} … {lines[-1]}"
+    return f"{type(e).__name__}: {text}"
+
+
 def fetch(root: str | Path | None = None, online: bool = True) -> dict[str, str]:
     """Make the default datasets available; return name -> folder. Downloads only if not found."""
-    found = {}
-    for name, locate in (("fashion-mnist", fashion_mnist_dir), ("tinyshakespeare", tinyshakespeare_dir)):
-        try:
-            found[name] = str(locate(root))
-        except DataError:
-            if not online:
-                raise
-            found[name] = str(_download(name))
-    return found
+    return {name: str(fetch_one(name, root, online)) for name in DEFAULT_DATASETS}
 
 
 def _download(name: str) -> Path:
-    target = repo_root() / DOWNLOAD_CACHE / name
+    """Download `name` into data-cache/<name>; on any failure remove the folders this call created, re-raise."""
+    downloaders = {"fashion-mnist": _download_fashion_mnist, "cifar10": _download_cifar10,
+                   "tinyshakespeare": _download_tinyshakespeare}
+    if name not in downloaders:
+        raise DataError(f"no download for {name!r}")
+    cache = repo_root() / DOWNLOAD_CACHE
+    target = cache / name
+    made_cache, made_target = not cache.exists(), not target.exists()
     target.mkdir(parents=True, exist_ok=True)
-    if name == "fashion-mnist":
-        import torchvision
+    try:
+        downloaders[name](target)
+    except BaseException:
+        if made_target:
+            shutil.rmtree(target, ignore_errors=True)
+        if made_cache and cache.is_dir() and not any(cache.iterdir()):
+            cache.rmdir()
+        raise
+    return target
 
-        torchvision.datasets.FashionMNIST(str(target), download=True)
-        return target
-    if name == "cifar10":
-        import torchvision
 
-        torchvision.datasets.CIFAR10(str(target.parent / "cifar10"), download=True)
-        return target.parent / "cifar10"
-    if name == "tinyshakespeare":
-        import urllib.request
+def _download_fashion_mnist(target: Path) -> None:
+    import torchvision
 
-        url = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
-        urllib.request.urlretrieve(url, target / "input.txt")
-        return target
-    raise DataError(f"no download for {name!r}")
+    torchvision.datasets.FashionMNIST(str(target), download=True)
+
+
+def _download_cifar10(target: Path) -> None:
+    import torchvision
+
+    torchvision.datasets.CIFAR10(str(target), download=True)
+
+
+def _download_tinyshakespeare(target: Path) -> None:
+    import urllib.request
+
+    part = target / "input.txt.part"
+    try:
+        urllib.request.urlretrieve(TINYSHAKESPEARE_URL, part)
+        part.replace(target / "input.txt")
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m claimbench.data fetch [--offline] [--cifar10]`: locate or download the datasets."""
+    """`python -m claimbench.data fetch [--offline] [--cifar10] [--allow-missing]`: locate or download the datasets.
+
+    Exit 0 when every dataset was found or downloaded; 2 (one `error:` message per missing dataset) when one
+    cannot be had, unless --allow-missing, which prints those messages as `warning:` and exits 0.
+    """
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m claimbench.data")
     ap.add_argument("command", choices=["fetch"])
-    ap.add_argument("--root", default=None, help="explicit data folder")
+    ap.add_argument("--root", default=None, help="explicit data folder (as data.root: the only place searched)")
     ap.add_argument("--offline", action="store_true", help="only look, never download")
     ap.add_argument("--cifar10", action="store_true", help="also download CIFAR-10 (online only)")
+    ap.add_argument("--allow-missing", action="store_true", help="warn and exit 0 when a dataset cannot be had")
     args = ap.parse_args(argv)
-    try:
-        found = fetch(args.root, online=not args.offline)
-        if args.cifar10:
-            try:
-                found["cifar10"] = str(cifar10_dir(args.root).parent)
-            except DataError:
-                found["cifar10"] = str(_download("cifar10"))
-    except DataError as e:
-        print(f"error: {e}")
-        return 2
-    for name, folder in found.items():
-        print(f"{name}: {folder}")
-    return 0
+    names = [*DEFAULT_DATASETS, "cifar10"] if args.cifar10 else list(DEFAULT_DATASETS)
+    missing = 0
+    for name in names:
+        try:
+            print(f"{name}: {fetch_one(name, args.root, online=not args.offline)}")
+        except DataError as e:
+            missing += 1
+            print(f"{'warning' if args.allow_missing else 'error'}: {e}", file=sys.stderr)
+    return 2 if missing and not args.allow_missing else 0
 
 
 if __name__ == "__main__":

@@ -19,3 +19,7 @@ class CacheError(ClaimbenchError):
 
 class CardError(ClaimbenchError, ValueError):
     """A claim card is malformed, or a result does not match its card."""
+
+
+class TrainingDiverged(ClaimbenchError, FloatingPointError):
+    """A training loss became NaN or infinite."""

@@ -136,11 +136,20 @@ def build_config(cls: type, mapping: Any, where: str) -> Any:
                 raise ParamsError(f"params: missing key {key} (expected {_type_name(hints[name])}).")
             continue
         value = _check_value(mapping[name], hints[name], key)
+        if _is_seed_list(name, value) and len(set(value)) != len(value):
+            dupes = sorted({v for v in value if value.count(v) > 1})
+            raise ParamsError(f"params: {key} = {list(value)!r} repeats seed(s) {dupes}; replicates must use "
+                              f"distinct seeds (a repeated seed is not an independent replicate).")
         check = f.metadata.get("check")
         if check is not None and not check(value):
             raise ParamsError(f"params: {key} = {value!r} is not allowed; must be {f.metadata['check_doc']}.")
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def _is_seed_list(name: str, value: Any) -> bool:
+    """A list-valued setting named `seeds` or `*_seeds` lists replicate seeds (must be distinct)."""
+    return (name == "seeds" or name.endswith("_seeds")) and isinstance(value, (list, tuple))
 
 
 def positive(doc: str = "> 0"):

@@ -21,6 +21,7 @@ import torch
 
 from claimbench.cards import Card
 from claimbench.errors import CacheError
+from claimbench.numerics import machine_facts
 
 
 @dataclass
@@ -64,6 +65,7 @@ def provenance(device: torch.device, wall_s: float, seeds: list[int], scale: str
         "cuda": torch.version.cuda if device.type == "cuda" else None,
         "python": platform.python_version(),
         "device": device_name(device),
+        **machine_facts(),
         "scale": scale,
         "seeds": list(seeds),
         "wall_s": round(float(wall_s), 1),
@@ -87,11 +89,18 @@ def _jsonable(o: Any) -> Any:
 
 
 def write_table(df: pd.DataFrame, stem: Path) -> None:
-    """stem.csv, stem.md and stem.tex from one DataFrame (floats to 4 significant digits in md/tex)."""
+    """stem.csv, stem.md and stem.tex from one DataFrame (floats to 4 significant digits in md/tex).
+
+    Cells are made plain (no numpy reprs) and escaped by claimbench.tables: the .md keeps one cell per
+    column, the .tex is pure ASCII and compiles with booktabs + amssymb (TableError on an unmapped character).
+    """
+    from claimbench import tables
+
+    tex = tables.latex_table(df, floatfmt=".4g")  # first: an unwritable character leaves no partial table
     stem.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(stem.with_suffix(".csv"), index=False)
-    stem.with_suffix(".md").write_text(df.to_markdown(index=False, floatfmt=".4g") + "\n")
-    stem.with_suffix(".tex").write_text(df.to_latex(index=False, float_format="%.4g"))
+    tables.plain_frame(df).to_csv(stem.with_suffix(".csv"), index=False)
+    stem.with_suffix(".md").write_text(tables.markdown_table(df, floatfmt=".4g") + "\n")
+    stem.with_suffix(".tex").write_text(tex)
 
 
 def statistics_digest(stats: dict) -> str:
@@ -123,10 +132,27 @@ def write_result(result: ClaimResult, card: Card, out_dir: Path, scale: str, pro
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, df in result.tables.items():
         write_table(df, out_dir / "tables" / name)
-    tmp = out_dir / "metrics.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
-    tmp.replace(out_dir / "metrics.json")
+    _write_json(dvc_metrics(record), out_dir / DVC_METRICS)
+    _write_json(record, out_dir / "metrics.json")
     return record
+
+
+DVC_METRICS = "headline.json"
+
+
+def dvc_metrics(record: dict) -> dict:
+    """What `dvc metrics show/diff` lists for a claim (results/<scale>/<id>/headline.json): the verdict,
+    the headline value ± uncertainty and every gating statistic — not provenance (wall times, shas)."""
+    gating = {ch["statistic"]: ch["value"] for c in record["criteria"] if c["gating"] for ch in c["checks"]}
+    head = record["headline"]
+    return {"verdict": record["verdict"], "headline": {"value": head["value"], "uncertainty": head["uncertainty"]},
+            "gating": gating}
+
+
+def _write_json(obj: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)
 
 
 def read_result(path: Path) -> dict:

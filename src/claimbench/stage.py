@@ -21,8 +21,10 @@ import torch
 
 from claimbench.cards import load_card
 from claimbench.errors import ClaimbenchError
+from claimbench.numerics import use_scale_dtype
 from claimbench.params import Params, config_dict, load_params
 from claimbench.results import provenance, write_result
+from claimbench.sweep import Progress
 from claimbench.train import resolve_device
 
 TRAIN_INFO = "_train_stage.json"
@@ -58,6 +60,10 @@ class Context:
     def log(self, msg: str) -> None:
         logging.getLogger(f"claimbench.{self.claim_id}").info(msg)
 
+    def progress(self, total: int) -> Progress:
+        """A stage-level progress counter over `total` runs, logging `[k/N] … elapsed, ETA` lines."""
+        return Progress(total, self.log)
+
 
 def make_context(claim_id: str, scale: str | None = None, params_path: str = "params.yaml",
                  root: Path | None = None) -> Context:
@@ -65,6 +71,7 @@ def make_context(claim_id: str, scale: str | None = None, params_path: str = "pa
     params = load_params(root / params_path, scale)
     if claim_id not in params.claims:
         raise ClaimbenchError(f"claim {claim_id!r} unknown; known: {', '.join(params.claims)}.")
+    use_scale_dtype(params.scale)
     return Context(claim_id, params.scale, params.claims[claim_id], params,
                    resolve_device(params.data.device), root)
 
@@ -105,7 +112,8 @@ def main(claim_id: str, argv: list[str] | None = None) -> int:
     try:
         module = claim_modules()[claim_id]
         ctx = make_context(claim_id, args.scale, args.params)
-        ctx.log(f"scale={ctx.scale} device={ctx.device} torch={torch.__version__}")
+        ctx.log(f"scale={ctx.scale} device={ctx.device} torch={torch.__version__} "
+                f"dtype={str(torch.get_default_dtype()).removeprefix('torch.')}")
         if args.step in ("train", "all"):
             run_train(ctx, module)
         if args.step in ("analyse", "all"):

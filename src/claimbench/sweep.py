@@ -27,22 +27,86 @@ def is_done(base: Path, key: dict) -> bool:
     return (run_dir(base, key) / DONE).exists()
 
 
-def run_cached(base: Path, key: dict, fn: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
-    """Return fn(run_dir)'s record, computing it only if the run dir has no done marker."""
+def read_json(path: Path, fix: str) -> Any:
+    """JSON from `path`; a missing, unreadable or corrupt file is one CacheError naming it and `fix`."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
+        raise CacheError(f"{path} is missing or corrupt ({reason}); {fix}.") from None
+
+
+def load_record(d: Path, key: dict | None = None) -> dict[str, Any]:
+    """The record of the finished run in folder `d` (its done.json); if `key` is given, the record must
+    have been made for it. CacheError (one line, with the fix) if it is missing, corrupt or foreign."""
+    d = Path(d)
+    rec = read_json(d / DONE, f"delete {d} to retrain that run")
+    if not isinstance(rec, dict) or "record" not in rec:
+        raise CacheError(f"run record {d / DONE} lacks its 'record'; delete {d} to retrain that run.")
+    if key is not None and rec.get("key") != json.loads(json.dumps(key, default=str)):
+        raise CacheError(f"run record {d / DONE} does not match its config; delete {d} to retrain that run.")
+    return rec["record"]
+
+
+def run_cached(base: Path, key: dict, fn: Callable[[Path], dict[str, Any]], progress: Progress | None = None,
+               what: str = "") -> dict[str, Any]:
+    """Return fn(run_dir)'s record, computing it only if the run dir has no done marker; then, if given,
+    count the run on `progress` (labelled `what`)."""
     d = run_dir(base, key)
-    done = d / DONE
-    if done.exists():
-        try:
-            rec = json.loads(done.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise CacheError(f"run record {done} is corrupt ({e}); delete {d} to retrain that run.") from None
-        if rec.get("key") != json.loads(json.dumps(key, default=str)):
-            raise CacheError(f"run record {done} does not match its config; delete {d} to retrain that run.")
-        return rec["record"]
+    if (d / DONE).exists():
+        record = load_record(d, key)
+        if progress is not None:
+            progress.update(what or d.name, cached=True)
+        return record
     d.mkdir(parents=True, exist_ok=True)
     (d / "config.json").write_text(json.dumps(key, indent=2, default=str))
     record = fn(d)
     tmp = d / (DONE + ".tmp")
     tmp.write_text(json.dumps({"key": key, "record": record}, default=str))
-    tmp.replace(done)
+    tmp.replace(d / DONE)
+    if progress is not None:
+        progress.update(what or d.name)
     return record
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Progress:
+    """Stage-level progress: one log line per finished run, `[k/N] what — elapsed 1m05s, ETA 2m10s`.
+
+    Written through `log` (the stage's logger, so it lands in CI and nohup logs, not only on a TTY).
+    The ETA extrapolates the mean wall time of the runs computed in this invocation; cached runs count
+    as done but take no time, so a resumed sweep's ETA covers only what is left to compute.
+    """
+
+    def __init__(self, total: int, log: Callable[[str], None], clock: Callable[[], float] | None = None):
+        import threading
+        import time
+
+        self.total, self.log, self.done, self.computed = total, log, 0, 0
+        self.lock = threading.Lock()
+        self.clock = clock or time.monotonic
+        self.start = self.last = self.clock()
+        self.compute_s = 0.0
+
+    def update(self, what: str, cached: bool = False) -> str:
+        """Count one finished run (`cached`: it was already done) and log its line; returns the line."""
+        with self.lock:
+            return self._update(what, cached)
+
+    def _update(self, what: str, cached: bool) -> str:
+        now = self.clock()
+        self.done += 1
+        if not cached:
+            self.computed += 1
+            self.compute_s += now - self.last
+        self.last = now
+        left = self.total - self.done
+        eta = "–" if not self.computed else _clock(left * self.compute_s / self.computed)
+        line = (f"[{self.done}/{self.total}] {what}{' (cached)' if cached else ''} — elapsed "
+                f"{_clock(now - self.start)}, ETA {eta if left else '0m00s'}")
+        self.log(line)
+        return line

@@ -22,14 +22,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from claimbench.errors import CacheError
+from claimbench.errors import CacheError, TrainingDiverged
+from claimbench.numerics import upcast
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -182,7 +183,7 @@ def augment_batch(x: torch.Tensor, kind: str, g: torch.Generator, pad: int = 2) 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """CE over the last dim; works for (N, K) and sequence (N, T, K) logits."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+    return F.cross_entropy(upcast(logits.reshape(-1, logits.shape[-1])), y.reshape(-1))
 
 
 @torch.no_grad()
@@ -194,7 +195,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.
     outs = []
     for i in range(0, len(x), batch_size):
         with autocast(device):
-            outs.append(model(x[i : i + batch_size].to(device)).float())
+            outs.append(upcast(model(x[i : i + batch_size].to(device))))
     model.train(was_training)
     return torch.cat(outs)
 
@@ -226,12 +227,20 @@ def _atomic_save(obj: object, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _load_checkpoint(path: Path) -> dict:
+def load_tensors(path: Path, what: str = "file") -> Any:
+    """torch.load restricted to tensors and plain containers (weights_only=True): a file from a shared
+    cache or remote can never run code. Any failure (corrupt, truncated, foreign or malicious pickle) is
+    one CacheError line naming the file and the fix."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        raise CacheError(f"checkpoint {path} is corrupt ({type(e).__name__}: {e}); delete it to retrain "
-                         f"that run from scratch.") from None
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CacheError(f"{what} {path} is corrupt or not a plain tensor file ({type(e).__name__}: "
+                         f"{reason[:160]}); delete it to recompute it.") from None
+
+
+def _load_checkpoint(path: Path) -> dict:
+    return load_tensors(path, "checkpoint")
 
 
 def fit(
@@ -325,7 +334,7 @@ def fit(
                 group["lr"] = lr_at(cfg, state.step, total, spe)
             with autocast(device):
                 out = model(xb)
-            loss = loss_fn(out.float(), yb)
+            loss = loss_fn(upcast(out), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -344,8 +353,8 @@ def fit(
         state.last_loss = float(loss_sum / max(loss_count, 1))
         if not math.isfinite(state.last_loss):
             bar.close()
-            raise FloatingPointError(f"{desc}: training loss became {state.last_loss} at epoch {state.epoch}; "
-                                     f"lower the learning rate in params.yaml.")
+            raise TrainingDiverged(f"{desc}: training loss became {state.last_loss} at epoch {state.epoch}; "
+                                   f"lower the learning rate in params.yaml.")
         if eval_sets and (done or (eval_every and state.epoch % eval_every == 0)):
             run_eval()
         for cb in callbacks:

@@ -40,7 +40,7 @@ from claimbench.models.relu_transformers import CharTransformer, TwoLayerMLP, ch
 from claimbench.params import in_unit_interval, positive
 from claimbench.results import ClaimResult
 from claimbench.stage import Context
-from claimbench.sweep import run_cached
+from claimbench.sweep import Progress, run_cached
 from claimbench.train import Callback, TrainConfig, TrainState, fit, predict, prepare_model, seed_everything
 
 CLAIM_ID = "activation_sparsity"
@@ -171,7 +171,7 @@ def run_key(name: str, cfg: Config) -> dict:
 
 
 def train_image_run(ctx: Context, task: ImageTask, name: str, build, x: torch.Tensor, y: torch.Tensor, steps: int,
-                    classify: bool) -> dict:
+                    classify: bool, progress: Progress | None = None) -> dict:
     """Train one image model (cached), tracking nnz% on a train probe (its own inputs) and the test probe."""
     cfg: Config = ctx.cfg
     key = run_key(name, cfg)
@@ -191,11 +191,10 @@ def train_image_run(ctx: Context, task: ImageTask, name: str, build, x: torch.Te
             rec.update(classifier_metrics(model, task, cfg))
         return rec
 
-    ctx.log(f"run {name} ({steps} steps)")
-    return run_cached(ctx.artifacts_dir / "runs", key, run)
+    return run_cached(ctx.artifacts_dir / "runs", key, run, progress, f"{name} ({steps} steps)")
 
 
-def train_char_lm(ctx: Context) -> dict:
+def train_char_lm(ctx: Context, progress: Progress | None = None) -> dict:
     cfg: Config = ctx.cfg
     key = run_key("char_lm", cfg)
 
@@ -217,8 +216,7 @@ def train_char_lm(ctx: Context) -> dict:
         return {"curve": tracker.records, "final_train_loss": state.last_loss, "total_steps": cfg.lm_steps,
                 "steps_per_epoch": len(x) // cfg.lm_batch_size}
 
-    ctx.log(f"run char_lm ({cfg.lm_steps} steps)")
-    return run_cached(ctx.artifacts_dir / "runs", key, run)
+    return run_cached(ctx.artifacts_dir / "runs", key, run, progress, f"char_lm ({cfg.lm_steps} steps)")
 
 
 def run_plan(ctx: Context) -> dict:
@@ -237,26 +235,28 @@ def run_plan(ctx: Context) -> dict:
     y_rand = random_labels(n, 10, derive_seed("random_labels", cfg.seed)).to(ctx.device)
     x_rand = gaussian_images(n, (1, 28, 28), derive_seed("random_inputs", cfg.seed)).to(ctx.device)
     xs, ys = task.x_train, task.y_train
+    p = ctx.progress(len(run_names(cfg)))
     runs = {
-        "vit_small": train_image_run(ctx, task, "vit_small", vit_small, xs, ys, cfg.steps, True),
-        "vit_large": train_image_run(ctx, task, "vit_large", vit_large, xs, ys, cfg.steps, True),
-        "vit_topk": train_image_run(ctx, task, "vit_topk", lambda: vit_small(k), xs, ys, cfg.steps, True),
-        "random_labels": train_image_run(ctx, task, "random_labels", vit_small, xs, y_rand, cfg.variant_steps, False),
+        "vit_small": train_image_run(ctx, task, "vit_small", vit_small, xs, ys, cfg.steps, True, p),
+        "vit_large": train_image_run(ctx, task, "vit_large", vit_large, xs, ys, cfg.steps, True, p),
+        "vit_topk": train_image_run(ctx, task, "vit_topk", lambda: vit_small(k), xs, ys, cfg.steps, True, p),
+        "random_labels": train_image_run(ctx, task, "random_labels", vit_small, xs, y_rand, cfg.variant_steps, False,
+                                         p),
         "random_inputs": train_image_run(ctx, task, "random_inputs", vit_small, x_rand, y_rand, cfg.variant_steps,
-                                         False),
-        "char_lm": train_char_lm(ctx),
+                                         False, p),
+        "char_lm": train_char_lm(ctx, p),
         "mixer": train_image_run(ctx, task, "mixer", lambda: mixer(cfg.mixer_dim, cfg.mixer_depth, cfg.patch_size),
-                                 xs, ys, cfg.other_steps, True),
+                                 xs, ys, cfg.other_steps, True, p),
         "mlp": train_image_run(ctx, task, "mlp", lambda: TwoLayerMLP(28 * 28, cfg.mlp_hidden), xs, ys,
-                               cfg.other_steps, True),
+                               cfg.other_steps, True, p),
     }
     if cfg.label_noise > 0:
         y_noisy, _ = inject_label_noise(task.y_train.cpu(), cfg.label_noise, 10, derive_seed("label_noise", cfg.seed))
         y_noisy = y_noisy.to(ctx.device)
         runs["label_noise_base"] = train_image_run(ctx, task, "label_noise_base", vit_small, task.x_train, y_noisy,
-                                                   cfg.variant_steps, True)
+                                                   cfg.variant_steps, True, p)
         runs["label_noise_topk"] = train_image_run(ctx, task, "label_noise_topk", lambda: vit_small(k), task.x_train,
-                                                   y_noisy, cfg.variant_steps, True)
+                                                   y_noisy, cfg.variant_steps, True, p)
     return runs
 
 
@@ -280,10 +280,9 @@ def run_names(cfg: Config) -> list[str]:
 
 def load_runs(ctx: Context) -> dict[str, dict]:
     """name -> cached record; a missing run is a CacheError telling the user to run the train stage."""
-    import json
 
     from claimbench.errors import CacheError
-    from claimbench.sweep import DONE, run_dir
+    from claimbench.sweep import DONE, load_record, run_dir
 
     out = {}
     for name in run_names(ctx.cfg):
@@ -291,7 +290,7 @@ def load_runs(ctx: Context) -> dict[str, dict]:
         if not done.exists():
             raise CacheError(f"{CLAIM_ID}: run {name!r} has no result at scale {ctx.scale} ({done} missing); run "
                              f"`python stages/{CLAIM_ID}.py train --scale {ctx.scale}` (or `dvc repro`) first.")
-        out[name] = json.loads(done.read_text())["record"]
+        out[name] = load_record(done.parent)
     return out
 
 

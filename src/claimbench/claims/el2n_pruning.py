@@ -48,7 +48,7 @@ from claimbench.models.data_diet_nets import build_model
 from claimbench.params import in_unit_interval, positive
 from claimbench.results import ClaimResult
 from claimbench.stage import Context
-from claimbench.train import Callback, TrainConfig, TrainState, fit, prepare_model, seed_everything
+from claimbench.train import Callback, TrainConfig, TrainState, fit, load_tensors, prepare_model, seed_everything
 
 CLAIM_ID = "el2n_pruning"
 Method = Literal["el2n", "random", "grand_init", "grand_early", "input_norm"]
@@ -224,10 +224,13 @@ def train(ctx: Context) -> None:
     n = len(split.y)
     full_steps = cfg.train_config().total_steps(n)
 
+    progress = ctx.progress(cfg.score_seeds + len(cfg.noise_modes) * cfg.noise_seeds
+                            + len(cfg.keep_fractions) * len(cfg.methods) * cfg.prune_seeds)
     full, per_seed = [], []
     for seed in range(cfg.score_seeds):
         key = {**base, "kind": "score", "seed": seed}
-        rec = sweep.run_cached(runs, key, lambda d, s=seed: score_run(cfg, split, split.y, s, True, d, ctx.device))
+        rec = sweep.run_cached(runs, key, lambda d, s=seed: score_run(cfg, split, split.y, s, True, d, ctx.device),
+                               progress, f"score seed={seed}")
         full.append({"seed": seed, **rec})
         per_seed.append(_load_scores(runs, key))
     scores = {name: torch.stack([s[name] for s in per_seed]).mean(0) for name in per_seed[0]}
@@ -243,7 +246,8 @@ def train(ctx: Context) -> None:
         for seed in range(cfg.noise_seeds):
             key = {**base, "kind": "noise", "mode": mode, "fraction": cfg.noise_fraction, "seed": seed}
             sweep.run_cached(runs, key, lambda d, s=seed, labels=noisy_y:
-                             score_run(cfg, split, labels, s, False, d, ctx.device))
+                             score_run(cfg, split, labels, s, False, d, ctx.device),
+                             progress, f"noise {mode} seed={seed}")
             el2n.append(_load_scores(runs, key)["el2n_early"])
         noise.append({"mode": mode, "el2n": torch.stack(el2n).mean(0).tolist(), "corrupted": corrupted.tolist()})
 
@@ -255,7 +259,8 @@ def train(ctx: Context) -> None:
                 key = {**base, "kind": "prune", "method": method, "keep": keep_fraction, "seed": seed,
                        "steps": full_steps, "subset": _digest(keep)}
                 rec = sweep.run_cached(runs, key,
-                                       lambda d, k=keep, s=seed: prune_run(cfg, split, k, s, full_steps, d, ctx.device))
+                                       lambda d, k=keep, s=seed: prune_run(cfg, split, k, s, full_steps, d, ctx.device),
+                                       progress, f"{method} keep={keep_fraction} seed={seed}")
                 pruned.append({"method": method, "keep_fraction": keep_fraction, "seed": seed, **rec})
                 ctx.log(f"{method} keep={keep_fraction} seed={seed}: test acc {rec['test_acc']:.2f}%")
     summary = {"full": full, "pruned": pruned, "noise": noise, "full_steps": full_steps, "n_train": n,
@@ -268,7 +273,7 @@ def _load_scores(runs: Path, key: dict) -> dict[str, torch.Tensor]:
     path = sweep.run_dir(runs, key) / "scores.pt"
     if not path.exists():
         raise CacheError(f"{path} missing although its run is marked done; delete {path.parent} to rerun it.")
-    return torch.load(path, map_location="cpu")
+    return load_tensors(path, "EL2N/GraNd scores")
 
 
 def _digest(index: torch.Tensor) -> str:
@@ -284,8 +289,11 @@ def analyse(ctx: Context) -> ClaimResult:
     path = ctx.artifacts_dir / SUMMARY
     if not path.exists():
         raise CacheError(f"{path} missing: run `python stages/{CLAIM_ID}.py train --scale {ctx.scale}` first.")
-    summary = json.loads(path.read_text())
-    scores = torch.load(ctx.artifacts_dir / SCORES, map_location="cpu")["mean"]
+    summary = sweep.read_json(path, f"rerun `python stages/{CLAIM_ID}.py train --scale {ctx.scale}`")
+    scores = load_tensors(ctx.artifacts_dir / SCORES, "mean EL2N/GraNd scores")
+    if not isinstance(scores, dict) or "mean" not in scores:
+        raise CacheError(f"{ctx.artifacts_dir / SCORES} holds no 'mean' scores; delete it and rerun the train stage.")
+    scores = scores["mean"]
 
     acc = accuracy_table(summary)
     stats = pruning_statistics(acc)

@@ -22,7 +22,6 @@ bs 2, versus 2.5 M in the paper — phases depend on training length.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -43,11 +42,12 @@ from claimbench.metrics import spectral
 from claimbench.metrics.correlation import spearman_rho
 from claimbench.metrics.phases import PHASE_INDEX, adjacent_inversions, classify_phase
 from claimbench.models.mini_alexnet import MiniAlexNet, mse_on_softmax
+from claimbench.numerics import upcast
 from claimbench.params import positive
 from claimbench.results import ClaimResult
 from claimbench.stage import Context
-from claimbench.sweep import DONE, run_cached, run_dir
-from claimbench.train import TrainConfig, cpu_threads, fit, prepare_model, seed_everything
+from claimbench.sweep import DONE, is_done, load_record, run_cached, run_dir
+from claimbench.train import TrainConfig, cpu_threads, fit, load_tensors, prepare_model, seed_everything
 
 CLAIM_ID = "heavy_tail_phases"
 LAYERS = ("fc1", "fc2")
@@ -140,7 +140,7 @@ def train_one(
         checkpoint=ckpt,
         desc=f"bs{batch_size}-seed{seed}",
     )
-    torch.save({k: v.detach().float().cpu() for k, v in model.state_dict().items()}, run_path / "model.pt")
+    torch.save({k: upcast(v.detach()).cpu() for k, v in model.state_dict().items()}, run_path / "model.pt")
     ckpt.unlink(missing_ok=True)  # the optimiser state is not needed once the run is done
     last = state.history[-1]
     return {
@@ -171,17 +171,17 @@ def train(ctx: Context) -> None:
     # Smallest batch sizes first: they are the longest runs, so a pool finishes them early.
     jobs = [(bs, s) for bs in sorted(cfg.batch_sizes) for s in cfg.seeds]
     ctx.log(f"{len(jobs)} runs on {len(train_xy[1])} training images, {cfg.epochs} epochs each")
+    progress = ctx.progress(len(jobs))
     if ctx.device.type == "cpu" and cfg.workers > 1:
         args = [(base, run_key(cfg, bs, s), cfg, bs, s, train_xy, test_xy) for bs, s in jobs]
+        cached = [is_done(base, run_key(cfg, bs, s)) for bs, s in jobs]
         # fork, not spawn: spawn re-runs the stage script (which has no __main__ guard) in every worker.
         with ProcessPoolExecutor(
             min(cfg.workers, os.cpu_count() or 1), mp_context=get_context("fork")
         ) as pool:
-            for rec in pool.map(_worker, args):
-                ctx.log(
-                    f"bs={rec['batch_size']} seed={rec['seed']}: "
-                    f"test acc {rec['test_acc']:.3f} ({rec['wall_s']} s)"
-                )
+            for rec, was_cached in zip(pool.map(_worker, args), cached):
+                progress.update(f"bs={rec['batch_size']} seed={rec['seed']}: test acc {rec['test_acc']:.3f} "
+                                f"({rec['wall_s']} s)", cached=was_cached)
         return
     # CPU: small batches run faster on 1 thread than on 2, and are immune to oversubscription.
     with cpu_threads(1, ctx.device):
@@ -190,6 +190,8 @@ def train(ctx: Context) -> None:
                 base,
                 run_key(cfg, bs, s),
                 lambda d, bs=bs, s=s: train_one(d, cfg, bs, s, train_xy, test_xy, ctx.device),
+                progress,
+                f"bs={bs} seed={s}",
             )
             ctx.log(f"bs={bs} seed={s}: test acc {rec['test_acc']:.3f} ({rec['wall_s']} s)")
 
@@ -205,8 +207,8 @@ def load_run(ctx: Context, batch_size: int, seed: int) -> tuple[dict, dict[str, 
             f"{CLAIM_ID}: run bs={batch_size} seed={seed} is missing from {d.parent}; run the train "
             f"stage first (`python stages/{CLAIM_ID}.py train --scale {ctx.scale}`)."
         )
-    rec = json.loads((d / DONE).read_text())["record"]
-    weights = torch.load(d / "model.pt", map_location="cpu", weights_only=True)
+    rec = load_record(d)
+    weights = load_tensors(d / "model.pt", "weights")
     return rec, {name: weights[f"{name}.weight"] for name in LAYERS}
 
 

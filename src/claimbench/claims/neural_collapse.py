@@ -20,7 +20,6 @@ yet run); paper (60k images, 4 widths, 350 epochs, 3 seeds): about a day on one 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,9 +36,10 @@ from claimbench.data import balanced_subset, derive_seed, load_fashion_mnist, no
 from claimbench.errors import CacheError
 from claimbench.metrics.collapse import collapse_metrics
 from claimbench.models.resnet_width import WideResNet18
+from claimbench.numerics import upcast
 from claimbench.params import positive
 from claimbench.results import ClaimResult
-from claimbench.sweep import DONE, run_cached, run_dir
+from claimbench.sweep import DONE, load_record, run_cached, run_dir
 from claimbench.train import Callback, TrainConfig, TrainState, evaluate, fit, prepare_model, seed_everything
 
 CLAIM_ID = "neural_collapse"
@@ -112,7 +112,7 @@ def penultimate(model: WideResNet18, x: torch.Tensor, batch_size: int = 1024) ->
     """(N, d) float32 penultimate features in eval mode, full precision (no autocast)."""
     was_training = model.training
     model.eval()
-    h = torch.cat([model.features(x[i : i + batch_size]).float() for i in range(0, len(x), batch_size)])
+    h = torch.cat([upcast(model.features(x[i : i + batch_size])) for i in range(0, len(x), batch_size)])
     model.train(was_training)
     return h
 
@@ -187,9 +187,12 @@ def train(ctx) -> None:
     cfg: Config = ctx.cfg
     data = load_data(ctx)
     base = ctx.artifacts_dir / "runs"
-    for width, seed, variant in all_runs(cfg):
+    runs = all_runs(cfg)
+    progress = ctx.progress(len(runs))
+    for width, seed, variant in runs:
         rec = run_cached(base, run_key(cfg, width, seed, variant),
-                         lambda out, w=width, s=seed, v=variant: train_one(out, ctx, data, w, s, v))
+                         lambda out, w=width, s=seed, v=variant: train_one(out, ctx, data, w, s, v),
+                         progress, f"{variant} w={width:g} seed={seed}")
         ctx.log(f"{variant:>12} w={width:g} seed={seed}: train acc {rec['final']['train_acc']:.4f} "
                 f"test acc {rec['test_acc']:.4f} NC1 {rec['final']['nc1']:.3g} NC2 {rec['final']['nc2']:.3g} "
                 f"NC3 {rec['final']['nc3']:.3g} ({rec['wall_s']} s)")
@@ -206,7 +209,7 @@ def load_records(ctx) -> list[dict]:
         if not path.exists():
             raise CacheError(f"no finished run for loss {variant}, width {width}, seed {seed} at scale {ctx.scale} "
                              f"({path} missing); run `python stages/neural_collapse.py train --scale {ctx.scale}`.")
-        out.append(json.loads(path.read_text())["record"])
+        out.append(load_record(path.parent))
     return out
 
 

@@ -40,11 +40,12 @@ from claimbench.metrics.simpson import CorpusError, grouped_association, paradox
 from claimbench.metrics.spectral import analyze_matrices
 from claimbench.models.pgdl_keras import load_pgdl_task
 from claimbench.models.pgdl_vgg import PGDLVGG, VGGSpec
+from claimbench.numerics import upcast
 from claimbench.params import in_unit_interval, positive
 from claimbench.results import ClaimResult
 from claimbench.stage import Context
-from claimbench.sweep import is_done, run_cached, run_dir
-from claimbench.train import TrainConfig, cpu_threads, evaluate, fit, prepare_model, seed_everything
+from claimbench.sweep import is_done, load_record, read_json, run_cached, run_dir
+from claimbench.train import TrainConfig, cpu_threads, evaluate, fit, load_tensors, prepare_model, seed_everything
 
 CLAIM_ID = "simpson_paradox"
 
@@ -140,7 +141,7 @@ def train_one(run_dir, hp: dict, cfg: Config, data, device: torch.device) -> dic
     if not record["diverged"]:
         record["train_acc"] = evaluate(model, x, y)["acc"]
         record["test_acc"] = evaluate(model, xt, yt)["acc"]
-        torch.save({k: v.float().cpu() for k, v in model.state_dict().items()}, run_dir / "weights.pt")
+        torch.save({k: upcast(v).cpu() for k, v in model.state_dict().items()}, run_dir / "weights.pt")
     (run_dir / "checkpoint.pt").unlink(missing_ok=True)
     return record
 
@@ -168,12 +169,15 @@ def train_corpus(ctx: Context) -> None:
     runs = ctx.artifacts_dir / "runs"
     points = grid(cfg)
     t0 = time.time()
+    progress = ctx.progress(len(points))
 
     def one(hp: dict) -> dict:
+        what = " ".join(f"{k}={v}" for k, v in hp.items())
         if ctx.device.type == "cuda":
             with torch.cuda.stream(torch.cuda.Stream()):
-                return run_cached(runs, sweep_key(hp, cfg), lambda d: train_one(d, hp, cfg, data, ctx.device))
-        return run_cached(runs, sweep_key(hp, cfg), lambda d: train_one(d, hp, cfg, data, ctx.device))
+                return run_cached(runs, sweep_key(hp, cfg), lambda d: train_one(d, hp, cfg, data, ctx.device),
+                                  progress, what)
+        return run_cached(runs, sweep_key(hp, cfg), lambda d: train_one(d, hp, cfg, data, ctx.device), progress, what)
 
     workers = cfg.parallel_models
     if workers > 1:
@@ -230,10 +234,10 @@ def corpus_table(ctx: Context) -> pd.DataFrame:
                 raise CorpusError(f"model {hp} of the {ctx.scale} corpus is not trained; run "
                                   f"`python stages/{CLAIM_ID}.py train --scale {ctx.scale}` (or dvc repro) first.")
             d = run_dir(runs, key)
-            rec = json.loads((d / "done.json").read_text())["record"]
+            rec = load_record(d)
             if rec["diverged"]:
                 continue
-            state = torch.load(d / "weights.pt", map_location="cpu", weights_only=True)
+            state = load_tensors(d / "weights.pt", "weights")
             kernels = {k.removesuffix(".weight"): v for k, v in state.items() if k.endswith(".weight")}
             rows.append({"model_id": d.name, **{k: rec[k] for k in (*hp, "conv_layers", "train_acc", "test_acc")},
                          **model_metrics(kernels, cfg.min_evals)})
@@ -321,14 +325,14 @@ def analyse(ctx: Context) -> ClaimResult:
     simpson_figure(df, PRIMARY_SHAPE, ctx.figures_dir / f"simpson_{PRIMARY_SHAPE}.png")
     tau_figure(assoc, ctx.figures_dir / "tau_pooled_vs_within.png")
     timing_path = ctx.artifacts_dir / "corpus.json"
-    timing = json.loads(timing_path.read_text()) if timing_path.exists() else {}
+    timing = read_json(timing_path, f"rerun `python stages/{CLAIM_ID}.py train`") if timing_path.exists() else {}
     source = f"PGDL task {cfg.pgdl_task}" if cfg.pgdl_task else f"{cfg.dataset} VGG grid"
     return ClaimResult(
         statistics=stats,
         tables={"corpus": df, "associations": assoc, "associations_gen_gap": gap_assoc},
         seeds=[cfg.seed],
         setup={"dataset": cfg.dataset if not cfg.pgdl_task else cfg.pgdl_task,
-               "model": f"PGDL-task-1-like VGG ({len(df)} models, depths {sorted(df['conv_layers'].unique())})",
+               "model": f"PGDL-task-1-like VGG ({len(df)} models, depths {sorted({int(d) for d in df.conv_layers})})",
                "corpus": source, "target": "test accuracy", "grouping": "number of conv layers"},
         details={"corpus_training": timing},
     )

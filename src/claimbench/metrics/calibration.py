@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from claimbench.errors import ClaimbenchError
+from claimbench.numerics import upcast
 
 
 class CalibrationError(ClaimbenchError, ValueError):
@@ -22,12 +23,12 @@ def reliability_bins(logits: torch.Tensor, y: torch.Tensor, n_bins: int = 15) ->
                                f"{tuple(y.shape)}.")
     if n_bins < 1:
         raise CalibrationError(f"n_bins must be >= 1, got {n_bins}.")
-    conf, pred = logits.float().softmax(-1).max(-1)
-    correct = (pred == y.to(pred.device)).float()
+    conf, pred = upcast(logits).softmax(-1).max(-1)
+    correct = (pred == y.to(pred.device)).to(conf.dtype)
     idx = (torch.ceil(conf * n_bins).long() - 1).clamp(0, n_bins - 1)
-    count = torch.zeros(n_bins).index_add_(0, idx.cpu(), torch.ones_like(conf).cpu())
-    conf_sum = torch.zeros(n_bins).index_add_(0, idx.cpu(), conf.cpu())
-    acc_sum = torch.zeros(n_bins).index_add_(0, idx.cpu(), correct.cpu())
+    count = torch.zeros(n_bins, dtype=conf.dtype).index_add_(0, idx.cpu(), torch.ones_like(conf).cpu())
+    conf_sum = torch.zeros(n_bins, dtype=conf.dtype).index_add_(0, idx.cpu(), conf.cpu())
+    acc_sum = torch.zeros(n_bins, dtype=conf.dtype).index_add_(0, idx.cpu(), correct.cpu())
     return {"count": count, "confidence": conf_sum / count, "accuracy": acc_sum / count}
 
 

@@ -16,6 +16,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from claimbench.errors import ClaimbenchError
+from claimbench.numerics import upcast
 from claimbench.train import predict
 
 
@@ -37,8 +38,8 @@ def el2n_from_logits(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
         raise ScoreInputError(f"el2n labels must lie in [0, {logits.shape[1]}); got range "
                               f"[{int(y.min())}, {int(y.max())}].")
-    probs = logits.float().softmax(-1)
-    onehot = F.one_hot(y.to(logits.device), logits.shape[1]).float()
+    probs = upcast(logits).softmax(-1)
+    onehot = F.one_hot(y.to(logits.device), logits.shape[1]).to(probs.dtype)
     return (probs - onehot).norm(dim=1).cpu()
 
 
@@ -61,7 +62,7 @@ def grand_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size:
 
     def loss_one(p, b, xi, yi):
         out = functional_call(model, (p, b), (xi.unsqueeze(0),))
-        return F.cross_entropy(out.float(), yi.unsqueeze(0))
+        return F.cross_entropy(upcast(out), yi.unsqueeze(0))
 
     per_example_grad = vmap(grad(loss_one), in_dims=(None, None, 0, 0))
     device = next(model.parameters()).device
@@ -70,7 +71,7 @@ def grand_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size:
         for i in range(0, len(x), batch_size):
             xb, yb = x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
             grads = per_example_grad(params, buffers, xb, yb)
-            sq = sum(g.float().pow(2).flatten(1).sum(1) for g in grads.values())
+            sq = sum(upcast(g).pow(2).flatten(1).sum(1) for g in grads.values())
             out.append(sq.sqrt().cpu())
     finally:
         model.train(was_training)
@@ -79,7 +80,7 @@ def grand_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size:
 
 def input_norms(x: torch.Tensor) -> torch.Tensor:
     """‖x_i‖₂ over all of an example's entries, float32 (N,)."""
-    return x.float().flatten(1).norm(dim=1).cpu()
+    return upcast(x).flatten(1).norm(dim=1).cpu()
 
 
 def keep_hardest(scores: torch.Tensor, keep_fraction: float) -> torch.Tensor:

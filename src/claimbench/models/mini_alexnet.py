@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from claimbench.numerics import upcast
+
 ANALYSED_LAYERS = {"fc1": "fc1", "fc2": "fc2"}  # paper's FC1 (Keras layer 7) and FC2 (layer 8)
 
 
@@ -58,5 +60,5 @@ class MiniAlexNet(nn.Module):
 
 def mse_on_softmax(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Keras loss='mse' on softmax outputs vs one-hot labels: mean over classes and batch. y: (B,) int64."""
-    p = logits.float().softmax(-1)
+    p = upcast(logits).softmax(-1)
     return (p - F.one_hot(y, p.shape[-1]).to(p.dtype)).pow(2).mean()

@@ -1,0 +1,127 @@
+"""The report's text: every Markdown table keeps one cell per column (an escaped \\| does not split a cell),
+no numpy repr such as np.int64(2) reaches a result or the report, and the report stage refuses results
+that fail the audit (hand-edited criteria, no card) with one line."""
+
+import json
+import re
+import shutil
+
+import pytest
+import yaml
+from conftest import FIXTURES, REPO
+from test_tables import check_tex, committed_files
+
+import claimbench.cards
+from claimbench import audit, report
+from claimbench.cards import parse_card
+from claimbench.results import ClaimResult, write_result
+
+PIPE = re.compile(r"(?<!\\)\|")  # a cell border: a pipe with no backslash before it
+NUMPY_REPR = re.compile(r"\b(?:np|numpy)\.[a-z_]+\d*\(")  # np.int64(2), np.float64(0.5), np.str_('a')
+
+
+def markdown_tables(text: str) -> list[list[str]]:
+    """Each pipe table (consecutive lines starting with |) outside fenced code blocks, as its lines."""
+    tables, current, fenced = [], [], False
+    for line in [*text.splitlines(), ""]:
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if not fenced and line.lstrip().startswith("|"):
+            current.append(line.strip())
+            continue
+        if current:
+            tables.append(current)
+        current = []
+    return tables
+
+
+def ragged_rows(text: str) -> list[str]:
+    """Rows whose cell count differs from their table's header, as 'cells vs header: row'."""
+    out = []
+    for table in markdown_tables(text):
+        header = len(PIPE.findall(table[0])) - 1
+        out += [f"{len(PIPE.findall(r)) - 1} cells vs {header}: {r[:100]}" for r in table
+                if len(PIPE.findall(r)) - 1 != header]
+    return out
+
+
+def test_ragged_rows_known_answers():
+    good = "| a | b |\n|---|---|\n| x \\| y | z |\n"
+    assert ragged_rows(good) == []
+    assert ragged_rows("| a | b |\n|---|---|\n| |tau| | z |\n") == ["4 cells vs 2: | |tau| | z |"]
+    assert ragged_rows("```\n| a | b |\n| c |\n```\n") == []  # code, not a table
+
+
+def committed_markdown() -> list[str]:
+    return [*committed_files(".md"), "README.md"]
+
+
+@pytest.mark.parametrize("rel", committed_markdown())
+def test_committed_markdown_tables_keep_their_columns(rel):
+    rows = ragged_rows((REPO / rel).read_text())
+    assert not rows, f"{rel}: rows split by an unescaped | (regenerate: `dvc repro`):\n" + "\n".join(rows[:5])
+
+
+def test_no_numpy_reprs_in_committed_results_or_report():
+    hits = []
+    for rel in [*committed_files(".json"), *committed_files(".md"), *committed_files(".csv"),
+                *committed_files(".tex"), "README.md"]:
+        for n, line in enumerate((REPO / rel).read_text().splitlines(), 1):
+            hits += [f"{rel}:{n}: {m.group(0)}" for m in NUMPY_REPR.finditer(line)]
+    assert not hits, "numpy reprs (convert to int/float before formatting, then rerun):\n" + "\n".join(hits[:10])
+
+
+@pytest.fixture
+def nasty_root(tmp_path, monkeypatch):
+    """A repo with one result whose card and result are full of | & % _ and a newline, written by the pipeline."""
+    raw = yaml.safe_load((FIXTURES / "toy.yaml").read_text())
+    raw["title"] = "Toy | pipes & 6.3% of a_b"
+    raw["headline"].update(label="within-depth |tau| small", paper="|x| < 1")
+    raw["criteria"][0]["id"] = "T|1"
+    raw["criteria"][0]["checks"][0]["statistic"] = "acc|train"
+    raw["headline"]["statistic"] = "acc|train"
+    raw["verdict"]["reproduced"] = ["T|1"]
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "toy.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setattr(claimbench.cards, "CARD_DIR", cards)
+    prov = json.loads((FIXTURES / "toy_metrics.json").read_text())["provenance"]
+    result = ClaimResult({"acc|train": 0.75, "n_runs": 2}, setup={"dataset": "a|b", "model": "two\nlines"})
+    root = tmp_path / "repo"
+    write_result(result, parse_card(raw, "toy"), root / "results" / "quick" / "toy", "quick", prov)
+    (root / "README.md").write_text(f"# x\n\n{report.README_START}\n{report.README_END}\n")
+    return root
+
+
+def test_report_tables_keep_their_columns_with_pipes_in_labels_and_ids(nasty_root):
+    assert report.main(["--root", str(nasty_root)]) == 0
+    for rel in ("results/claims.md", "results/claims_table.md", "README.md"):
+        text = (nasty_root / rel).read_text()
+        assert markdown_tables(text) and ragged_rows(text) == [], rel
+    claims = (nasty_root / "results/claims.md").read_text()
+    assert r"| T\|1 | `acc\|train` | 0.75 | > 0.5 | ✓ |" in claims  # a hand-assembled per-criterion row
+    assert check_tex((nasty_root / "results/claims_table.tex").read_text(), 10) == []
+
+
+def test_report_refuses_hand_edited_criteria(nasty_root, capsys):
+    path = nasty_root / "results/quick/toy/metrics.json"
+    rec = json.loads(path.read_text())
+    rec["criteria"][0]["checks"][0]["value"] = 0.9  # statistics, verdict and card untouched
+    path.write_text(json.dumps(rec))
+    assert report.main(["--root", str(nasty_root)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: results/quick/toy/metrics.json: the stored criteria were edited by hand "
+                          "(T|1 value of acc|train: stored 0.9, card/statistics give 0.75; the statistics and "
+                          "the card are unchanged)") and err.count("\n") == 1, err
+
+
+def test_report_refuses_a_result_without_a_card_or_in_the_wrong_folder(nasty_root, capsys):
+    (claimbench.cards.CARD_DIR / "toy.yaml").unlink()
+    assert report.main(["--root", str(nasty_root)]) == 2
+    assert capsys.readouterr().err == ("error: results/quick/toy/metrics.json: no card toy.yaml judges it; "
+                                       "commit the card or remove the result\n")
+    shutil.move(nasty_root / "results/quick/toy", nasty_root / "results/quick/gone")
+    assert report.main(["--root", str(nasty_root)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: results/quick/gone/metrics.json: claim_id/scale toy/quick do not match the folder")
+    assert audit.audit_report(nasty_root)[0].startswith("the report stage refuses to render: results/quick/gone/")
