@@ -16,7 +16,8 @@ from claimbench.errors import DataError
 def write_idx(path, array: np.ndarray, gz=True):
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
     blob = header + array.astype(np.uint8).tobytes()
-    (gzip.open if gz else open)(path, "wb").write(blob)
+    with (gzip.open if gz else open)(path, "wb") as f:  # closed here: nothing relies on refcounting to flush
+        f.write(blob)
 
 
 @contextlib.contextmanager

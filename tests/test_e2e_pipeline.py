@@ -2,6 +2,7 @@
 ci numbers on two CPU kernel paths and two thread counts against the committed reference."""
 
 import json
+import subprocess
 
 import pytest
 from conftest import REPO
@@ -47,3 +48,30 @@ def test_ci_numbers_do_not_depend_on_kernel_path_or_threads(ci_repo, ci_repo_oth
         assert other[cid]["cpu_kernels"] == "AVX2" and other[cid]["torch_threads"] == 1, other[cid]
     print(f"kernel paths compared: {native[cid]['cpu_kernels']} ({native[cid]['torch_threads']} threads) "
           f"and AVX2 (1 thread)")
+
+
+def test_readme_dvc_metrics_and_plots_commands_work(ci_repo):
+    """`dvc metrics show` lists each claim's verdict, headline and gating statistics (README), and
+    `dvc plots show` renders the comparison plots into the git-ignored dvc_plots/."""
+    from conftest import run
+
+    out = run(["dvc", "metrics", "show", "--json"], ci_repo, None).stdout
+    shown = {}
+    for rev in json.loads(out).values():
+        for path, body in rev["data"].items():
+            shown[path] = body["data"]
+    for cid in claim_modules():
+        rec = json.loads((ci_repo / "results" / "ci" / cid / "metrics.json").read_text())
+        got = shown[f"results/ci/{cid}/headline.json"]
+        assert got["verdict"] == rec["verdict"]
+        gating = {ch["statistic"] for c in rec["criteria"] if c["gating"] for ch in c["checks"]}
+        assert gating and gating <= set(got["gating"]), cid
+    table = run(["dvc", "metrics", "show"], ci_repo, None).stdout
+    assert all(f"results/ci/{cid}/headline.json" in table for cid in claim_modules())
+    run(["dvc", "plots", "show"], ci_repo, None)
+    html = (ci_repo / "dvc_plots" / "index.html").read_text()
+    for plot in ("heavy_tail_softrank_vs_batch_size", "simpson_alpha_vs_test_acc", "neural_collapse_nc1_vs_epoch",
+                 "el2n_accuracy_vs_fraction_pruned", "activation_sparsity_nonzero_vs_step"):
+        assert plot in html, plot
+    ignored = subprocess.run(["git", "check-ignore", "-q", "dvc_plots/index.html"], cwd=REPO)
+    assert ignored.returncode == 0, "dvc_plots/ must be git-ignored"
