@@ -234,9 +234,13 @@ def load_tensors(path: Path, what: str = "file") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CacheError(f"{what} {path} is corrupt or not a plain tensor file ({type(e).__name__}: "
-                         f"{reason[:160]}); delete it to recompute it.") from None
+        text = str(e).strip()
+        if "Weights only load failed" in text:
+            reason = "it holds Python objects besides tensors and plain containers; refused, loading it could run code"
+        else:
+            reason = f"{type(e).__name__}: {text.splitlines()[0][:160] if text else 'unreadable'}"
+        raise CacheError(f"{what} {path} is corrupt or not a plain tensor file ({reason}); delete it to recompute "
+                         f"it.") from None
 
 
 def _load_checkpoint(path: Path) -> dict:
