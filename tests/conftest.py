@@ -5,6 +5,7 @@ torch's default dtype restored after every test (the ci scale sets float64)."""
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,7 @@ def ci_repo_other_kernels(tmp_path_factory, ci_data):
     native = torch.backends.cpu.get_cpu_capability()
     root = copy_tree(tmp_path_factory.mktemp("repo_other_kernels"))
     env = ci_env(root, ci_data, ATEN_CPU_CAPABILITY=OTHER_KERNELS.get(native, "avx2"), OMP_NUM_THREADS="1")
-    out = subprocess.run([os.sys.executable, "-m", "claimbench.reference", "run"], cwd=root, env=env,
+    out = subprocess.run([sys.executable, "-m", "claimbench.reference", "run"], cwd=root, env=env,
                          capture_output=True, text=True, timeout=1500)
     assert out.returncode in (0, 1), f"reference run failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return root

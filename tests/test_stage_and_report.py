@@ -89,6 +89,10 @@ def raise_threshold(d, cards):
     (cards / "toy.yaml").write_text(yaml.safe_dump(card))
 
 
+def drop_headline(d, cards):
+    (d / DVC_METRICS).unlink()
+
+
 @pytest.mark.parametrize("edit, message", [
     (edit_statistic, "results/quick/toy/metrics.json: the statistics were edited after the run (they no longer "
                      "match provenance.statistics_sha256; T1 value of train_acc: stored 0.512499988079071, "
@@ -100,7 +104,9 @@ def raise_threshold(d, cards):
     (raise_threshold, "results/quick/toy/metrics.json: the card changed after the run (T1 threshold of train_acc: "
                       "stored 0.5, card/statistics give 0.9); rerun the claim (`dvc repro -f toy`), or revert "
                       "src/claimbench/cards/toy.yaml"),
-], ids=["edited-statistic", "edited-verdict", "changed-threshold"])
+    (drop_headline, "results/quick/toy/metrics.json: headline.json (what `dvc metrics` shows) is missing or "
+                    "disagrees with metrics.json; rerun the claim (`dvc repro -f toy`)"),
+], ids=["edited-statistic", "edited-verdict", "changed-threshold", "missing-headline"])
 def test_report_stage_refuses_an_edited_result_in_one_line(tmp_path, monkeypatch, capsys, edit, message):
     root, cards = tmp_path / "repo", tmp_path / "cards"
     d = make_results(root)

@@ -55,7 +55,7 @@ def findings(path: Path, cards: dict[str, Card]) -> list[tuple[str, str]]:
     headline = path.parent / DVC_METRICS
     if not headline.exists() or json.loads(headline.read_text()) != dvc_metrics(rec):
         found.append(("headline", f"{DVC_METRICS} (what `dvc metrics` shows) is missing or disagrees with "
-                                  f"metrics.json; rerun the claim's analyse stage"))
+                                  f"metrics.json"))
     return found
 
 
@@ -115,7 +115,7 @@ def refusal(path: Path, cards: dict[str, Card]) -> str | None:
                    f"and thresholds equal the stored ones); {restore} or {rerun}",
         "criteria": f"the stored criteria were edited by hand ({details}; the statistics and the card are unchanged); "
                     f"{restore} or {rerun}",
-        "headline": f"{details.removesuffix('; rerun the claim' + chr(39) + 's analyse stage')}; {rerun}",
+        "headline": f"{details}; {rerun}",
     }[kind]
     return f"{file}: {why}"
 
