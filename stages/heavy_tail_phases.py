@@ -2,4 +2,5 @@
 
 from claimbench.stage import main
 
-raise SystemExit(main("heavy_tail_phases"))
+if __name__ == "__main__":  # spawned worker processes re-import this file: they must not run it
+    raise SystemExit(main("heavy_tail_phases"))

@@ -2,4 +2,5 @@
 
 from claimbench.stage import main
 
-raise SystemExit(main("neural_collapse"))
+if __name__ == "__main__":  # spawned worker processes re-import this file: they must not run it
+    raise SystemExit(main("neural_collapse"))

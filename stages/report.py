@@ -2,4 +2,5 @@
 
 from claimbench.report import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # spawned worker processes re-import this file: they must not run it
+    raise SystemExit(main())

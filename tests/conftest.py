@@ -107,7 +107,7 @@ def toy_root(tmp_path, monkeypatch):
     params = {"scale": "ci", "data": {"root": None, "device": "cpu"},
               "toy": {s: {"per_class": 20, "epochs": 2, "seeds": [0, 1]} for s in ("ci", "quick", "gpu", "paper")}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.setattr(claimbench.claims, "claim_modules", lambda: {"toy": toy_claim})
+    monkeypatch.setattr(claimbench.claims, "registry", lambda: {"toy": toy_claim.ToyEntry()})
     monkeypatch.setattr(claimbench.cards, "CARD_DIR", FIXTURES)
     monkeypatch.chdir(tmp_path)
     return tmp_path

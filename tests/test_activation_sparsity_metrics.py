@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from claimbench.claims.activation_sparsity import run_statistics
+from claimbench.claims.activation_sparsity.analyse import run_statistics
 from claimbench.metrics.activation_sparsity import (
     LayerCounts,
     SparsityError,

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from conftest import REPO
 
-from claimbench.claims import claim_modules
+from claimbench.claims import registry
 from claimbench.reference import REFERENCE, collect, compare
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_data, pytest.mark.needs_data("tinyshakespeare")]
@@ -15,11 +15,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.needs_data, pytest.mark.needs_data("
 
 def provenance_of(root):
     return {cid: json.loads((root / "results" / "ci" / cid / "metrics.json").read_text())["provenance"]
-            for cid in claim_modules()}
+            for cid in registry()}
 
 
 def test_dvc_repro_ci_scale_writes_every_claim_and_report(ci_repo):
-    for claim_id in claim_modules():
+    for claim_id in registry():
         rec = json.loads((ci_repo / "results" / "ci" / claim_id / "metrics.json").read_text())
         assert rec["scale"] == "ci" and rec["verdict"] in {"reproduced", "partially reproduced", "not reproduced"}
         prov = rec["provenance"]
@@ -60,14 +60,14 @@ def test_readme_dvc_metrics_and_plots_commands_work(ci_repo):
     for rev in json.loads(out).values():
         for path, body in rev["data"].items():
             shown[path] = body["data"]
-    for cid in claim_modules():
+    for cid in registry():
         rec = json.loads((ci_repo / "results" / "ci" / cid / "metrics.json").read_text())
         got = shown[f"results/ci/{cid}/headline.json"]
         assert got["verdict"] == rec["verdict"]
         gating = {ch["statistic"] for c in rec["criteria"] if c["gating"] for ch in c["checks"]}
         assert gating and gating <= set(got["gating"]), cid
     table = run(["dvc", "metrics", "show"], ci_repo, None).stdout
-    assert all(f"results/ci/{cid}/headline.json" in table for cid in claim_modules())
+    assert all(f"results/ci/{cid}/headline.json" in table for cid in registry())
     run(["dvc", "plots", "show"], ci_repo, None)
     html = (ci_repo / "dvc_plots" / "index.html").read_text()
     for plot in ("heavy_tail_softrank_vs_batch_size", "simpson_alpha_vs_test_acc", "neural_collapse_nc1_vs_epoch",

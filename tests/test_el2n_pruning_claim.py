@@ -1,4 +1,5 @@
-"""The claim's statistics on a known summary, its config checks, and its ci scale end to end."""
+"""The claim's statistics on known accuracies, its config checks, its plan and barrier on synthetic
+score runs, its one-line cache errors, and its ci scale end to end."""
 
 import json
 import shutil
@@ -8,25 +9,29 @@ import pytest
 import torch
 
 from claimbench.claims import el2n_pruning as claim
+from claimbench.claims import registry
+from claimbench.claims.el2n_pruning import analyse as A
+from claimbench.claims.el2n_pruning import train as T
+from claimbench.contract import Barrier, RunSpec
 from claimbench.errors import CacheError, ParamsError
+from claimbench.executor import collect
+from claimbench.metrics.example_scores import keep_hardest
 from claimbench.params import build_config
 from claimbench.stage import make_context, run_train
-from claimbench.sweep import run_dir
+from claimbench.sweep import Record
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_pruning_statistics_on_known_accuracies():
-    summary = {
-        "full": [{"test_acc": a} for a in (90.0, 91.0, 92.0)],
-        "pruned": [{"method": m, "keep_fraction": k, "seed": s, "test_acc": a}
-                   for m, k, accs in (("el2n", 0.7, (91.0, 91.5, 92.0)), ("random", 0.7, (89.0, 90.0, 91.0)),
-                                      ("el2n", 0.5, (88.0, 88.0, 88.0)), ("random", 0.5, (89.0, 89.0, 89.0)),
-                                      ("grand_init", 0.7, (85.0, 86.0, 87.0)),
-                                      ("grand_init", 0.5, (90.0, 91.0, 92.0)))
-                   for s, a in enumerate(accs)],
-    }
-    stats = claim.pruning_statistics(claim.accuracy_table(summary))
+    full = [{"test_acc": a} for a in (90.0, 91.0, 92.0)]
+    pruned = [{"method": m, "keep_fraction": k, "seed": s, "test_acc": a}
+              for m, k, accs in (("el2n", 0.7, (91.0, 91.5, 92.0)), ("random", 0.7, (89.0, 90.0, 91.0)),
+                                 ("el2n", 0.5, (88.0, 88.0, 88.0)), ("random", 0.5, (89.0, 89.0, 89.0)),
+                                 ("grand_init", 0.7, (85.0, 86.0, 87.0)),
+                                 ("grand_init", 0.5, (90.0, 91.0, 92.0)))
+              for s, a in enumerate(accs)]
+    stats = A.pruning_statistics(A.accuracy_table(full, pruned))
     assert stats["full_data_acc"] == pytest.approx(91.0)
     assert stats["el2n_acc_pruned30"] == pytest.approx(91.5)
     assert stats["el2n_minus_random_pruned30"] == pytest.approx(1.5)
@@ -53,6 +58,72 @@ def test_bad_config_is_one_params_error(bad):
         build_config(claim.Config, bad, "el2n_pruning.ci")
 
 
+@pytest.fixture
+def ctx(tmp_path):
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    return make_context(claim.CLAIM_ID, "ci", root=tmp_path)
+
+
+def fake_runs(ctx, n: int, scores: list[dict]) -> list[Record]:
+    """Finished score runs with the given scores.pt (one per seed) and a data_stats run for n examples."""
+    records = []
+    for seed, s in enumerate(scores):
+        d = ctx.runs_dir / f"score{seed}"
+        d.mkdir(parents=True)
+        torch.save(s, d / claim.SCORES)
+        records.append(Record(claim.run_key(ctx.cfg, "score", seed=seed), f"score {seed}", d,
+                              {"test_acc": 90.0, "steps": 4}))
+    d = ctx.runs_dir / "stats"
+    d.mkdir()
+    torch.save({"input_norm": torch.rand(n)}, d / claim.DATA_STATS)
+    return records + [Record(claim.data_stats_key(ctx.cfg), "data stats", d, {"n_train": n, "n_test": n})]
+
+
+def test_plan_puts_score_noise_and_data_stats_runs_before_the_barrier(ctx):
+    cfg = ctx.cfg
+    plan = T.plan(ctx)
+    assert isinstance(plan[-1], Barrier) and all(isinstance(s, RunSpec) for s in plan[:-1])
+    kinds = [s.key["kind"] for s in plan[:-1]]
+    assert kinds == ["score"] * cfg.score_seeds + ["noise"] * len(cfg.noise_modes) * cfg.noise_seeds + ["data_stats"]
+    keys = [json.dumps(s.key, sort_keys=True) for s in plan[:-1]]
+    assert len(set(keys)) == len(keys)
+
+
+def test_barrier_keeps_the_hardest_examples_of_the_mean_scores(ctx):
+    cfg, n = ctx.cfg, 40
+    g = torch.Generator().manual_seed(0)
+    names = ("el2n_init", "grand_init", "el2n_early", "grand_early")
+    scores = [{k: torch.rand(n, generator=g) for k in names} for _ in range(cfg.score_seeds)]
+    specs = T.prune_plan(ctx, fake_runs(ctx, n, scores))
+    assert len(specs) == len(cfg.keep_fractions) * len(cfg.methods) * cfg.prune_seeds
+    steps = cfg.train_config().total_steps(n)
+    for spec in specs:
+        keep = spec.args["keep"]
+        assert spec.key["subset"] == T.digest(keep) and spec.key["steps"] == spec.args["steps"] == steps
+        assert len(keep) == round(spec.key["keep"] * n)
+        if spec.key["method"] != "random":
+            mean = torch.stack([s[claim.METHOD_SCORE[spec.key["method"]]] for s in scores]).mean(0)
+            assert torch.equal(keep, keep_hardest(mean, spec.key["keep"]))
+    el2n = [s for s in specs if s.key["method"] == "el2n" and s.key["keep"] == 0.5]
+    rand = {s.key["subset"] for s in specs if s.key["method"] == "random" and s.key["keep"] == 0.5}
+    assert len({s.key["subset"] for s in el2n}) == 1  # scores do not depend on the prune seed
+    assert len(rand) == cfg.prune_seeds  # random subsets do
+
+
+def test_corrupt_or_missing_run_files_are_one_line_errors(ctx):
+    records = fake_runs(ctx, 10, [{"el2n_early": torch.rand(10)}] * ctx.cfg.score_seeds)
+    (records[0].dir / claim.SCORES).write_bytes(b"\x80\x04garbage")
+    with pytest.raises(CacheError, match=r"scores.pt is corrupt or not a plain tensor file .*delete it") as e:
+        T.prune_plan(ctx, records)
+    assert "\n" not in str(e.value)
+    (records[0].dir / claim.SCORES).unlink()
+    with pytest.raises(CacheError, match=r"scores.pt missing although its run is marked done"):
+        A.analyse(records, ctx)
+    with pytest.raises(CacheError, match=r"is not finished; run the train stage first") as e:
+        collect(ctx, T)
+    assert "\n" not in str(e.value)
+
+
 @pytest.mark.slow
 @pytest.mark.needs_data
 def test_ci_scale_end_to_end(ci_repo):
@@ -69,35 +140,15 @@ def test_ci_scale_end_to_end(ci_repo):
     assert (ctx.figures_dir / "accuracy_vs_pruned.png").exists()
     assert (ctx.figures_dir / "rank_correlation_heatmap.png").exists()
     assert (ctx.results_dir / "tables" / "accuracy.csv").exists()
-    summary = json.loads((ctx.artifacts_dir / claim.SUMMARY).read_text())
-    assert all(r["steps"] == summary["full_steps"] for r in summary["pruned"])  # equal optimiser steps
-    before = (ctx.artifacts_dir / claim.SUMMARY).read_text()
-    done = sorted((ctx.artifacts_dir / "runs").glob("*/done.json"))
+    records = collect(ctx, T)
+    full_steps = {r["steps"] for r in claim.of_kind(records, "score")}
+    assert len(full_steps) == 1
+    assert {r["steps"] for r in claim.of_kind(records, "prune")} == full_steps  # equal optimiser steps
+    stats_run = claim.data_stats(records)
+    assert stats_run["corrupted_permute"].dtype == torch.bool and stats_run["corrupted_permute"].any()
+    assert stats_run["input_norm"].shape == (ctx.cfg.train_size,)
+    done = sorted(ctx.runs_dir.glob("*/done.json"))
+    assert len(done) == len(records)
     stamps = [p.stat().st_mtime_ns for p in done]
-    run_train(ctx, claim)  # every run is cached: nothing retrains, same summary
-    assert (ctx.artifacts_dir / claim.SUMMARY).read_text() == before
+    run_train(ctx, registry()[claim.CLAIM_ID])  # every run is cached: nothing retrains
     assert [p.stat().st_mtime_ns for p in done] == stamps
-
-
-def test_corrupt_artifacts_are_one_line_errors(tmp_path):
-    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-    ctx = make_context(claim.CLAIM_ID, "ci", root=tmp_path)
-    ctx.artifacts_dir.mkdir(parents=True)
-    (ctx.artifacts_dir / claim.SUMMARY).write_text('{"full": [')
-    with pytest.raises(CacheError, match=r"summary.json is missing or corrupt .*rerun `python stages/el2n") as e:
-        claim.analyse(ctx)
-    assert "\n" not in str(e.value)
-    (ctx.artifacts_dir / claim.SUMMARY).write_text("{}")
-    (ctx.artifacts_dir / claim.SCORES).write_bytes(b"not a torch file")
-    with pytest.raises(CacheError, match=r"mean_scores.pt is corrupt or not a plain tensor file .*delete it") as e:
-        claim.analyse(ctx)
-    assert "\n" not in str(e.value)
-    torch.save({"per_seed": []}, ctx.artifacts_dir / claim.SCORES)
-    with pytest.raises(CacheError, match="holds no 'mean' scores"):
-        claim.analyse(ctx)
-    key = {"kind": "score", "seed": 0}
-    run = run_dir(tmp_path / "runs", key)
-    run.mkdir(parents=True)
-    (run / "scores.pt").write_bytes(b"\x80\x04garbage")
-    with pytest.raises(CacheError, match=r"scores.pt is corrupt or not a plain tensor file"):
-        claim._load_scores(tmp_path / "runs", key)

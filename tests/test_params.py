@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
+from claimbench.claims import load_params
 from claimbench.errors import ParamsError
-from claimbench.params import load_params
 
 
 def write(root, mutate):
@@ -78,13 +78,13 @@ def test_repeated_seeds_are_rejected(claim_id, key):
     import yaml
     from conftest import REPO
 
-    from claimbench.claims import claim_modules
+    from claimbench.claims import registry
     from claimbench.params import build_config
 
     section = yaml.safe_load((REPO / "params.yaml").read_text())[claim_id]["quick"]
-    build_config(claim_modules()[claim_id].Config, section, f"{claim_id}.quick")  # the committed one is fine
+    build_config(registry()[claim_id].Config, section, f"{claim_id}.quick")  # the committed one is fine
     with pytest.raises(ParamsError, match=rf"{claim_id}.quick.{key} = \[0, 0, 1\] repeats seed\(s\) \[0\]"):
-        build_config(claim_modules()[claim_id].Config, {**section, key: [0, 0, 1]}, f"{claim_id}.quick")
+        build_config(registry()[claim_id].Config, {**section, key: [0, 0, 1]}, f"{claim_id}.quick")
 
 
 def test_repeated_seeds_in_params_yaml_stop_the_stage_with_exit_2(toy_root, capsys):

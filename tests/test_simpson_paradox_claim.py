@@ -1,19 +1,24 @@
-"""Claim simpson_paradox: the VGG family, the grids per scale, and a small corpus end to end with a killed
-sweep resumed without retraining finished models."""
+"""Claim simpson_paradox: the VGG family, the grids and run keys per scale, and a small corpus end to end
+through the executor: a killed sweep resumed without retraining finished models, runs side by side in
+processes bit-identical to one at a time, and the analysis and figures from the records."""
 
-import json
 from dataclasses import replace
 
 import pytest
 import torch
 from conftest import REPO
 
+from claimbench import executor
 from claimbench.cards import load_card
+from claimbench.claims import load_params
 from claimbench.claims import simpson_paradox as sp
-from claimbench.metrics.simpson import CorpusError
+from claimbench.claims.simpson_paradox import analyse as A
+from claimbench.claims.simpson_paradox import figures as F
+from claimbench.claims.simpson_paradox import train as T
+from claimbench.errors import CacheError
 from claimbench.models.pgdl_vgg import PGDLVGG, VGGSpec
-from claimbench.params import load_params
-from claimbench.stage import Context
+from claimbench.params import ExecutorParams
+from claimbench.stage import make_context
 from claimbench.sweep import DONE
 
 
@@ -41,56 +46,90 @@ def test_grids_are_balanced_over_depths(scale, n_models, min_per_depth):
         assert sum(p["blocks"] == b for p in points) >= min_per_depth
 
 
-def small_ctx(root) -> Context:
-    params = load_params(REPO / "params.yaml", "ci")
-    cfg = replace(params.claims["simpson_paradox"], train_examples=200, test_examples=200, n_boot=20)
-    return Context("simpson_paradox", "ci", cfg, params, torch.device("cpu"), root)
+def small_ctx(root, **changes):
+    """The ci context in folder `root` on the CPU, with a smaller corpus (and `changes` to the Config)."""
+    ctx = make_context("simpson_paradox", "ci", str(REPO / "params.yaml"), root)
+    cfg = replace(ctx.cfg, train_examples=200, test_examples=200, n_boot=20, **changes)
+    params = replace(ctx.params, data=replace(ctx.params.data, device="cpu"))
+    return replace(ctx, cfg=cfg, params=params, device=torch.device("cpu"))
+
+
+def test_plan_has_one_single_threaded_run_per_grid_point_keyed_without_analysis_settings(tmp_path):
+    ctx = small_ctx(tmp_path)
+    specs = T.plan(ctx)
+    assert [s.args for s in specs] == sp.grid(ctx.cfg) and {s.threads for s in specs} == {1}
+    assert all(s.key.items() >= s.args.items() for s in specs)  # the key holds the grid point
+    assert not {"n_boot", "min_evals", "pgdl_task", *sp.GRID} & (set(specs[0].key) - set(specs[0].args))
+    # analysis settings never retrain a model; a recipe setting does
+    same = T.plan(replace(ctx, cfg=replace(ctx.cfg, n_boot=7, min_evals=3)))
+    assert [s.key for s in same] == [s.key for s in specs]
+    assert T.plan(replace(ctx, cfg=replace(ctx.cfg, epochs=2)))[0].key != specs[0].key
 
 
 def test_killed_sweep_resumes_without_retraining_and_analyses(tmp_path, monkeypatch):
     ctx = small_ctx(tmp_path)
-    with pytest.raises(CorpusError, match="not trained"):
-        sp.analyse(ctx)
-    real, calls = sp.train_one, []
+    with pytest.raises(CacheError, match="not finished"):
+        executor.collect(ctx, T)
+    real, calls = T.run_one, []
 
-    def dying(run_dir, hp, *args):
+    def dying(ctx, run_dir, data, **hp):
         if len(calls) == 3:
             raise KeyboardInterrupt  # the sweep is killed while the 4th model trains
         calls.append(hp)
-        return real(run_dir, hp, *args)
+        return real(ctx, run_dir, data, **hp)
 
-    monkeypatch.setattr(sp, "train_one", dying)
+    monkeypatch.setattr(T, "run_one", dying)
     with pytest.raises(KeyboardInterrupt):
-        sp.train(ctx)
-    runs = ctx.artifacts_dir / "runs"
+        executor.execute(ctx, T)
+    runs = ctx.runs_dir
     assert len(list(runs.glob(f"*/{DONE}"))) == 3
     finished = {p: p.stat().st_mtime_ns for p in runs.glob(f"*/{DONE}")}
 
     resumed, threads = [], torch.get_num_threads()
-    monkeypatch.setattr(sp, "train_one", lambda run_dir, hp, *a: resumed.append(hp) or real(run_dir, hp, *a))
-    sp.train(ctx)
+
+    def counting(ctx, run_dir, data, **hp):
+        resumed.append((hp, torch.get_num_threads()))
+        return real(ctx, run_dir, data, **hp)
+
+    monkeypatch.setattr(T, "run_one", counting)
+    report = executor.execute(ctx, T)
     assert torch.get_num_threads() == threads  # the single-thread setting does not leak
-    assert len(resumed) == 8 - 3 and not any(hp in calls for hp in resumed)
+    assert report.submitted == 8 - 3 and report.cached == 3
+    assert not any(hp in calls for hp, _ in resumed) and {n for _, n in resumed} == {1}
     assert all(p.stat().st_mtime_ns == t for p, t in finished.items())
     assert len(list(runs.glob(f"*/{DONE}"))) == 8 and not list(runs.glob("*/checkpoint.pt"))
 
-    res = sp.analyse(ctx)
+    records = executor.collect(ctx, T)
+    res = A.analyse(records, ctx)
+    F.figures(res, ctx)
     verdict = load_card("simpson_paradox").verdict(res.statistics)
     assert res.statistics["models"] == 8 and res.statistics["min_models_per_depth"] == 4
     for c in verdict["criteria"]:  # every statistic a criterion names was computed
         assert all(isinstance(ch["value"], (int, float)) for ch in c["checks"]), c
     corpus = res.tables["corpus"]
-    assert corpus["test_acc"].between(0, 1).all() and corpus[list(sp.METRICS)].notna().all().all()
-    assert (ctx.figures_dir / "simpson_alpha.png").exists() and (ctx.figures_dir / "tau_pooled_vs_within.png").exists()
+    assert corpus["test_acc"].between(0, 1).all() and corpus[list(A.METRICS)].notna().all().all()
+    assert list(corpus["model_id"]) == [r.dir.name for r in records]
+    assert res.details["corpus_training"] == {"models": 8, "diverged": 0,
+                                              "sum_model_train_s": round(sum(r["train_s"] for r in records), 1)}
+    for name in ("simpson_alpha.png", "simpson_log_spectral_norm.png", "tau_pooled_vs_within.png"):
+        assert (ctx.figures_dir / name).exists(), name
+
+    (records[0].dir / "weights.pt").unlink()  # a finished run without its weights: one clear error
+    with pytest.raises(CacheError, match="weights.pt missing"):
+        A.analyse(records, ctx)
 
 
-def test_parallel_sweep_trains_every_model_once(tmp_path):
-    """The concurrent path (threads; CUDA streams on a GPU) on CPU: every grid point done, none twice."""
-    ctx = small_ctx(tmp_path)
-    ctx.cfg = replace(ctx.cfg, parallel_models=3, blocks=[1], train_examples=100, test_examples=100)
-    sp.train(ctx)
-    runs = ctx.artifacts_dir / "runs"
-    assert len(list(runs.glob(f"*/{DONE}"))) == len(sp.grid(ctx.cfg)) == 4
-    assert len(list(runs.glob("*/weights.pt"))) == 4
-    timing = json.loads((ctx.artifacts_dir / "corpus.json").read_text())
-    assert timing["models"] == 4 and timing["models_per_hour"] > 0
+def test_runs_side_by_side_match_runs_one_at_a_time(tmp_path):
+    """Two worker processes train every grid point once, bit-identical to the in-process loop."""
+    serial, parallel = small_ctx(tmp_path / "a", blocks=[1]), small_ctx(tmp_path / "b", blocks=[1])
+    one = executor.execute(serial, T).records
+    two = executor.execute(parallel, T, ExecutorParams(workers=2)).records
+    assert len(one) == len(two) == len(sp.grid(serial.cfg)) == 4
+    assert len(list(parallel.runs_dir.glob("*/attempts.jsonl"))) == 4
+    for a, b in zip(one, two):
+        assert a.dir.name == b.dir.name
+        assert {k: v for k, v in a.record.items() if k != "train_s"} == \
+               {k: v for k, v in b.record.items() if k != "train_s"}
+        wa, wb = a.tensors("weights.pt", "weights"), b.tensors("weights.pt", "weights")
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+        assert len((b.dir / "attempts.jsonl").read_text().splitlines()) == 1  # trained once

@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from claimbench.claims import simpson_paradox as sp
+from claimbench import executor
+from claimbench.claims import load_params
+from claimbench.claims.simpson_paradox import analyse as A
+from claimbench.claims.simpson_paradox import figures as F
+from claimbench.claims.simpson_paradox import train as T
+from claimbench.contract import Context
 from claimbench.errors import DataError
 from claimbench.metrics.spectral import analyze_model
 from claimbench.models.pgdl_keras import load_pgdl_task, read_keras_kernels, to_torch_layout
-from claimbench.params import load_params
-from claimbench.stage import Context
 
 
 def write_keras_weights(path, layers: dict[str, dict[str, np.ndarray]], full_model: bool = False) -> None:
@@ -79,14 +82,14 @@ def test_keras_metrics_equal_the_same_weights_in_a_torch_module(tmp_path):
     conv, dense = rng.normal(size=(3, 3, 8, 16)).astype(np.float32), rng.normal(size=(64, 24)).astype(np.float32)
     write_keras_weights(tmp_path / "w.hdf5", {"c": {"kernel": conv}, "d": {"kernel": dense}})
     kernels = {k: to_torch_layout(v) for k, v in read_keras_kernels(tmp_path / "w.hdf5").items()}
-    got = sp.model_metrics(kernels, min_evals=10)
+    got = A.model_metrics(kernels, min_evals=10)
     net = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3), torch.nn.Linear(64, 24))
     with torch.no_grad():
         net[0].weight.copy_(torch.from_numpy(conv).permute(3, 2, 0, 1))
         net[1].weight.copy_(torch.from_numpy(dense).T)
     want = analyze_model(net)
     assert got["analysed_layers"] == 2
-    for metric in sp.METRICS:
+    for metric in A.METRICS:
         assert got[metric] == pytest.approx(float(want[metric].mean()), rel=1e-9), metric
 
 
@@ -95,10 +98,15 @@ def test_analyse_runs_on_a_pgdl_task_folder(tmp_path, monkeypatch):
     params = load_params(sp_params(), "ci")
     cfg = replace(params.claims["simpson_paradox"], pgdl_task=str(task), n_boot=20)
     ctx = Context("simpson_paradox", "ci", cfg, params, torch.device("cpu"), tmp_path)
-    sp.train(ctx)  # nothing to train
-    res = sp.analyse(ctx)
+    assert T.plan(ctx) == []  # the task's models are trained already: no runs
+    report = executor.execute(ctx, T)
+    assert report.records == [] and report.submitted == 0 and not ctx.runs_dir.exists()
+    res = A.analyse(executor.collect(ctx, T), ctx)
+    F.figures(res, ctx)
     assert res.statistics["models"] == 6 and res.statistics["depth_groups"] == 2
     assert set(res.tables["corpus"]["conv_layers"]) == {2, 6}
+    assert list(res.tables["corpus"]["model_id"]) == [str(i) for i in range(1, 7)]
+    assert res.details["corpus_training"] == {} and res.setup["dataset"] == str(task)
     assert (ctx.figures_dir / "simpson_log_spectral_norm.png").exists()
 
 

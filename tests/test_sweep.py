@@ -1,39 +1,36 @@
-"""Resumable sweeps: a finished run is never recomputed; corrupt records are a clear error."""
+"""Run folders and the one reader of finished runs; corrupt or foreign records are a clear error."""
 
 import pytest
 
+from claimbench.contract import RunSpec
 from claimbench.errors import CacheError
-from claimbench.sweep import DONE, Progress, is_done, load_record, read_json, run_cached, run_dir
+from claimbench.sweep import DONE, Progress, load_record, read_json, read_records, run_dir, write_config, write_done
 
 
-def test_run_cached_computes_once(tmp_path):
-    calls = []
+def test_read_records_reads_finished_runs_in_plan_order_and_names_an_unfinished_one(tmp_path):
+    specs = [RunSpec({"bs": 4, "seed": s}, f"bs=4 seed={s}") for s in (1, 0)]
+    for i, spec in enumerate(specs):
+        write_config(run_dir(tmp_path, spec.key), spec.key)
+        write_done(run_dir(tmp_path, spec.key), spec.key, {"acc": 0.5 + i})
+    recs = read_records(tmp_path, specs, "run the train stage")
+    dirs = [run_dir(tmp_path, s.key).name for s in specs]
+    got = [(r.label, r["acc"], r.dir.name) for r in recs]
+    assert got == [("bs=4 seed=1", 0.5, dirs[0]), ("bs=4 seed=0", 1.5, dirs[1])]
+    missing = RunSpec({"bs": 8, "seed": 0}, "bs=8 seed=0")
+    with pytest.raises(CacheError, match=r"run bs=8 seed=0 \(.*\) is not finished; run the train stage") as err:
+        read_records(tmp_path, [*specs, missing], "run the train stage")
+    assert "\n" not in str(err.value)
 
-    def fn(d):
-        calls.append(d)
-        return {"acc": 0.5}
 
-    key = {"bs": 4, "seed": 1}
-    assert run_cached(tmp_path, key, fn) == {"acc": 0.5}
-    assert run_cached(tmp_path, key, fn) == {"acc": 0.5}
-    assert len(calls) == 1 and is_done(tmp_path, key)
-    run_cached(tmp_path, {"bs": 8, "seed": 1}, fn)
-    assert len(calls) == 2
-
-
-def test_killed_run_is_redone_and_corrupt_record_is_reported(tmp_path):
-    key = {"k": 1}
-
-    def killed(d):
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_cached(tmp_path, key, killed)
-    assert not is_done(tmp_path, key)
-    assert run_cached(tmp_path, key, lambda d: {"ok": True}) == {"ok": True}
-    (run_dir(tmp_path, key) / "done.json").write_text("{half")
+def test_a_record_made_for_another_key_is_refused(tmp_path):
+    spec = RunSpec({"k": 1}, "k=1")
+    write_config(run_dir(tmp_path, spec.key), spec.key)
+    write_done(run_dir(tmp_path, spec.key), {"k": 2}, {"x": 1})
+    with pytest.raises(CacheError, match="does not match its config; delete"):
+        read_records(tmp_path, [spec], "rerun")
+    (run_dir(tmp_path, spec.key) / DONE).write_text("{half")
     with pytest.raises(CacheError, match="corrupt.*delete"):
-        run_cached(tmp_path, key, lambda d: {})
+        read_records(tmp_path, [spec], "rerun")
 
 
 def test_progress_lines_count_runs_and_extrapolate_eta():
@@ -48,14 +45,6 @@ def test_progress_lines_count_runs_and_extrapolate_eta():
     p.update("d")
     assert lines == ["[1/4] a (cached) — elapsed 0m00s, ETA –", "[2/4] b — elapsed 0m10s, ETA 0m20s",
                      "[3/4] c — elapsed 0m30s, ETA 0m15s", "[4/4] d — elapsed 0m45s, ETA 0m00s"]
-
-
-def test_run_cached_reports_progress_for_computed_and_cached_runs(tmp_path):
-    lines = []
-    p = Progress(2, lines.append)
-    run_cached(tmp_path, {"a": 1}, lambda d: {"x": 1}, p, "first")
-    run_cached(tmp_path, {"a": 1}, lambda d: {"x": 2}, p, "again")
-    assert lines[0].startswith("[1/2] first — elapsed") and lines[1].startswith("[2/2] again (cached)")
 
 
 def test_corrupt_or_foreign_run_files_are_one_line_errors(tmp_path):

@@ -4,6 +4,7 @@ Layout of params.yaml::
 
     scale: quick                 # ci | quick | gpu | paper
     data: {root: null, device: auto}
+    executor: {kind: local}      # how runs execute (local | ray); never part of a cache key
     <claim_id>:                  # one section per claim module in claimbench.claims
       ci: {...}                  # each scale holds the full config of that claim at that scale
       quick: {...}
@@ -45,6 +46,7 @@ class Params:
     data: DataParams
     claims: dict[str, Any]  # claim_id -> validated config dataclass instance at `scale`
     raw: dict[str, Any]
+    executor: Any = None  # ExecutorParams
 
 
 def _type_name(tp: Any) -> str:
@@ -157,7 +159,7 @@ def positive(doc: str = "> 0"):
 
     def check(v):
         vals = v if isinstance(v, (list, tuple)) else [v]
-        return all(x > 0 for x in vals)
+        return all(x is None or x > 0 for x in vals)
 
     return {"check": check, "check_doc": doc}
 
@@ -170,14 +172,47 @@ def in_unit_interval(doc: str = "in [0, 1]"):
     return {"check": check, "check_doc": doc}
 
 
-def load_params(path: str | Path = "params.yaml", scale: str | None = None) -> Params:
-    """Read params.yaml, pick `scale` (argument > env CLAIMBENCH_SCALE > file), validate all sections.
+def _nonneg_int_or_fraction(v) -> bool:
+    """GPUs per run: a fraction in (0, 1] packs runs on one GPU; above 1, a whole number."""
+    return v == 0 or 0 < v <= 1 or float(v).is_integer()
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutorParams:
+    """How a stage's runs execute. Never part of a run key or a stage's DVC params: it changes where
+    and how fast runs train, not what they compute.
+
+    kind: 'local' (this machine) or 'ray' (each run a Ray task).
+    workers: local only; runs side by side in processes (1 = today's in-process loop).
+    threads_per_run: torch CPU threads per run (null: the claim's choice, else CPUs / workers, or
+        cpus_per_run on Ray).
+    address: ray only; null = a private local cluster, 'auto' = the running one (e.g. under Slurm).
+    num_cpus: ray only; CPUs of the private local cluster (null: all).
+    cpus_per_run, gpus_per_run: ray only; Ray resources per run (gpus_per_run 0.25 packs four on a GPU).
+    max_retries: ray only; attempts after a worker or node dies (a run resumes from its checkpoint).
+    storage: ray only; 'shared' = workers write run folders on a shared file system; 'copy' = they
+        train in local scratch and return the finished folder to the driver.
+    """
+
+    kind: Literal["local", "ray"] = "local"
+    workers: int = dataclasses.field(default=1, metadata=positive())
+    threads_per_run: int | None = dataclasses.field(default=None, metadata=positive())
+    address: str | None = None
+    num_cpus: int | None = dataclasses.field(default=None, metadata=positive())
+    cpus_per_run: float = dataclasses.field(default=1.0, metadata=positive())
+    gpus_per_run: float = dataclasses.field(default=0.0, metadata={
+        "check": _nonneg_int_or_fraction, "check_doc": "0, a fraction in (0, 1], or a whole number"})
+    max_retries: int = dataclasses.field(default=2, metadata={"check": lambda v: v >= 0, "check_doc": ">= 0"})
+    storage: Literal["shared", "copy"] = "shared"
+
+
+def load_params(path: str | Path, scale: str | None, configs: dict[str, type]) -> Params:
+    """Read params.yaml, pick `scale` (argument > env CLAIMBENCH_SCALE > file), validate all sections
+    against `configs` (claim_id -> Config class; `claimbench.claims.load_params` passes the registry's).
 
     Every scale of every claim is validated, not just the selected one, so a typo in the `gpu`
-    section is caught on a CPU run too.
+    section is caught on a CPU run too. Env CLAIMBENCH_EXECUTOR=local|ray overrides executor.kind.
     """
-    from claimbench.claims import claim_modules
-
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"params: {path} not found; run from the repository root (where dvc.yaml is).")
@@ -187,8 +222,7 @@ def load_params(path: str | Path = "params.yaml", scale: str | None = None) -> P
         raise ParamsError(f"params: {path} is not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"params: {path} must hold a mapping at top level.")
-    modules = claim_modules()
-    allowed = {"scale", "data", *modules}
+    allowed = {"scale", "data", "executor", *configs}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ParamsError(f"params: unknown top-level key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}.")
@@ -196,8 +230,12 @@ def load_params(path: str | Path = "params.yaml", scale: str | None = None) -> P
     if chosen not in SCALES:
         raise ParamsError(f"params: scale = {chosen!r} is not valid; allowed: {', '.join(SCALES)}.")
     data = build_config(DataParams, raw.get("data", {}) or {}, "data")
+    executor = dict(raw.get("executor", {}) or {})
+    if os.environ.get("CLAIMBENCH_EXECUTOR"):
+        executor["kind"] = os.environ["CLAIMBENCH_EXECUTOR"]
+    executor = build_config(ExecutorParams, executor, "executor")
     claims = {}
-    for claim_id, module in modules.items():
+    for claim_id, config_cls in configs.items():
         section = raw.get(claim_id)
         if section is None:
             raise ParamsError(f"params: missing section {claim_id!r} (one block per scale: {', '.join(SCALES)}).")
@@ -205,10 +243,10 @@ def load_params(path: str | Path = "params.yaml", scale: str | None = None) -> P
             got = sorted(section) if isinstance(section, dict) else section
             raise ParamsError(f"params: {claim_id} must have exactly the scales {', '.join(SCALES)}; got {got}.")
         for s in SCALES:
-            cfg = build_config(module.Config, section[s], f"{claim_id}.{s}")
+            cfg = build_config(config_cls, section[s], f"{claim_id}.{s}")
             if s == chosen:
                 claims[claim_id] = cfg
-    return Params(scale=chosen, data=data, claims=claims, raw=raw)
+    return Params(scale=chosen, data=data, claims=claims, raw=raw, executor=executor)
 
 
 def config_dict(cfg: Any) -> dict:

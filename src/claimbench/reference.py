@@ -70,13 +70,13 @@ def compare(reference: dict, measured: dict) -> list[str]:
 def run_all(root: Path, claims: list[str] | None = None) -> dict:
     """Run every claim (or `claims`) at ci in this process (one import of torch and the claims), in
     `root`; returns collect() of root/results/ci. Raises SystemExit(2) naming a claim that failed."""
-    from claimbench.claims import claim_modules
+    from claimbench.claims import registry
     from claimbench.stage import main as stage_main
 
     before = Path.cwd()
     os.chdir(root)
     try:
-        for cid in claims or list(claim_modules()):
+        for cid in claims or list(registry()):
             print(f"running {cid} at ci …", flush=True)
             if stage_main(cid, ["all", "--scale", "ci"]) != 0:
                 raise SystemExit(2)
@@ -94,14 +94,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("command", choices=["run", "refresh"],
                     help="run: rerun ci and compare with the reference; refresh: rerun ci and rewrite it")
     ap.add_argument("--root", default=".", help="repository root to run in (default: the current folder)")
+    ap.add_argument("--claims", nargs="+", default=None, help="run and compare only these claims (run only)")
     args = ap.parse_args(argv)
+    if args.claims and args.command == "refresh":
+        ap.error("refresh rewrites the whole reference: run it without --claims")
     root = Path(args.root).resolve()
     import torch
 
     print(f"ci on kernels {kernel_path()}, {torch.get_num_threads()} threads", flush=True)
-    measured = run_all(root)
+    measured = run_all(root, args.claims)
     path = root / REFERENCE
     old = json.loads(path.read_text()) if path.exists() else {}
+    if args.claims:
+        old = {cid: old[cid] for cid in args.claims if cid in old}
+        measured = {cid: measured[cid] for cid in args.claims if cid in measured}
     changes = compare(old, measured)
     if args.command == "run":
         print("\n".join(changes) if changes else "ci numbers match the reference")

@@ -27,13 +27,15 @@ from claimbench.numerics import machine_facts
 @dataclass
 class ClaimResult:
     """statistics: name -> number read by the card's checks; tables: name -> DataFrame;
-    setup: {'dataset', 'model', ...} as actually run; details: any further JSON-able record."""
+    setup: {'dataset', 'model', ...} as actually run; details: any further JSON-able record;
+    figure_data: what the figures need beyond the tables (e.g. eigenvalues), not written."""
 
     statistics: dict[str, float | int | bool | None]
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)
     setup: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    figure_data: dict[str, Any] = field(default_factory=dict)  # for figures only; never written
 
 
 def _git(*args: str) -> str | None:

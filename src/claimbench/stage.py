@@ -13,62 +13,29 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from claimbench import claims as claim_registry
 from claimbench.cards import load_card
+from claimbench.claims import ClaimEntry
+from claimbench.contract import Context
 from claimbench.errors import ClaimbenchError
+from claimbench.executor import collect, execute
 from claimbench.numerics import use_scale_dtype
-from claimbench.params import Params, config_dict, load_params
+from claimbench.params import config_dict
 from claimbench.results import provenance, write_result
-from claimbench.sweep import Progress
 from claimbench.train import resolve_device
 
 TRAIN_INFO = "_train_stage.json"
 
 
-@dataclass
-class Context:
-    """Everything a claim's train/analyse needs. Paths are absolute under the repository root."""
-
-    claim_id: str
-    scale: str
-    cfg: Any  # the claim's Config at this scale
-    params: Params
-    device: torch.device
-    root: Path
-
-    @property
-    def artifacts_dir(self) -> Path:
-        return self.root / "artifacts" / self.scale / self.claim_id
-
-    @property
-    def results_dir(self) -> Path:
-        return self.root / "results" / self.scale / self.claim_id
-
-    @property
-    def figures_dir(self) -> Path:
-        return self.root / "results" / self.scale / "figures" / self.claim_id
-
-    @property
-    def data_root(self) -> str | None:
-        return self.params.data.root
-
-    def log(self, msg: str) -> None:
-        logging.getLogger(f"claimbench.{self.claim_id}").info(msg)
-
-    def progress(self, total: int) -> Progress:
-        """A stage-level progress counter over `total` runs, logging `[k/N] … elapsed, ETA` lines."""
-        return Progress(total, self.log)
-
-
 def make_context(claim_id: str, scale: str | None = None, params_path: str = "params.yaml",
                  root: Path | None = None) -> Context:
+    """The claim's Context at `scale` (params.yaml's if None) for the repository at `root` (cwd)."""
     root = Path(root or Path.cwd()).resolve()
-    params = load_params(root / params_path, scale)
+    params = claim_registry.load_params(root / params_path, scale)
     if claim_id not in params.claims:
         raise ClaimbenchError(f"claim {claim_id!r} unknown; known: {', '.join(params.claims)}.")
     use_scale_dtype(params.scale)
@@ -76,18 +43,26 @@ def make_context(claim_id: str, scale: str | None = None, params_path: str = "pa
                    resolve_device(params.data.device), root)
 
 
-def run_train(ctx: Context, module) -> None:
+def run_train(ctx: Context, entry: ClaimEntry) -> None:
+    """Execute every unfinished run of the claim's plan on the configured executor."""
     t0 = time.time()
     ctx.artifacts_dir.mkdir(parents=True, exist_ok=True)
-    module.train(ctx)
-    info = {"wall_s": round(time.time() - t0, 1), "device": str(ctx.device), "config": config_dict(ctx.cfg)}
+    ex = ctx.params.executor
+    report = execute(ctx, entry.train, ex)
+    ctx.log(f"{len(report.records)} runs: {report.submitted} trained, {report.cached} already finished "
+            f"({ex.kind} executor)")
+    info = {"wall_s": round(time.time() - t0, 1), "device": str(ctx.device), "config": config_dict(ctx.cfg),
+            "executor": ex.kind, "runs": len(report.records), "trained": report.submitted}
     (ctx.artifacts_dir / TRAIN_INFO).write_text(json.dumps(info, indent=2, default=str))
 
 
-def run_analyse(ctx: Context, module) -> dict:
+def run_analyse(ctx: Context, entry: ClaimEntry) -> dict:
+    """Read the finished runs, judge the claim with its card, write results and figures."""
     card = load_card(ctx.claim_id)
     t0 = time.time()
-    result = module.analyse(ctx)
+    records = collect(ctx, entry.train)
+    result = entry.analyse.analyse(records, ctx)
+    entry.figures.figures(result, ctx)
     analyse_wall = time.time() - t0
     info_path = ctx.artifacts_dir / TRAIN_INFO
     train_wall = json.loads(info_path.read_text())["wall_s"] if info_path.exists() else 0.0
@@ -101,8 +76,6 @@ def run_analyse(ctx: Context, module) -> dict:
 
 
 def main(claim_id: str, argv: list[str] | None = None) -> int:
-    from claimbench.claims import claim_modules
-
     ap = argparse.ArgumentParser(prog=f"stages/{claim_id}.py", description=f"Run claim {claim_id}.")
     ap.add_argument("step", choices=["train", "analyse", "all"])
     ap.add_argument("--scale", default=None, help="override params.yaml's scale (ci|quick|gpu|paper)")
@@ -110,14 +83,17 @@ def main(claim_id: str, argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        module = claim_modules()[claim_id]
+        claims = claim_registry.registry()
+        if claim_id not in claims:
+            raise ClaimbenchError(f"claim {claim_id!r} unknown; known: {', '.join(claims)}.")
+        entry = claims[claim_id]
         ctx = make_context(claim_id, args.scale, args.params)
         ctx.log(f"scale={ctx.scale} device={ctx.device} torch={torch.__version__} "
                 f"dtype={str(torch.get_default_dtype()).removeprefix('torch.')}")
         if args.step in ("train", "all"):
-            run_train(ctx, module)
+            run_train(ctx, entry)
         if args.step in ("analyse", "all"):
-            run_analyse(ctx, module)
+            run_analyse(ctx, entry)
     except ClaimbenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

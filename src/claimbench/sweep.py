@@ -1,30 +1,31 @@
-"""Resumable sweeps: one content-hashed run dir per configuration, with a done marker.
+"""Resumable sweeps: one content-hashed run folder per run key, with a done marker; the one reader.
 
-    rec = run_cached(ctx.artifacts_dir / "runs", {"bs": 16, "seed": 3, **cfg}, lambda d: train_one(d))
+    runs/<config_hash(key)>/config.json   the key
+                            done.json     {"key": key, "record": record}, written last, atomically
+                            lease.json    held while an attempt trains it (claimbench.lease)
+                            attempts.jsonl one line per attempt (host, pid, resumed from a checkpoint?)
 
 A finished run (done.json present) is never retrained; an unfinished one is resumed by its own
-checkpoint inside the run dir (pass ``run_dir / "checkpoint.pt"`` to ``train.fit``).
+checkpoint inside the run folder. `read_records` is the only code that reads finished runs: claims
+get `Record`s from it (through the executor) and never parse done.json themselves.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from claimbench.errors import CacheError
-from claimbench.train import config_hash
+from claimbench.train import config_hash, load_tensors
 
 DONE = "done.json"
 
 
 def run_dir(base: Path, key: dict) -> Path:
     return Path(base) / config_hash(key)
-
-
-def is_done(base: Path, key: dict) -> bool:
-    return (run_dir(base, key) / DONE).exists()
 
 
 def read_json(path: Path, fix: str) -> Any:
@@ -48,25 +49,48 @@ def load_record(d: Path, key: dict | None = None) -> dict[str, Any]:
     return rec["record"]
 
 
-def run_cached(base: Path, key: dict, fn: Callable[[Path], dict[str, Any]], progress: Progress | None = None,
-               what: str = "") -> dict[str, Any]:
-    """Return fn(run_dir)'s record, computing it only if the run dir has no done marker; then, if given,
-    count the run on `progress` (labelled `what`)."""
-    d = run_dir(base, key)
-    if (d / DONE).exists():
-        record = load_record(d, key)
-        if progress is not None:
-            progress.update(what or d.name, cached=True)
-        return record
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "config.json").write_text(json.dumps(key, indent=2, default=str))
-    record = fn(d)
+@dataclass(frozen=True)
+class Record:
+    """A finished run: its key, label, folder and record (the dict its run function returned)."""
+
+    key: dict
+    label: str
+    dir: Path
+    record: dict[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.record[name]
+
+    def tensors(self, name: str, what: str) -> Any:
+        """A tensor file the run left in its folder (weights only: never unpickles code)."""
+        path = self.dir / name
+        if not path.exists():
+            raise CacheError(f"{path} missing although its run is marked done; delete {self.dir} to rerun it.")
+        return load_tensors(path, what)
+
+
+def read_records(base: Path, specs: Sequence[Any], fix: str) -> list[Record]:
+    """The records of the finished runs `specs` (anything with .key and .label) under `base`, in order.
+    A run that is not finished is one CacheError naming it and `fix` (e.g. which stage to run)."""
+    out = []
+    for spec in specs:
+        d = run_dir(base, spec.key)
+        if not (d / DONE).exists():
+            raise CacheError(f"run {spec.label} ({d}) is not finished; {fix}.")
+        out.append(Record(spec.key, spec.label, d, load_record(d, spec.key)))
+    return out
+
+
+def write_done(d: Path, key: dict, record: dict[str, Any]) -> None:
+    """Mark run folder `d` finished with `record` (atomic: a crash leaves no half-written done.json)."""
     tmp = d / (DONE + ".tmp")
     tmp.write_text(json.dumps({"key": key, "record": record}, default=str))
     tmp.replace(d / DONE)
-    if progress is not None:
-        progress.update(what or d.name)
-    return record
+
+
+def write_config(d: Path, key: dict) -> None:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "config.json").write_text(json.dumps(key, indent=2, default=str))
 
 
 def _clock(seconds: float) -> str:

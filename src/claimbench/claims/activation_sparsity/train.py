@@ -1,0 +1,160 @@
+"""Train side of activation sparsity: one run per model variant, nnz% tracked at log-spaced steps.
+
+Runs (in plan order): the image runs of `variants.IMAGE_RUNS` (ViT small / large / Top-k, random labels,
+Gaussian inputs + random labels, MLP-Mixer, 2-layer MLP), the char LM on Tiny Shakespeare, and, if
+cfg.label_noise > 0, the label-noise pair (ViT small with and without Top-k).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from claimbench.claims.activation_sparsity import Config, run_key
+from claimbench.claims.activation_sparsity.variants import (
+    IMAGE_RUNS,
+    LABEL_NOISE_RUNS,
+    Data,
+    ImageRun,
+    ImageTask,
+    build_model,
+)
+from claimbench.contract import Context, RunSpec
+from claimbench.data import derive_seed, generator
+from claimbench.metrics.activation_sparsity import log_spaced_steps, sparsity_record
+from claimbench.metrics.calibration import expected_calibration_error, reliability_bins
+from claimbench.models.relu_transformers import CharTransformer, char_windows
+from claimbench.train import Callback, TrainConfig, TrainState, fit, predict, prepare_model, seed_everything
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class SparsityTracker(Callback):
+    """Records nnz% (per layer, per probe set) at the given optimiser steps, step 0 included."""
+
+    def __init__(self, probes: dict[str, torch.Tensor], steps: list[int]):
+        self.probes, self.steps, self.records = probes, set(steps), []
+
+    def _measure(self, state: TrainState) -> None:
+        rec = sparsity_record(state.model, self.probes)
+        self.records.append({"step": state.step, **rec})
+
+    def on_start(self, state: TrainState) -> None:
+        self._measure(state)
+
+    def on_step_end(self, state: TrainState) -> None:
+        if state.step in self.steps:
+            self._measure(state)
+
+    def state_dict(self) -> dict:
+        return {"records": self.records}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.records = d["records"]
+
+
+# ----------------------------------------------------------------------------- the plan
+
+
+def load_data(ctx: Context) -> Data:
+    """Fashion-MNIST, Tiny Shakespeare and the random inputs/labels, each loaded when a run first needs it."""
+    return Data(ctx.cfg, ctx.data_root, ctx.device)
+
+
+def plan(ctx: Context) -> list[RunSpec]:
+    """Every run of the claim at ctx.cfg: image runs, the char LM, then the optional label-noise pair."""
+    cfg: Config = ctx.cfg
+
+    def image(name: str, r: ImageRun) -> RunSpec:
+        steps = getattr(cfg, r.steps_field)
+        return RunSpec(run_key(name, cfg), f"{name} ({steps} steps)",
+                       {"kind": "image", "name": name, "steps": steps, "model": r.model, "topk": r.topk,
+                        "inputs": r.inputs, "labels": r.labels, "classify": r.classify})
+
+    specs = [image(name, recipe) for name, recipe in IMAGE_RUNS.items()]
+    specs.append(RunSpec(run_key("char_lm", cfg), f"char_lm ({cfg.lm_steps} steps)",
+                         {"kind": "char_lm", "name": "char_lm", "steps": cfg.lm_steps}))
+    if cfg.label_noise > 0:
+        specs += [image(name, recipe) for name, recipe in LABEL_NOISE_RUNS.items()]
+    return specs
+
+
+def run_one(ctx: Context, run_dir: Path, data: Data, kind: str, name: str, steps: int, **image) -> dict:
+    """Train run `name` for `steps` optimiser steps: kind 'image' (keywords model, topk, inputs, labels,
+    classify of its ImageRun) or 'char_lm'. Resumes from run_dir/checkpoint.pt (kept afterwards, as
+    before the split: it holds the trained model)."""
+    if kind == "char_lm":
+        return train_char_lm(ctx, run_dir, data, steps)
+    return train_image(ctx, run_dir, data, name, steps, **image)
+
+
+# ----------------------------------------------------------------------------- image runs
+
+
+def image_train_config(cfg: Config, steps: int) -> TrainConfig:
+    return TrainConfig(epochs=10**6, steps=steps, batch_size=cfg.batch_size, lr=cfg.lr, optimizer="adamw",
+                       weight_decay=cfg.weight_decay, schedule=cfg.schedule, warmup_steps=cfg.warmup_steps,
+                       drop_last=True)
+
+
+def classifier_metrics(model: torch.nn.Module, task: ImageTask, cfg: Config) -> dict:
+    """Test accuracy (%), ECE (15 bins), reliability bins, accuracy (%) under Gaussian-noise corruption."""
+    logits = predict(model, task.x_test)
+    g = generator(derive_seed("corruption", cfg.seed))
+    noise = torch.randn(task.x_test_raw.shape, generator=g).to(task.x_test_raw.device) * cfg.corruption_sigma
+    x_noisy = ((task.x_test_raw + noise).clamp(0, 1) - task.mean) / task.std
+    noisy_logits = predict(model, x_noisy)
+    bins = reliability_bins(logits, task.y_test)
+    return {"test_acc": 100 * float((logits.argmax(-1) == task.y_test).float().mean()),
+            "ece": expected_calibration_error(logits, task.y_test),
+            "corrupted_acc": 100 * float((noisy_logits.argmax(-1) == task.y_test).float().mean()),
+            "reliability": {k: v.tolist() for k, v in bins.items()}}
+
+
+def train_image(ctx: Context, run_dir: Path, data: Data, name: str, steps: int, model: str, topk: bool,
+                inputs: str, labels: str, classify: bool) -> dict:
+    """Train one image model, tracking nnz% on a train probe (its own inputs) and the test probe.
+    Record: curve (list of {step, train, test}), device, steps_per_epoch, total_steps, and if `classify`
+    test_acc (%), ece, corrupted_acc (%), reliability."""
+    cfg: Config = ctx.cfg
+    task = data.images
+    x, y = data.inputs(inputs), data.labels(labels)
+    seed_everything(derive_seed(name, cfg.seed))
+    net = prepare_model(build_model(cfg, model, topk), ctx.device)
+    probes = {"train": x[: cfg.probe_examples], "test": task.x_test[: cfg.probe_examples]}
+    marks = log_spaced_steps(steps, cfg.n_measurements, always=(math.ceil(len(x) / cfg.batch_size) - 1,))
+    tracker = SparsityTracker(probes, marks)
+    fit(net, (x, y), image_train_config(cfg, steps), seed=derive_seed(name, cfg.seed, "data"),
+        callbacks=[tracker], checkpoint=run_dir / CHECKPOINT, desc=name)
+    rec = {"curve": tracker.records, "device": str(ctx.device), "steps_per_epoch": len(x) // cfg.batch_size,
+           "total_steps": steps}
+    if classify:
+        rec.update(classifier_metrics(net, task, cfg))
+    return rec
+
+
+# ----------------------------------------------------------------------------- char LM
+
+
+def train_char_lm(ctx: Context, run_dir: Path, data: Data, steps: int) -> dict:
+    """nanoGPT-style char LM on 90% of Tiny Shakespeare; nnz% on training windows and held-out windows.
+    Record: curve, final_train_loss (nats per char), total_steps, steps_per_epoch."""
+    cfg: Config = ctx.cfg
+    corpus = data.corpus
+    train_tok, val_tok = corpus.split(0.9)
+    x, y = (t.to(ctx.device) for t in char_windows(train_tok, cfg.lm_block_size))
+    xv, _ = char_windows(val_tok, cfg.lm_block_size, cfg.lm_probe_windows)
+    seed_everything(derive_seed("char_lm", cfg.seed))
+    model = prepare_model(CharTransformer(len(corpus.vocab), cfg.lm_block_size, cfg.lm_d_model,
+                                          cfg.lm_layers, cfg.lm_heads), ctx.device)
+    probes = {"train": x[: cfg.lm_probe_windows], "test": xv.to(ctx.device)}
+    tracker = SparsityTracker(probes, log_spaced_steps(steps, cfg.n_measurements))
+    tc = TrainConfig(epochs=10**6, steps=steps, batch_size=cfg.lm_batch_size, lr=cfg.lm_lr,
+                     optimizer="adamw", weight_decay=cfg.weight_decay, schedule=cfg.schedule,
+                     warmup_steps=cfg.warmup_steps, grad_clip=1.0, drop_last=True)
+    state = fit(model, (x, y), tc, seed=derive_seed("char_lm", cfg.seed, "data"), callbacks=[tracker],
+                checkpoint=run_dir / CHECKPOINT, desc="char_lm")
+    return {"curve": tracker.records, "final_train_loss": state.last_loss, "total_steps": steps,
+            "steps_per_epoch": len(x) // cfg.lm_batch_size}

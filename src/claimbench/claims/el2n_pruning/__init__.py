@@ -1,0 +1,136 @@
+"""Claim 5 — EL2N data pruning: scores taken early in training pick the examples that matter.
+
+Paul, Ganguli & Dziugaite, "Deep Learning on a Data Diet", NeurIPS 2021, arXiv 2107.07075; checked
+against Kirsch, "Does 'Deep Learning on a Data Diet' reproduce?", arXiv 2303.14753. Spec:
+shared/specs/5-el2n-pruning.md. Card: cards/el2n_pruning.yaml.
+
+Protocol (train → score → prune → retrain, every run cached):
+1. `score_seeds` full-data runs. Each records GraNd at init (step 0) and, after `score_epoch` epochs,
+   EL2N and GraNd (eval mode, un-augmented inputs); its final test accuracy is a full-data baseline.
+   Scores are averaged over the runs (data_diet/get_mean_score.py).
+2. For each keep fraction, score (EL2N keep-hardest, random, GraNd@init keep-hardest) and seed: retrain
+   a fresh network on the kept subset for exactly as many optimiser steps as the full-data run.
+3. Label noise: `noise_seeds` runs on labels with `noise_fraction` corrupted (per mode: 'permute' =
+   data_diet randomize_labels, 'flip' = forced wrong), trained to `score_epoch`; EL2N flags corruptions.
+4. One `data_stats` run (no training) saves what the analysis needs from the data: the input norms
+   of the training images and every noise mode's corruption mask.
+Steps 1, 3 and 4 come first; a barrier then builds the step-2 runs from the averaged scores.
+
+Expected cost (train + analyse): ci ≈ 10–20 s on a 2-core CPU (3 runs' worth of a 1k subset);
+quick ≈ 3 min on a 2-core CPU (measured 3 min 16 s on a loaded CPU, 1 thread; fast CNN, 12k-image
+Fashion-MNIST subset, 21 training runs); gpu ≈ 3–5 min on one H100 (not yet measured; ResNet-18
+low-res, 10k images, 52 runs); paper = ResNet-18 on all 60k images, 200 epochs, 10 inits: GPU-days.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from claimbench.errors import ParamsError
+from claimbench.params import in_unit_interval, positive
+from claimbench.sweep import Record
+from claimbench.train import TrainConfig
+
+CLAIM_ID = "el2n_pruning"
+Method = Literal["el2n", "random", "grand_init", "grand_early", "input_norm"]
+SCORE_NAMES = ("el2n_early", "grand_early", "grand_init", "el2n_init", "input_norm")
+METHOD_SCORE = {"el2n": "el2n_early", "grand_init": "grand_init", "grand_early": "grand_early",
+                "input_norm": "input_norm"}
+METHOD_LABEL = {"el2n": "EL2N (early)", "random": "random", "grand_init": "GraNd at init",
+                "grand_early": "GraNd (early)", "input_norm": "input norm"}
+SCORES = "scores.pt"           # per run: name -> (N,) float scores of the training examples
+DATA_STATS = "data_stats.pt"   # data_stats run: input_norm (N,), corrupted_<mode> (N,) bool
+
+
+@dataclass(frozen=True)
+class Config:
+    """One scale. Sizes in examples; accuracies are reported in percentage points."""
+
+    dataset: Literal["fashion-mnist", "cifar10"] = "fashion-mnist"
+    train_size: int = field(default=12000, metadata=positive())   # balanced subset of the train split
+    test_size: int = field(default=10000, metadata=positive())   # balanced subset of the test split
+    model: Literal["fast_cnn", "resnet18_lowres"] = "fast_cnn"
+    width: int = field(default=16, metadata=positive())
+    epochs: int = field(default=5, metadata=positive())           # full-data run; sets the step budget
+    batch_size: int = field(default=128, metadata=positive())
+    lr: float = field(default=0.1, metadata=positive())
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    milestones: list[float] = field(default_factory=lambda: [0.3, 0.6, 0.8])  # lr × 0.2 at these fractions
+    augment: Literal["none", "crop", "crop_flip"] = "crop"
+    score_epoch: int = field(default=1, metadata=positive())     # epochs before EL2N/GraNd are taken
+    score_seeds: int = field(default=3, metadata=positive())     # initialisations averaged
+    keep_fractions: list[float] = field(default_factory=lambda: [0.7, 0.5], metadata=in_unit_interval())
+    methods: list[Method] = field(default_factory=lambda: ["el2n", "random", "grand_init"])
+    prune_seeds: int = field(default=3, metadata=positive())
+    noise_fraction: float = field(default=0.1, metadata=in_unit_interval())
+    noise_modes: list[Literal["permute", "flip"]] = field(default_factory=lambda: ["permute", "flip"])
+    noise_seeds: int = field(default=3, metadata=positive())
+    grand_batch: int = field(default=256, metadata=positive())   # examples per vmap chunk
+
+    def __post_init__(self):
+        where = f"params: {CLAIM_ID}"
+        if self.score_epoch >= self.epochs:
+            raise ParamsError(f"{where}.score_epoch = {self.score_epoch} must be < epochs = {self.epochs} "
+                              f"(scores are taken early in training; the paper uses 20 of 200).")
+        if any(not 0 < f < 1 for f in self.keep_fractions) or not self.keep_fractions:
+            raise ParamsError(f"{where}.keep_fractions = {self.keep_fractions} must be non-empty, each in (0, 1) "
+                              f"(the full-data run is always made).")
+        for need in (0.7, 0.5):
+            if not any(abs(f - need) < 1e-9 for f in self.keep_fractions):
+                raise ParamsError(f"{where}.keep_fractions must include {need} (criteria E1/E2/E4 read it).")
+        for need in ("el2n", "random", "grand_init"):
+            if need not in self.methods:
+                raise ParamsError(f"{where}.methods must include {need!r} (the card's criteria read it).")
+        if "permute" not in self.noise_modes:
+            raise ParamsError(f"{where}.noise_modes = {self.noise_modes} must include 'permute' (criterion E5).")
+        if self.score_seeds < 2 or self.prune_seeds < 2:
+            raise ParamsError(f"{where}: score_seeds and prune_seeds must be ≥ 2 (standard errors need them).")
+
+    def train_config(self) -> TrainConfig:
+        """The full-data recipe (data_diet: SGD Nesterov, lr × 0.2 at fixed fractions, drop-last)."""
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer="sgd",
+                           momentum=self.momentum, nesterov=True, weight_decay=self.weight_decay,
+                           schedule="step", gamma=0.2, milestones=tuple(self.milestones), augment=self.augment,
+                           drop_last=True, checkpoint_every=max(1, self.epochs // 4))
+
+
+# ---------------------------------------------------------------- run keys (their hashes name the run folders)
+
+
+def run_key(cfg: Config, kind: str, **extra) -> dict:
+    """A training run's key: data, model, recipe and score epoch, then its kind ('score', 'noise',
+    'prune') and that kind's settings (seed; mode and fraction; method, keep, seed, steps, subset)."""
+    return {"data": [cfg.dataset, cfg.train_size, cfg.test_size], "model": [cfg.model, cfg.width],
+            "recipe": dataclasses.asdict(cfg.train_config()), "score_epoch": cfg.score_epoch,
+            "kind": kind, **extra}
+
+
+def data_stats_key(cfg: Config) -> dict:
+    """The data_stats run's key: only what its outputs depend on (the data and the label noise)."""
+    return {"kind": "data_stats", "data": [cfg.dataset, cfg.train_size, cfg.test_size],
+            "noise_fraction": cfg.noise_fraction, "noise_modes": list(cfg.noise_modes)}
+
+
+# ---------------------------------------------------------------- reading finished runs
+
+
+def of_kind(records: list[Record], kind: str, **match) -> list[Record]:
+    """The records of one kind (in plan order) whose keys also match `match`."""
+    return [r for r in records if r.key["kind"] == kind and all(r.key[k] == v for k, v in match.items())]
+
+
+def mean_scores(runs: list[Record]) -> dict[str, torch.Tensor]:
+    """The runs' scores.pt averaged over runs (in the given order): name -> (N,)."""
+    per_seed = [r.tensors(SCORES, "EL2N/GraNd scores") for r in runs]
+    return {name: torch.stack([s[name] for s in per_seed]).mean(0) for name in per_seed[0]}
+
+
+def data_stats(records: list[Record]) -> dict[str, torch.Tensor]:
+    """The data_stats run's tensors: input_norm (N,) float, corrupted_<mode> (N,) bool."""
+    (run,) = of_kind(records, "data_stats")
+    return run.tensors(DATA_STATS, "input norms / corruption masks")

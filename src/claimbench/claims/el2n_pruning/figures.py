@@ -1,0 +1,49 @@
+"""EL2N pruning, figures: accuracy vs % pruned per score (the paper's figure 1 layout) and the
+Spearman-ρ heatmap between the mean scores, drawn from the ClaimResult's tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from claimbench import plotting
+from claimbench.claims.el2n_pruning import METHOD_LABEL
+from claimbench.contract import Context
+from claimbench.results import ClaimResult
+
+DVC_PLOTS = [
+    {"el2n_accuracy_vs_fraction_pruned": {
+        "template": "scatter", "x": "fraction_pruned",
+        "y": {"results/${scale}/el2n_pruning/tables/accuracy.csv": "test_acc"}}},
+]
+
+
+def figures(result: ClaimResult, ctx: Context) -> None:
+    stats = result.statistics
+    plot_accuracy(result.tables["accuracy"], stats["full_data_acc"], stats["full_data_acc_se"],
+                  ctx.figures_dir / "accuracy_vs_pruned.png", ctx.scale)
+    corr = result.tables["score_rank_correlations"].set_index("score").rename_axis(None)
+    plot_correlations(corr, ctx.figures_dir / "rank_correlation_heatmap.png")
+
+
+def plot_accuracy(acc: pd.DataFrame, full: float, se: float, path: Path, scale: str) -> None:
+    """Test accuracy (%) vs fraction pruned per score, ± 1 SE, over the full-data mean ± 1 SE band."""
+    fig, ax = plotting.subplots(figsize=(5.2, 3.8))
+    for method, grp in acc.groupby("method", sort=False):
+        ax.errorbar(100 * grp["fraction_pruned"], grp["test_acc"], yerr=grp["se"].fillna(0), marker="o",
+                    capsize=3, label=METHOD_LABEL.get(method, method))
+    ax.axhspan(full - se, full + se, color="grey", alpha=0.2, lw=0, label="full data ± 1 SE")
+    ax.set(xlabel="% of training data pruned", ylabel="test accuracy (%)", title=f"EL2N data pruning ({scale})")
+    ax.legend(frameon=False)
+    plotting.save(fig, path)
+
+
+def plot_correlations(corr: pd.DataFrame, path: Path) -> None:
+    """Annotated heatmap of a square Spearman-ρ table (index = columns = score names)."""
+    import seaborn as sns
+
+    fig, ax = plotting.subplots(figsize=(4.8, 4.0))
+    sns.heatmap(corr, annot=True, fmt=".2f", vmin=-1, vmax=1, cmap="vlag", ax=ax, square=True)
+    ax.set_title("Spearman ρ between mean scores")
+    plotting.save(fig, path)

@@ -1,0 +1,70 @@
+"""Claim 1 — heavy-tailed phases vs batch size (Martin & Mahoney).
+
+Claim: changing only the batch size moves MiniAlexNet's FC1 spectrum through the 5+1 phases — large
+batches leave the ESD random-like (Marchenko–Pastur, soft rank ≈ 1), smaller batches give bleeding-out
+→ bulk+spikes → bulk-decay → heavy-tailed — while test accuracy rises.
+Source: Martin & Mahoney, "Implicit Self-Regularization in Deep Neural Networks", arXiv 1810.01075
+(JMLR 2021) and ICML 2019 (arXiv 1901.08276); spec ../shared/specs/1-heavy-tail-phases.md.
+
+Protocol: MiniAlexNet (models/mini_alexnet.py), MSE on softmax, SGD lr 0.01 momentum 0.9, lr × 0.95
+per epoch, per-image standardisation (CIFAR-10 centre-cropped to 28×28). One run per (batch size,
+seed); final weights cached. Analysis (never trains): FC1/FC2 ESDs per run and pooled over seeds (as
+the paper), WW-style metrics (metrics/spectral.py), our automated phase label (metrics/phases.py).
+
+Cost (train + analyse), measured on the shared 2-core CPU (wall times there were ~2.5–4× inflated by
+other jobs; CPU seconds give the uncontended estimate): ci ≈ 15 CPU-s (28 s wall shared); quick (1000
+Fashion-MNIST images, bs 2…500 × 3 seeds × 4 epochs, 2 worker processes) = 310 CPU-s of training over
+2 processes + ≈ 9 CPU-s of analysis, i.e. ≈ 3 min uncontended (13 min wall shared); gpu ≈ 3–4 min on one
+H100 (an estimate: never run); paper = 11 batch sizes × 10 seeds × 100 epochs of CIFAR-10 (days on a CPU).
+Small batches dominate: at bs 2 one CPU step costs ~10–30 ms, so `quick` reaches only 2000 SGD steps at
+bs 2, versus 2.5 M in the paper — phases depend on training length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from claimbench.errors import ParamsError
+from claimbench.params import positive
+
+CLAIM_ID = "heavy_tail_phases"
+LAYERS = ("fc1", "fc2")  # the MiniAlexNet layers whose spectra are analysed
+
+
+@dataclass(frozen=True)
+class Config:
+    """One scale of the sweep. train_per_class / test_size: None = the full split."""
+
+    batch_sizes: list[int] = field(metadata=positive())
+    seeds: list[int]
+    epochs: int = field(metadata=positive())
+    dataset: Literal["fashion-mnist", "cifar10"] = "fashion-mnist"
+    train_per_class: int | None = None
+    test_size: int | None = None
+    lr: float = field(default=0.01, metadata=positive())
+    momentum: float = 0.9
+    lr_decay: float = field(default=0.95, metadata=positive())  # lr × this after every epoch
+
+    def __post_init__(self):
+        if len(set(self.batch_sizes)) < 2 or len(set(self.seeds)) < 2:
+            raise ParamsError(
+                f"params: {CLAIM_ID} needs ≥ 2 distinct batch_sizes and ≥ 2 distinct seeds "
+                f"(got {self.batch_sizes}, {self.seeds}); the criteria compare sizes and use seed SEs."
+            )
+
+
+def run_key(cfg: Config, batch_size: int, seed: int) -> dict:
+    """What makes one run: every setting that changes its weights (not the sweep lists)."""
+    return {
+        "claim": CLAIM_ID,
+        "dataset": cfg.dataset,
+        "train_per_class": cfg.train_per_class,
+        "test_size": cfg.test_size,
+        "epochs": cfg.epochs,
+        "lr": cfg.lr,
+        "momentum": cfg.momentum,
+        "lr_decay": cfg.lr_decay,
+        "batch_size": batch_size,
+        "seed": seed,
+    }

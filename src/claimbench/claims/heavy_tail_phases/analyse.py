@@ -1,0 +1,180 @@
+"""Analyse side of heavy_tail_phases: FC1/FC2 ESDs per run and pooled over seeds (as the paper),
+WW-style metrics (metrics/spectral.py), our phase label (metrics/phases.py), Spearman ρ with a
+bootstrap CI over runs. Never trains."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from claimbench.claims.heavy_tail_phases import CLAIM_ID, LAYERS, Config
+from claimbench.contract import Context
+from claimbench.data import derive_seed
+from claimbench.metrics import spectral
+from claimbench.metrics.correlation import spearman_rho
+from claimbench.metrics.phases import PHASE_INDEX, adjacent_inversions, classify_phase
+from claimbench.results import ClaimResult
+from claimbench.sweep import Record
+from claimbench.train import cpu_threads
+
+BOOTSTRAP_REPS = 2000
+POOLED_METRICS = (
+    "alpha",
+    "D",
+    "xmin",
+    "lambda_max",
+    "num_spikes",
+    "mp_softrank",
+    "stable_rank",
+    "sigma_mp",
+    "bulk_max_raw",
+    "W_scale",
+    "log_norm",
+    "log_spectral_norm",
+    "alpha_weighted",
+    "log_alpha_norm",
+    "phase",
+    "phase_index",
+)
+
+
+def layer_row(evals: np.ndarray, shape: tuple[int, int], spikes_m: int) -> dict:
+    """WW metrics + our phase label for one ESD of a layer whose matrices are `shape` (out, in)."""
+    n, m = max(shape), min(shape)
+    row = spectral.esd_metrics(evals, Q=n / m, M=spikes_m)
+    row["phase"] = classify_phase(evals, row["num_spikes"], row["mp_softrank"], row["alpha"], row["D"])
+    row["phase_index"] = PHASE_INDEX[row["phase"]]
+    return row
+
+
+def spearman_with_ci(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int
+) -> tuple[float, float, float]:
+    """Spearman ρ(x, y) over runs and a 95% percentile CI from a bootstrap that resamples runs (seeds)
+    within each batch size (BOOTSTRAP_REPS resamples). CI is NaN if ρ is, or if most resamples are
+    constant."""
+    point = float(spearman_rho(x[None], y[None])[0])
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    idx = np.concatenate([m[rng.integers(0, len(m), (BOOTSTRAP_REPS, len(m)))] for m in members], axis=1)
+    boots = spearman_rho(x[idx], y[idx])
+    boots = boots[np.isfinite(boots)]
+    if not np.isfinite(point) or len(boots) < BOOTSTRAP_REPS // 2:
+        return point, float("nan"), float("nan")
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return point, float(lo), float(hi)
+
+
+def analyse(records: list[Record], ctx: Context) -> ClaimResult:
+    """The claim's statistics from the finished runs (on 1 CPU thread: small eigensolves run faster)."""
+    with cpu_threads(1, ctx.device):
+        return _analyse(records, ctx.cfg)
+
+
+def _by_batch_size(records: list[Record]) -> dict[int, list[Record]]:
+    """Records grouped by batch size, ascending; seeds in plan order within each."""
+    groups: dict[int, list[Record]] = {}
+    for rec in sorted(records, key=lambda r: r.key["batch_size"]):
+        groups.setdefault(rec.key["batch_size"], []).append(rec)
+    return groups
+
+
+def _spectra(records: list[Record]) -> tuple[list[dict], list[dict], dict]:
+    """(per-run rows, per-batch-size rows of the seed-pooled ESDs, {(layer, batch size): pooled
+    eigenvalues (ascending, float64)})."""
+    per_run, pooled, esds = [], [], {}
+    for bs, group in _by_batch_size(records).items():
+        mats = {name: [] for name in LAYERS}
+        for rec in group:
+            seed = rec.key["seed"]
+            weights = rec.tensors("model.pt", "weights")
+            row = {"batch_size": bs, "seed": seed, **{k: rec[k] for k in ("train_acc", "test_acc", "steps")}}
+            for name in LAYERS:
+                w = weights[f"{name}.weight"]
+                mats[name].append(w)
+                ev = spectral.esd(w)
+                metrics = layer_row(ev, tuple(w.shape), min(w.shape))
+                rand = spectral.esd(spectral.shuffled([w], seed=derive_seed(CLAIM_ID, bs, seed)))
+                metrics["rand_distance"] = spectral.jensen_shannon_distance(ev, rand)
+                row.update({f"{name}_{k}": v for k, v in metrics.items()})
+            per_run.append(row)
+        prow = {"batch_size": bs, "n_seeds": len(group)}
+        for name in LAYERS:
+            ev = spectral.esd(mats[name])  # ESD pooled over seeds, as the paper
+            esds[(name, bs)] = ev
+            metrics = layer_row(ev, tuple(mats[name][0].shape), min(mats[name][0].shape))
+            prow.update({f"{name}_{k}": metrics[k] for k in POOLED_METRICS})
+        pooled.append(prow)
+    return per_run, pooled, esds
+
+
+def _analyse(records: list[Record], cfg: Config) -> ClaimResult:
+    per_run, pooled, esds = _spectra(records)
+    runs, table = pd.DataFrame(per_run), pd.DataFrame(pooled)
+    acc = runs.groupby("batch_size").agg(
+        train_acc=("train_acc", "mean"),
+        test_acc=("test_acc", "mean"),
+        test_acc_se=("test_acc", "sem"),
+        train_acc_se=("train_acc", "sem"),
+    )
+    table = table.merge(acc.reset_index(), on="batch_size")
+    table["gap"] = table["train_acc"] - table["test_acc"]
+    for name in LAYERS:
+        for k in ("alpha", "mp_softrank", "stable_rank"):
+            table[f"{name}_{k}_seed_mean"] = runs.groupby("batch_size")[f"{name}_{k}"].mean().to_numpy()
+
+    small, large = table.iloc[0], table.iloc[-1]
+    bs_runs, groups = runs["batch_size"].to_numpy(float), runs["batch_size"].to_numpy()
+    boot_seed = derive_seed(CLAIM_ID, "bootstrap")
+    rho = {
+        k: spearman_with_ci(bs_runs, runs[f"fc1_{k}"].to_numpy(), groups, boot_seed)
+        for k in ("alpha", "mp_softrank", "stable_rank")
+    }
+    acc_diff = float(small["test_acc"] - large["test_acc"])
+    acc_se = float(math.hypot(small["test_acc_se"], large["test_acc_se"]))
+    statistics = {
+        "alpha_fc1_smallest_bs": float(small["fc1_alpha"]),
+        "alpha_fc1_largest_bs": float(large["fc1_alpha"]),
+    }
+    for name, k in (("alpha", "alpha"), ("softrank", "mp_softrank"), ("stable_rank", "stable_rank")):
+        point, lo, hi = rho[k]
+        statistics[f"spearman_bs_{name}_fc1"] = point
+        statistics[f"spearman_bs_{name}_fc1_ci_low"] = lo
+        statistics[f"spearman_bs_{name}_fc1_ci_high"] = hi
+    statistics.update({
+        "phase_index_smallest_bs": int(small["fc1_phase_index"]),
+        "phase_index_largest_bs": int(large["fc1_phase_index"]),
+        "phase_adjacent_inversions": adjacent_inversions(table["fc1_phase_index"].tolist()),
+        "test_acc_smallest_bs": float(small["test_acc"]),
+        "test_acc_largest_bs": float(large["test_acc"]),
+        "test_acc_diff": acc_diff,
+        "test_acc_diff_se": acc_se,
+        "test_acc_diff_in_se": acc_diff / acc_se if acc_se > 0 else float("nan"),
+        "softrank_fc1_smallest_bs": float(small["fc1_mp_softrank"]),
+        "softrank_fc1_largest_bs": float(large["fc1_mp_softrank"]),
+        "smallest_bs": int(small["batch_size"]),
+        "largest_bs": int(large["batch_size"]),
+    })
+    return ClaimResult(
+        statistics=statistics,
+        tables={"per_batch_size": table, "per_run": runs},
+        seeds=list(cfg.seeds),
+        setup={
+            "dataset": cfg.dataset,
+            "model": "MiniAlexNet (conv96-conv256-FC384-FC192-10)",
+            "train_images": int(10 * cfg.train_per_class) if cfg.train_per_class else "full",
+            "test_images": cfg.test_size or "full",
+            "epochs": cfg.epochs,
+            "batch_sizes": sorted(set(cfg.batch_sizes)),
+            "seeds": list(cfg.seeds),
+            "loss": "MSE on softmax",
+            "optimizer": (f"SGD lr {cfg.lr} momentum {cfg.momentum}, lr x{cfg.lr_decay}/epoch"),
+        },
+        details={
+            "phases_fc1": dict(zip(table["batch_size"].tolist(), table["fc1_phase"].tolist())),
+            "phases_fc2": dict(zip(table["batch_size"].tolist(), table["fc2_phase"].tolist())),
+        },
+        figure_data={"esds": esds},
+    )

@@ -1,0 +1,97 @@
+"""Train side of heavy_tail_phases: one MiniAlexNet per (batch size, seed), final weights kept.
+
+Every run trains with 1 torch thread on a CPU (small batches run faster on 1 thread than on 2, and are
+immune to oversubscription when the executor runs several side by side).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from claimbench.claims.heavy_tail_phases import CLAIM_ID, Config, run_key
+from claimbench.contract import Context, RunSpec
+from claimbench.data import balanced_subset, derive_seed, load_images, random_subset, standardize_per_image
+from claimbench.models.mini_alexnet import MiniAlexNet, mse_on_softmax
+from claimbench.numerics import upcast
+from claimbench.train import TrainConfig, fit, prepare_model, seed_everything
+
+Split = tuple[torch.Tensor, torch.Tensor]
+
+
+def load_split(cfg: Config, split: str, root: str | None) -> Split:
+    """(x (N, C, 28, 28) per-image standardised float32, y (N,) int64) of the configured subset."""
+    data = load_images(cfg.dataset, split, root)
+    if split == "train" and cfg.train_per_class is not None:
+        data = data.subset(balanced_subset(data.y, cfg.train_per_class, derive_seed(CLAIM_ID, "train")))
+    if split == "test" and cfg.test_size is not None:
+        data = data.subset(random_subset(len(data), cfg.test_size, derive_seed(CLAIM_ID, "test")))
+    x = data.x
+    if x.shape[-1] == 32:  # CIFAR-10: centre crop 32 → 28 as the authors' [2:-2, 2:-2]
+        x = x[..., 2:-2, 2:-2]
+    return standardize_per_image(x.contiguous()), data.y
+
+
+def load_data(ctx: Context) -> tuple[Split, Split]:
+    """(train split, test split) on the CPU, as load_split returns them."""
+    cfg: Config = ctx.cfg
+    train_xy, test_xy = load_split(cfg, "train", ctx.data_root), load_split(cfg, "test", ctx.data_root)
+    ctx.log(f"{len(train_xy[1])} training images, {len(test_xy[1])} test images, {cfg.epochs} epochs per run")
+    return train_xy, test_xy
+
+
+def plan(ctx: Context) -> list[RunSpec]:
+    """Every (batch size, seed), smallest batch size first: those are the longest runs, so side-by-side
+    workers finish them early. One torch thread per run."""
+    cfg: Config = ctx.cfg
+    return [
+        RunSpec(run_key(cfg, bs, seed), f"bs={bs} seed={seed}", {"batch_size": bs, "seed": seed}, threads=1)
+        for bs in sorted(set(cfg.batch_sizes))
+        for seed in cfg.seeds
+    ]
+
+
+def run_one(ctx: Context, run_dir: Path, data: tuple[Split, Split], batch_size: int, seed: int) -> dict:
+    """Train one MiniAlexNet (resuming from run_dir/checkpoint.pt); keep model.pt (final weights, CPU
+    float32 or wider); return final accuracies, train loss, steps, epochs and wall time (s)."""
+    cfg: Config = ctx.cfg
+    t0 = time.time()
+    train_xy, test_xy = data
+    x, y = (t.to(ctx.device) for t in train_xy)
+    tx, ty = (t.to(ctx.device) for t in test_xy)
+    seed_everything(seed)
+    model = prepare_model(MiniAlexNet(in_channels=x.shape[1], num_classes=10), ctx.device)
+    tc = TrainConfig(
+        epochs=cfg.epochs,
+        batch_size=batch_size,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        schedule="exp",
+        gamma=cfg.lr_decay,
+    )
+    ckpt = run_dir / "checkpoint.pt"
+    state = fit(
+        model,
+        (x, y),
+        tc,
+        seed=seed,
+        loss_fn=mse_on_softmax,
+        eval_sets={"train": (x, y), "test": (tx, ty)},
+        checkpoint=ckpt,
+        desc=f"bs{batch_size}-seed{seed}",
+    )
+    torch.save({k: upcast(v.detach()).cpu() for k, v in model.state_dict().items()}, run_dir / "model.pt")
+    ckpt.unlink(missing_ok=True)  # the optimiser state is not needed once the run is done
+    last = state.history[-1]
+    return {
+        "batch_size": batch_size,
+        "seed": seed,
+        "train_acc": last["train_acc"],
+        "test_acc": last["test_acc"],
+        "train_loss": last["train_loss"],
+        "steps": state.step,
+        "epochs": state.epoch,
+        "wall_s": round(time.time() - t0, 1),
+    }

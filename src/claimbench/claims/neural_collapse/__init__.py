@@ -1,0 +1,90 @@
+"""Claim 4 — neural collapse across losses (Zhou et al., "Are All Losses Created Equal").
+
+Claim: trained to convergence, a sufficiently large network reaches neural collapse (NC1, NC2, NC3 -> 0
+on training features) under cross-entropy (CE), label smoothing (LS), focal loss (FL) and MSE alike, and
+the four losses then give largely the same test accuracy; the gap shrinks with width and training length.
+
+Source: Zhou, You, Li, Liu, Liu, Qu, Zhu, NeurIPS 2022, arXiv 2210.02192; reference code jinxinzhou/nc_loss.
+Spec: shared/specs/4-neural-collapse.md. Issue #6.
+
+Setup: torchvision ResNet-18 with a width multiplier and a 3x3 stem (models/resnet_width.py) on a
+class-balanced Fashion-MNIST subset; SGD (momentum 0.9, wd 5e-4, lr x0.1 at 3/7 and 5/7 of training,
+grad-norm clip 2), every (width, seed) trained once per loss with the same initialisation and data order.
+NC metrics (metrics/collapse.py) on the un-augmented training subset in eval mode, float64, at
+log-spaced epochs; test accuracy of the final model.
+
+Expected cost (train + analyse): ci ~10 s CPU time; quick ~2 min CPU time (measured: 107 s user time with
+one thread; 5.4 min wall on a shared, oversubscribed 2-core box); gpu ~4 min on one H100 (estimate, not
+yet run); paper (60k images, 4 widths, 350 epochs, 3 seeds): about a day on one GPU.
+
+Files: train.py (one run per width, seed and loss variant), analyse.py (statistics, tables),
+figures.py (NC curves, accuracy vs width).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from claimbench.collapse_losses import LOSS_NAMES
+from claimbench.params import positive
+
+CLAIM_ID = "neural_collapse"
+SECONDARY_LS = "ls_secondary"  # LS at ls_alpha_secondary, run at the largest width only (reported)
+VARIANT_ORDER = [*LOSS_NAMES, SECONDARY_LS]  # the order of variants in runs, legends and colours
+
+
+def _check(predicate, doc: str) -> dict:
+    """Field metadata for claimbench.params: `predicate(value)` must hold; `doc` says what is allowed."""
+    return {"check": predicate, "check_doc": doc}
+
+
+TWO_WIDTHS = _check(lambda v: len(v) >= 2 and all(w > 0 for w in v), "at least 2 widths, all > 0")
+SOME_SEEDS = _check(lambda v: len(v) >= 1, "a non-empty list of seeds")
+LS_ALPHA = _check(lambda a: a is None or 0 <= a < 1, "in [0, 1)")
+NON_NEGATIVE = _check(lambda v: v >= 0, ">= 0")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One scale of the claim. Widths multiply ResNet-18's (64, 128, 256, 512) channels."""
+
+    train_per_class: int = field(metadata=positive())      # class-balanced training subset (x10 classes)
+    test_per_class: int | None = field(metadata=_check(lambda v: v is None or v > 0, "> 0 or null"))
+    widths: list[float] = field(metadata=TWO_WIDTHS)       # the largest is judged, the smallest compared
+    epochs: int = field(metadata=positive())
+    batch_size: int = field(metadata=positive())
+    lr: float = field(metadata=positive())
+    seeds: list[int] = field(metadata=SOME_SEEDS)
+    stem_stride: Literal[1, 2] = 1                          # 2 halves 28x28 inputs first (CPU scales)
+    momentum: float = field(default=0.9, metadata=NON_NEGATIVE)
+    weight_decay: float = field(default=5e-4, metadata=NON_NEGATIVE)
+    grad_clip: float = field(default=2.0, metadata=positive())
+    augment: Literal["none", "crop", "crop_flip"] = "none"  # NC is always measured un-augmented
+    ls_alpha: float = field(default=0.1, metadata=LS_ALPHA)
+    ls_alpha_secondary: float | None = field(default=0.05, metadata=LS_ALPHA)  # largest width only; null = skip
+    focal_gamma: float = field(default=3.0, metadata=NON_NEGATIVE)
+    mse_scale: float = field(default=15.0, metadata=positive())
+    nc_points: int = field(default=8, metadata=positive())  # log-spaced epochs with NC measurements
+    subset_seed: int = 0
+
+
+def nc_epochs(epochs: int, points: int) -> list[int]:
+    """Log-spaced epochs in [1, epochs], always including 1 and `epochs`."""
+    grid = np.geomspace(1, epochs, max(points, 2))
+    return sorted({1, epochs, *(round(float(e)) for e in grid)})
+
+
+def variants(cfg: Config, width: float) -> list[str]:
+    """Loss variants trained at `width`: the four losses, plus LS at the secondary alpha at the largest width."""
+    extra = [SECONDARY_LS] if cfg.ls_alpha_secondary is not None and width == max(cfg.widths) else []
+    return [*LOSS_NAMES, *extra]
+
+
+def run_key(cfg: Config, width: float, seed: int, variant: str) -> dict:
+    """Cache key of one run: every setting that changes it (not the lists of widths/seeds swept)."""
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("widths", "seeds", "ls_alpha_secondary")}
+    alpha = cfg.ls_alpha_secondary if variant == SECONDARY_LS else cfg.ls_alpha
+    return {**settings, "ls_alpha": alpha, "width": width, "seed": seed, "variant": variant}

@@ -1,0 +1,70 @@
+"""Neural collapse, figure side: NC1-3 against epoch at the largest width (nc_vs_epoch.png) and test
+accuracy against width per loss (accuracy_vs_width.png), drawn from the ClaimResult's tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from claimbench import plotting
+from claimbench.claims.neural_collapse import SECONDARY_LS, VARIANT_ORDER
+from claimbench.collapse_losses import LOSS_NAMES
+from claimbench.contract import Context
+from claimbench.results import ClaimResult
+
+DVC_PLOTS = [
+    {"neural_collapse_nc1_vs_epoch": {"template": "scatter", "x": "epoch", "y": {
+        "results/${scale}/neural_collapse/tables/nc_history.csv": ["nc1", "nc2", "nc3"]}}},
+    {"neural_collapse_accuracy_vs_width": {"template": "scatter", "x": "width", "y": {
+        "results/${scale}/neural_collapse/tables/accuracy.csv": "test_acc_mean"}}},
+]
+
+
+def variant_style(labels: dict[str, str]) -> dict[str, tuple[str, tuple]]:
+    """variant -> (legend label, colour); the same in every figure."""
+    import seaborn as sns
+
+    colours = sns.color_palette("colorblind", len(VARIANT_ORDER))
+    return {v: (labels[v], colours[i]) for i, v in enumerate(VARIANT_ORDER)}
+
+
+def plot_nc_curves(hist: pd.DataFrame, style: dict, width: float, path: Path) -> None:
+    """Seed-mean NC1, NC2, NC3 (log) against epoch (log) per loss variant at `width`."""
+    h = hist[hist["width"] == width].groupby(["variant", "epoch"])[["nc1", "nc2", "nc3"]].mean().reset_index()
+    fig, axes = plotting.subplots(1, 3, figsize=(13, 3.6))
+    for ax, m, title in zip(axes, ("nc1", "nc2", "nc3"), ("NC1  tr(Σ_W Σ_B⁺)/K", "NC2  classifier–ETF distance",
+                                                          "NC3  self-duality distance")):
+        for variant in [v for v in VARIANT_ORDER if v in set(h["variant"])]:
+            g = h[h["variant"] == variant]
+            label, colour = style[variant]
+            ax.plot(g["epoch"], g[m], marker="o", ms=3, color=colour, label=label,
+                    ls="--" if variant == SECONDARY_LS else "-")
+        ax.set(xscale="log", yscale="log", xlabel="epoch", title=title)
+    axes[-1].legend(title=f"width {width:g}, seed mean", loc="upper left", bbox_to_anchor=(1.02, 1))
+    plotting.save(fig, path)
+
+
+def plot_accuracy(acc: pd.DataFrame, style: dict, path: Path) -> None:
+    """Seed-mean test accuracy (%, ± seed SE) against width multiplier (log) for the four losses."""
+    fig, ax = plotting.subplots(figsize=(5.5, 3.6))
+    for variant in LOSS_NAMES:
+        g = acc[acc["variant"] == variant].sort_values("width")
+        label, colour = style[variant]
+        ax.errorbar(g["width"], g["test_acc_mean"], yerr=g["test_acc_se"].fillna(0), marker="o", capsize=3,
+                    color=colour, label=label)
+    widths = sorted(acc["width"].unique())
+    ax.set(xscale="log", xlabel="width multiplier", ylabel="test accuracy (%, ± seed SE)",
+           title="test accuracy per loss")
+    ax.set_xticks(widths, [f"{w:g}" for w in widths])
+    ax.minorticks_off()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))
+    plotting.save(fig, path)
+
+
+def figures(result: ClaimResult, ctx: Context) -> None:
+    """Draw both figures into ctx.figures_dir."""
+    style = variant_style(result.figure_data["variant_labels"])
+    plot_nc_curves(result.tables["nc_history"], style, result.statistics["largest_width"],
+                   ctx.figures_dir / "nc_vs_epoch.png")
+    plot_accuracy(result.tables["accuracy"], style, ctx.figures_dir / "accuracy_vs_width.png")

@@ -1,0 +1,112 @@
+"""Neural collapse, train side: one run per (width, seed, loss variant), each a width-ResNet-18 trained
+with SGD while a probe measures the collapse metrics at log-spaced epochs.
+
+A run folder holds features.pt (final penultimate features h (N, d), labels y (N,), classifier w (K, d)
+and b (K,)), model.pt (the weights) and, while training, checkpoint.pt.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from claimbench.claims.neural_collapse import SECONDARY_LS, Config, nc_epochs, run_key, variants
+from claimbench.collapse_losses import make_loss
+from claimbench.contract import Context, RunSpec
+from claimbench.data import balanced_subset, derive_seed, load_fashion_mnist, normalize
+from claimbench.metrics.collapse import collapse_metrics
+from claimbench.models.resnet_width import WideResNet18
+from claimbench.numerics import upcast
+from claimbench.train import Callback, TrainConfig, TrainState, evaluate, fit, prepare_model, seed_everything
+
+NUM_CLASSES = 10
+
+
+def loss_fn(cfg: Config, variant: str):
+    """The training loss of a variant (ce, ls, fl, mse, or LS at the secondary alpha)."""
+    if variant == SECONDARY_LS:
+        return make_loss("ls", ls_alpha=cfg.ls_alpha_secondary)
+    return make_loss(variant, ls_alpha=cfg.ls_alpha, focal_gamma=cfg.focal_gamma, mse_scale=cfg.mse_scale)
+
+
+@torch.no_grad()
+def penultimate(model: WideResNet18, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """(N, d) float32 penultimate features in eval mode, full precision (no autocast)."""
+    was_training = model.training
+    model.eval()
+    h = torch.cat([upcast(model.features(x[i : i + batch_size])) for i in range(0, len(x), batch_size)])
+    model.train(was_training)
+    return h
+
+
+class CollapseProbe(Callback):
+    """Measures the collapse metrics and training accuracy on (x, y) after each epoch in `epochs`."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, epochs: list[int]):
+        self.x, self.y, self.epochs, self.records = x, y, set(epochs), []
+
+    def measure(self, model: WideResNet18) -> tuple[dict, torch.Tensor]:
+        h = penultimate(model, self.x)
+        w, b = model.fc.weight.detach(), model.fc.bias.detach()
+        rec = collapse_metrics(h, self.y, w, b, NUM_CLASSES)
+        rec["train_acc"] = float(((h @ w.T + b).argmax(1) == self.y).float().mean())
+        return rec, h
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if state.epoch in self.epochs:
+            rec, _ = self.measure(state.model)
+            self.records.append({"epoch": state.epoch, "train_loss": state.last_loss, **rec})
+
+    def state_dict(self) -> dict:
+        return {"records": self.records}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.records = list(d["records"])
+
+
+def load_data(ctx: Context) -> dict[str, torch.Tensor]:
+    """Normalised balanced subsets on ctx.device: x_train (N, 1, 28, 28), y_train (N,), x_test, y_test."""
+    cfg: Config = ctx.cfg
+    train = load_fashion_mnist("train", ctx.data_root)
+    test = load_fashion_mnist("test", ctx.data_root)
+    train = train.subset(balanced_subset(train.y, cfg.train_per_class, cfg.subset_seed))
+    if cfg.test_per_class is not None:
+        test = test.subset(balanced_subset(test.y, cfg.test_per_class, derive_seed("nc-test", cfg.subset_seed)))
+    x_train, mean, std = normalize(train.x)
+    x_test, _, _ = normalize(test.x, mean, std)
+    d = ctx.device
+    return {"x_train": x_train.to(d), "y_train": train.y.to(d), "x_test": x_test.to(d), "y_test": test.y.to(d)}
+
+
+def plan(ctx: Context) -> list[RunSpec]:
+    """Every (width, seed, loss variant), widths ascending, then seeds, then variants in VARIANT_ORDER."""
+    cfg: Config = ctx.cfg
+    return [RunSpec(run_key(cfg, w, s, v), f"{v} w={w:g} seed={s}", {"width": w, "seed": s, "variant": v})
+            for w in sorted(cfg.widths) for s in cfg.seeds for v in variants(cfg, w)]
+
+
+def run_one(ctx: Context, run_dir: Path, data: dict, width: float, seed: int, variant: str) -> dict:
+    """Train one (width, seed, loss) run into `run_dir`; returns its record (NC history, accuracies)."""
+    cfg: Config = ctx.cfg
+    t0 = time.time()
+    seed_everything(seed)  # same init and data order for every loss at a (width, seed)
+    model = prepare_model(WideResNet18(width, NUM_CLASSES, 1, cfg.stem_stride), ctx.device)
+    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
+                       weight_decay=cfg.weight_decay, schedule="step", gamma=0.1, milestones=(3 / 7, 5 / 7),
+                       grad_clip=cfg.grad_clip, augment=cfg.augment, checkpoint_every=max(1, cfg.epochs // 7))
+    probe = CollapseProbe(data["x_train"], data["y_train"], nc_epochs(cfg.epochs, cfg.nc_points))
+    fn = loss_fn(cfg, variant)
+    fit(model, (data["x_train"], data["y_train"]), tcfg, seed=seed, loss_fn=fn, callbacks=[probe],
+        checkpoint=run_dir / "checkpoint.pt", desc=f"nc {variant} w={width} s={seed}")
+    final, h = probe.measure(model)
+    test = evaluate(model, data["x_test"], data["y_test"], fn)
+    torch.save({"h": h.cpu(), "y": data["y_train"].cpu(), "w": model.fc.weight.detach().cpu(),
+                "b": model.fc.bias.detach().cpu()}, run_dir / "features.pt")
+    torch.save(model.state_dict(), run_dir / "model.pt")
+    (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state no longer needed once done
+    ctx.log(f"{variant:>12} w={width:g} seed={seed}: train acc {final['train_acc']:.4f} test acc {test['acc']:.4f} "
+            f"NC1 {final['nc1']:.3g} NC2 {final['nc2']:.3g} NC3 {final['nc3']:.3g} ({time.time() - t0:.1f} s)")
+    return {"variant": variant, "width": width, "seed": seed, "history": probe.records, "final": final,
+            "test_acc": test["acc"], "test_loss": test["loss"], "wall_s": round(time.time() - t0, 1)}

@@ -1,0 +1,76 @@
+"""Claim 2 — Simpson's paradox between scale and shape spectral metrics over a model corpus.
+
+Claim (Martin & Mahoney, "Post-mortem on a deep learning contest: a Simpson's paradox and the complementary
+roles of scale metrics versus shape metrics", arXiv 2106.00734): over a corpus of trained models of several
+depths and regularisation hyperparameters, *scale* metrics (log spectral norm, log Frobenius norm, α̂)
+correlate with test accuracy over the whole corpus but poorly within each fixed-depth group, while *shape*
+metrics (α, rand_distance) correlate within fixed-depth groups but poorly over the whole corpus.
+Spec: shared/specs/2-simpson-paradox.md (PGDL task-1 grid, WeightWatcher metric definitions).
+
+Corpus: a PGDL-task-1-like VGG family (claimbench.models.pgdl_vgg) on Fashion-MNIST, one resumable run
+per grid point (train.py); or, with ``pgdl_task`` set, the models of a real PGDL task folder
+(claimbench.models.pgdl_keras, read by analyse.py: nothing trains). Depth group = number of conv layers.
+Per model: layer means of the WeightWatcher metrics (claimbench.metrics.spectral); Kendall τ / Spearman ρ /
+R² vs test accuracy, pooled and per depth, with bootstrap CIs over models (claimbench.metrics.simpson).
+
+Expected cost (2-core CPU; measured on a shared, ~3.5x oversubscribed one, so uncontended is lower):
+ci ≈ 19 s wall (8 models, 7 s CPU); quick ≈ 50 s wall (32 models, 16 per depth, 14 px images, 33 s CPU);
+gpu: the full 96-model grid at 28 px, several models at once on one GPU (the Ray executor's gpus_per_run
+packs runs on it), aimed at 2–4 min on one H100 but never run (no GPU was available); paper: PGDL's
+protocol on CIFAR-10, 1200 epochs (days).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from claimbench.params import in_unit_interval, positive
+
+CLAIM_ID = "simpson_paradox"
+
+GRID = ("blocks", "dense_layers", "last_filters", "dropout", "weight_decay", "batch_size")
+ANALYSIS_ONLY = ("n_boot", "min_evals", "pgdl_task")  # settings that never change a trained model
+
+
+@dataclass(frozen=True)
+class Config:
+    """Corpus grid (every combination is one model), training recipe and analysis settings.
+
+    downsample: average-pool factor applied to the images (2: 28 px -> 14 px). lr_milestones: fractions of
+    training where lr is multiplied by lr_gamma (PGDL: x0.2 at epochs 300/600/900 of 1200); empty = constant.
+    pgdl_task: a PGDL task folder (…/task1_v4); when set, its models are analysed instead of training.
+    """
+
+    blocks: list[int] = field(metadata=positive())
+    dense_layers: list[int] = field(metadata=positive())
+    last_filters: list[int] = field(metadata=positive())
+    dropout: list[float] = field(metadata=in_unit_interval())
+    weight_decay: list[float]
+    batch_size: list[int] = field(metadata=positive())
+    dense_width: int = field(metadata=positive())
+    epochs: int = field(metadata=positive())
+    lr: float = field(metadata=positive())
+    train_examples: int = field(metadata=positive())
+    test_examples: int = field(metadata=positive())
+    dataset: Literal["fashion-mnist", "cifar10"] = "fashion-mnist"
+    downsample: int = field(default=1, metadata=positive())
+    momentum: float = 0.9
+    lr_milestones: list[float] = field(default_factory=list, metadata=in_unit_interval())
+    lr_gamma: float = field(default=0.2, metadata=positive())
+    seed: int = 0
+    n_boot: int = field(default=1000, metadata=positive())
+    min_evals: int = field(default=10, metadata=positive())
+    pgdl_task: str | None = None
+
+
+def grid(cfg: Config) -> list[dict]:
+    """Every hyperparameter combination of the grid, as dicts {GRID name: value} (one model each)."""
+    return [dict(zip(GRID, combo)) for combo in itertools.product(*(getattr(cfg, n) for n in GRID))]
+
+
+def sweep_key(hp: dict, cfg: Config) -> dict:
+    """What identifies one trained model: its grid point plus every data/recipe setting."""
+    recipe = {k: v for k, v in asdict(cfg).items() if k not in (*ANALYSIS_ONLY, *hp)}
+    return {**hp, **recipe}

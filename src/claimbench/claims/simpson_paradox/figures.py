@@ -1,0 +1,64 @@
+"""Figure side of simpson_paradox: Simpson plots (metric vs test accuracy by depth) and pooled vs
+within-depth |τ| bars, drawn from the result's `corpus` and `associations` tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from claimbench import plotting
+from claimbench.claims.simpson_paradox.analyse import METRIC_CLASS, PRIMARY_SCALE, PRIMARY_SHAPE
+from claimbench.contract import Context
+from claimbench.results import ClaimResult
+
+DVC_PLOTS = [
+    {"simpson_log_spectral_norm_vs_test_acc": {
+        "template": "scatter", "x": "log_spectral_norm",
+        "y": {"results/${scale}/simpson_paradox/tables/corpus.csv": "test_acc"}}},
+    {"simpson_alpha_vs_test_acc": {
+        "template": "scatter", "x": "alpha",
+        "y": {"results/${scale}/simpson_paradox/tables/corpus.csv": "test_acc"}}},
+]
+
+
+def simpson_figure(df: pd.DataFrame, metric: str, path) -> None:
+    """Metric vs test accuracy, points coloured by depth, one least-squares line per depth and one pooled."""
+    fig, ax = plotting.subplots(figsize=(5, 4))
+    depths = sorted(df["conv_layers"].unique())
+    palette = plotting.sns.color_palette("colorblind", len(depths))
+    for colour, d in zip(palette, depths):
+        sub = df[df["conv_layers"] == d]
+        ax.scatter(sub[metric], sub["test_acc"], color=colour, s=22, label=f"{d} conv layers")
+        if sub[metric].nunique() > 1:
+            b, a = np.polyfit(sub[metric], sub["test_acc"], 1)
+            xs = np.linspace(sub[metric].min(), sub[metric].max(), 20)
+            ax.plot(xs, a + b * xs, color=colour)
+    b, a = np.polyfit(df[metric], df["test_acc"], 1)
+    xs = np.linspace(df[metric].min(), df[metric].max(), 20)
+    ax.plot(xs, a + b * xs, color="black", ls="--", label="pooled")
+    ax.set(xlabel=f"mean {metric} ({METRIC_CLASS[metric]})", ylabel="test accuracy",
+           title=f"Simpson plot: {metric}")
+    ax.legend(fontsize=8)
+    plotting.save(fig, path)
+
+
+def tau_figure(assoc: pd.DataFrame, path) -> None:
+    """|τ| pooled vs mean within-depth |τ| for every metric (bars)."""
+    t = assoc[assoc["statistic"] == "tau"]
+    long = pd.concat([pd.DataFrame({"metric": t["metric"], "which": "pooled |τ|", "value": t["pooled"].abs()}),
+                      pd.DataFrame({"metric": t["metric"], "which": "mean within-depth |τ|",
+                                    "value": t["mean_within_abs"]})])
+    fig, ax = plotting.subplots(figsize=(7, 3.5))
+    plotting.sns.barplot(long, x="metric", y="value", hue="which", ax=ax)
+    ax.set(xlabel="", ylabel="Kendall |τ| vs test accuracy", title="pooled vs within-depth")
+    ax.legend(title=None, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=2)
+    ax.tick_params(axis="x", rotation=30)
+    plotting.save(fig, path)
+
+
+def figures(result: ClaimResult, ctx: Context) -> None:
+    """simpson_<metric>.png for the primary scale and shape metric, and tau_pooled_vs_within.png."""
+    df = result.tables["corpus"]
+    simpson_figure(df, PRIMARY_SCALE, ctx.figures_dir / f"simpson_{PRIMARY_SCALE}.png")
+    simpson_figure(df, PRIMARY_SHAPE, ctx.figures_dir / f"simpson_{PRIMARY_SHAPE}.png")
+    tau_figure(result.tables["associations"], ctx.figures_dir / "tau_pooled_vs_within.png")

@@ -1,0 +1,317 @@
+"""Run a claim's plan: skip finished runs, execute the rest locally or on Ray, collect every failure.
+
+    report = execute(ctx, train_side)     # train stage: runs what is not done yet
+    records = collect(ctx, train_side)    # analyse stage: reads finished runs, never trains
+
+Both walk the claim's plan (`RunSpec`s, and `Barrier`s whose continuation needs the records so far).
+Executors (params.yaml `executor:`):
+- local, workers 1: today's loop, in this process.
+- local, workers N: N processes side by side (fork on CPU, spawn with CUDA).
+- ray: one Ray task per run, on a private local cluster or a running one (`address`).
+On every executor: the device is resolved and the scale's dtype set in the process that trains; the
+claim's data load once per process; torch's thread count is set per run; a lease file guards each run
+folder; one failed run does not stop the others (all failures are reported together at the end, and
+the stage fails); a progress line with counts and ETA follows each finished run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import io
+import json
+import os
+import socket
+import tarfile
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from claimbench.contract import Barrier, Context, RunSpec
+from claimbench.errors import ClaimbenchError
+from claimbench.lease import Lease
+from claimbench.numerics import use_scale_dtype
+from claimbench.params import ExecutorParams
+from claimbench.sweep import DONE, Progress, Record, load_record, read_records, run_dir, write_config, write_done
+from claimbench.train import cpu_threads, resolve_device
+
+ATTEMPTS = "attempts.jsonl"
+CHECKPOINT = "checkpoint.pt"
+
+
+class SweepFailed(ClaimbenchError):
+    """Some runs failed; the others finished and are cached."""
+
+
+@dataclass
+class Failure:
+    label: str
+    dir: Path
+    error: str
+
+
+@dataclass
+class Report:
+    """What one `execute` did: records in plan order; runs submitted (trained) and found finished."""
+
+    records: list[Record] = field(default_factory=list)
+    submitted: int = 0
+    cached: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- plan walking
+
+
+def walk(ctx: Context, plan: Sequence[RunSpec | Barrier],
+         resolve: Callable[[list[RunSpec]], list[Record]]) -> list[Record]:
+    """Resolve the plan's runs batch by batch (a batch ends at a Barrier) and return all records."""
+    records: list[Record] = []
+    pending: list[RunSpec | Barrier] = list(plan)
+    batch: list[RunSpec] = []
+    while pending or batch:
+        item = pending.pop(0) if pending else None
+        if isinstance(item, RunSpec):
+            batch.append(item)
+            continue
+        records += resolve(batch) if batch else []
+        batch = []
+        if isinstance(item, Barrier):
+            pending = list(item.then(ctx, list(records))) + pending
+    return records
+
+
+def collect(ctx: Context, train_side: Any) -> list[Record]:
+    """Every finished run of the claim's plan, read through `sweep.read_records` (the one reader)."""
+    fix = f"run the train stage first (`python stages/{ctx.claim_id}.py train --scale {ctx.scale}`)"
+    return walk(ctx, train_side.plan(ctx), lambda specs: read_records(ctx.runs_dir, specs, fix))
+
+
+# ---------------------------------------------------------------- one attempt (any process)
+
+_DATA: dict[tuple, Any] = {}  # per process: the claim's data, loaded once
+
+
+def _prepare(ctx: Context) -> Context:
+    """In the process that trains: resolve the device there and set the scale's default dtype."""
+    use_scale_dtype(ctx.scale)
+    return dataclasses.replace(ctx, device=resolve_device(ctx.params.data.device))
+
+
+def _data(ctx: Context, train_side: Any) -> Any:
+    key = (ctx.claim_id, ctx.scale, repr(ctx.cfg), ctx.data_root, str(ctx.device))
+    if key not in _DATA:
+        _DATA.clear()
+        _DATA[key] = train_side.load_data(ctx)
+    return _DATA[key]
+
+
+def _threads(ex: ExecutorParams, spec: RunSpec) -> int | None:
+    if ex.threads_per_run:
+        return ex.threads_per_run
+    if spec.threads:
+        return spec.threads
+    if ex.kind == "ray":
+        return max(1, int(ex.cpus_per_run))
+    if ex.workers > 1:
+        return max(1, (os.cpu_count() or 1) // ex.workers)
+    return None
+
+
+def attempt(ctx: Context, module: str, spec: RunSpec, ex: ExecutorParams, base: Path | None = None) -> dict:
+    """Train one run in folder `base`/<hash> (default: the context's runs folder) under its lease and
+    return its record; an already finished run (or one another attempt finishes meanwhile) is read."""
+    ctx = _prepare(ctx)
+    train_side = importlib.import_module(module)
+    d = run_dir(base or ctx.runs_dir, spec.key)
+    if (d / DONE).exists():
+        return load_record(d, spec.key)
+    write_config(d, spec.key)
+    with Lease(d) as lease:
+        if lease.finished:
+            return load_record(d, spec.key)
+        with open(d / ATTEMPTS, "a") as f:
+            f.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "start": time.time(),
+                                "resumed_from_checkpoint": (d / CHECKPOINT).exists()}) + "\n")
+        data = _data(ctx, train_side)
+        threads = _threads(ex, spec)
+        try:
+            if threads is None:
+                record = train_side.run_one(ctx, d, data, **spec.args)
+            else:
+                with cpu_threads(threads, ctx.device):
+                    record = train_side.run_one(ctx, d, data, **spec.args)
+        except ClaimbenchError:
+            raise
+        except Exception as e:
+            (d / "error.log").write_text(traceback.format_exc())
+            first = (str(e).splitlines() or [""])[0]
+            raise ClaimbenchError(f"{type(e).__name__}: {first} (traceback: {d / 'error.log'})") from None
+        write_done(d, spec.key, record)
+    return record
+
+
+def _attempt_copy(ctx: Context, module: str, spec: RunSpec, ex: ExecutorParams) -> tuple[dict, bytes]:
+    """storage: copy — train in this node's scratch (a retry on the same node resumes there) and
+    return (record, the finished run folder as a tar archive)."""
+    scratch = Path(tempfile.gettempdir()) / "claimbench-scratch" / ctx.scale / ctx.claim_id
+    record = attempt(ctx, module, spec, ex, base=scratch)
+    d = run_dir(scratch, spec.key)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for p in sorted(d.iterdir()):
+            if p.name not in (DONE, "lease.json"):
+                tar.add(p, arcname=p.name)
+    return record, buf.getvalue()
+
+
+def _unpack(d: Path, spec: RunSpec, record: dict, archive: bytes) -> None:
+    write_config(d, spec.key)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(d, filter="data")
+    write_done(d, spec.key, record)
+
+
+# ---------------------------------------------------------------- executors
+
+
+def execute(ctx: Context, train_side: Any, ex: ExecutorParams | None = None) -> Report:
+    """Train every unfinished run of the claim's plan; raise SweepFailed (after all others finished)
+    if any run failed. Finished runs are read, never submitted."""
+    ex = ex or ctx.params.executor or ExecutorParams()
+    report = Report()
+    progress = ctx.progress(0)
+    module = train_side.__name__
+    runner = {"local": _run_local, "ray": _run_ray}[ex.kind]
+
+    def resolve(specs: list[RunSpec]) -> list[Record]:
+        progress.total += len(specs)
+        todo = []
+        for spec in specs:
+            if (run_dir(ctx.runs_dir, spec.key) / DONE).exists():
+                report.cached += 1
+                progress.update(spec.label, cached=True)
+            else:
+                todo.append(spec)
+        report.submitted += len(todo)
+        failures = runner(ctx, module, todo, ex, progress) if todo else []
+        report.failures += failures
+        if failures:
+            raise _failed(report, progress.total)
+        return read_records(ctx.runs_dir, specs, "rerun the train stage")
+
+    report.records = walk(ctx, train_side.plan(ctx), resolve)
+    return report
+
+
+def _failed(report: Report, total: int) -> SweepFailed:
+    f = report.failures
+    if len(f) == 1:
+        return SweepFailed(f"run {f[0].label} failed ({len(f)} of {total}; the others finished and are cached): "
+                           f"{f[0].error}")
+    lines = "\n".join(f"  {x.label}: {x.error}" for x in f)
+    return SweepFailed(f"{len(f)} of {total} runs failed (the others finished and are cached; rerun the stage "
+                       f"to retry these):\n{lines}")
+
+
+def _done_line(spec: RunSpec, record: dict) -> str:
+    shown = [f"{k} {v:.4g}" for k, v in record.items() if k.endswith("acc") and isinstance(v, float)][:2]
+    return spec.label + (f": {', '.join(shown)}" if shown else "")
+
+
+def _run_local(ctx: Context, module: str, specs: list[RunSpec], ex: ExecutorParams,
+               progress: Progress) -> list[Failure]:
+    failures = []
+    if ex.workers <= 1:
+        for spec in specs:
+            try:
+                progress.update(_done_line(spec, attempt(ctx, module, spec, ex)))
+            except ClaimbenchError as e:
+                failures.append(Failure(spec.label, run_dir(ctx.runs_dir, spec.key), str(e)))
+                progress.update(f"{spec.label} FAILED")
+        return failures
+    # CUDA cannot be forked; spawn re-imports the stage script, whose main() is behind a __main__ guard.
+    method = "spawn" if ctx.device.type == "cuda" else "fork"
+    with ProcessPoolExecutor(min(ex.workers, len(specs)), mp_context=get_context(method)) as pool:
+        running = {pool.submit(attempt, ctx, module, spec, ex): spec for spec in specs}
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                spec = running.pop(fut)
+                try:
+                    progress.update(_done_line(spec, fut.result()))
+                except Exception as e:  # a ClaimbenchError, or a worker process that died
+                    failures.append(Failure(spec.label, run_dir(ctx.runs_dir, spec.key), str(e) or type(e).__name__))
+                    progress.update(f"{spec.label} FAILED")
+    return failures
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ClaimbenchError("executor.kind = 'ray' needs Ray: pip install -e '.[ray]' (or set executor.kind: "
+                              "local in params.yaml).") from None
+    return ray
+
+
+def ray_session(ex: ExecutorParams):
+    """Connect to Ray (the running session, `address`, or a new private local cluster). Returns
+    (ray module, whether we started it and must shut it down)."""
+    ray = _ray()
+    if ray.is_initialized():
+        return ray, False
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": True}
+    if ex.address:
+        kwargs["address"] = ex.address
+    elif ex.num_cpus and not os.environ.get("RAY_ADDRESS"):  # RAY_ADDRESS (Slurm, KubeRay): join that one
+        kwargs["num_cpus"] = ex.num_cpus
+    ray.init(**kwargs)
+    return ray, True
+
+
+def _run_ray(ctx: Context, module: str, specs: list[RunSpec], ex: ExecutorParams,
+             progress: Progress) -> list[Failure]:
+    ray, started = ray_session(ex)
+    fn = _attempt_copy if ex.storage == "copy" else attempt
+    opts: dict[str, Any] = {"num_cpus": ex.cpus_per_run, "num_gpus": ex.gpus_per_run, "max_retries": ex.max_retries}
+    if ex.gpus_per_run:
+        opts["max_calls"] = 0  # keep GPU workers (and their loaded data) across tasks
+    task = ray.remote(**opts)(fn)
+    leases = {}
+    failures = []
+    try:
+        running = {}
+        for spec in specs:
+            if ex.storage == "copy":  # the driver guards the real run folder against other drivers
+                leases[spec.label] = Lease(run_dir(ctx.runs_dir, spec.key)).acquire()
+            running[task.remote(ctx, module, spec, ex)] = spec
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=1)
+            spec = running.pop(ready[0])
+            d = run_dir(ctx.runs_dir, spec.key)
+            try:
+                out = ray.get(ready[0])
+                if ex.storage == "copy":
+                    _unpack(d, spec, *out)
+                    out = out[0]
+                progress.update(_done_line(spec, out))
+            except Exception as e:
+                cause = getattr(e, "cause", None) or e  # a task's own exception, or Ray's (worker died …)
+                msg = str(cause) if isinstance(cause, ClaimbenchError) else f"{type(cause).__name__}: " + (
+                    str(cause).splitlines() or [""])[0]
+                failures.append(Failure(spec.label, d, msg))
+                progress.update(f"{spec.label} FAILED")
+    finally:
+        for lease in leases.values():
+            lease.release()
+        if started:
+            ray.shutdown()
+    return failures
+
