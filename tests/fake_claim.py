@@ -17,6 +17,7 @@ class Config:
     fail: list[int] = field(default_factory=list)
     barrier: bool = True
     hold_s: float = 0.0
+    torch_work: bool = False  # runs and the barrier do multi-threaded torch work (OpenMP)
 
 
 def load_data(ctx):
@@ -24,7 +25,16 @@ def load_data(ctx):
     return {"offset": 1000}
 
 
+def _matmul() -> float:
+    import torch
+
+    a = torch.ones(400, 400)
+    return float((a @ a).sum())  # multi-threaded: starts the process's OpenMP pool
+
+
 def _second_batch(ctx, records):
+    if ctx.cfg.torch_work:
+        _matmul()  # the driver's OpenMP pool runs before the next batch's workers start
     total = sum(r["x"] for r in records)
     return [RunSpec({"kind": "after", "total": total, "j": j}, f"after j={j}", {"i": 100 + j}) for j in range(2)]
 
@@ -40,4 +50,6 @@ def run_one(ctx, run_dir, data, i):
         raise ClaimbenchError(f"run {i} was told to fail")
     if i == -1:
         raise ValueError("a bug\nwith a second line")
+    if ctx.cfg.torch_work:
+        _matmul()
     return {"i": i, "x": i * i + data["offset"], "pid": os.getpid()}

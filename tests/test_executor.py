@@ -1,6 +1,7 @@
 """The executor: plans with barriers, finished runs never resubmitted, failures collected, local
 workers, leases, progress lines."""
 
+import concurrent.futures
 import logging
 import os
 import subprocess
@@ -86,6 +87,21 @@ def test_local_workers_give_the_same_records_in_other_processes(tmp_path):
     assert {r["pid"] for r in parallel.records} - {os.getpid()}, "workers=2 trained in this process"
 
 
+def test_local_workers_after_a_barrier_that_ran_torch_do_not_hang(tmp_path):
+    """Regression: forked workers deadlocked in OpenMP once the driver had run a multi-threaded torch op
+    (EL2N's barrier averages scores); spawned workers do not. A hang fails on the timeout."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as t:
+            rep = t.submit(execute, make_ctx(tmp_path, n=2, torch_work=True), fake_claim, ExecutorParams(workers=2))
+            assert rep.result(timeout=120).submitted == 4
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_executor_is_validated_and_never_a_stage_param():
     from claimbench.params import build_config
 
@@ -142,3 +158,21 @@ def test_a_run_finished_by_the_holder_meanwhile_is_not_retrained(tmp_path):
     (tmp_path / DONE).write_text("{}")
     with Lease(tmp_path, wait_s=0.5) as lease:
         assert lease.finished
+
+
+def test_a_ray_that_cannot_start_or_connect_is_one_line(monkeypatch):
+    """ray.init raising (or exiting, as it does after minutes of retrying an unreachable address)."""
+    ray = pytest.importorskip("ray")
+    from claimbench.executor import ray_session
+
+    if ray.is_initialized():
+        pytest.skip("a Ray session is already up in this process")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    for failure in (ConnectionError("GCS at 10.0.0.9:6379 unreachable\nretrying"), SystemExit(15)):
+        def init(failure=failure, **kwargs):
+            raise failure
+
+        monkeypatch.setattr(ray, "init", init)
+        with pytest.raises(ClaimbenchError, match=r"could not start or reach Ray \(10.0.0.9:6379\): ") as e:
+            ray_session(ExecutorParams(kind="ray", address="10.0.0.9:6379"))
+        assert "\n" not in str(e.value) and "check `ray status`" in str(e.value)

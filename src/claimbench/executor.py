@@ -6,7 +6,7 @@
 Both walk the claim's plan (`RunSpec`s, and `Barrier`s whose continuation needs the records so far).
 Executors (params.yaml `executor:`):
 - local, workers 1: today's loop, in this process.
-- local, workers N: N processes side by side (fork on CPU, spawn with CUDA).
+- local, workers N: N worker processes side by side (spawned; one pool for the whole plan).
 - ray: one Ray task per run, on a private local cluster or a running one (`address`).
 On every executor: the device is resolved and the scale's dtype set in the process that trains; the
 claim's data load once per process; torch's thread count is set per run; a lease file guards each run
@@ -181,6 +181,33 @@ def _unpack(d: Path, spec: RunSpec, record: dict, archive: bytes) -> None:
 # ---------------------------------------------------------------- executors
 
 
+class _Session:
+    """What one `execute` holds across its batches (a plan's barriers): the local process pool or the
+    Ray connection, started on first use and closed at the end."""
+
+    def __init__(self, ex: ExecutorParams):
+        self.ex, self._pool, self._ray, self._started = ex, None, None, False
+
+    def pool(self) -> ProcessPoolExecutor:
+        # spawn, not fork: a fork of a process whose OpenMP pool has run (torch ops in the driver, e.g.
+        # a Barrier averaging scores) deadlocks in the child, and CUDA cannot be forked at all. Spawned
+        # workers re-import the stage script, whose main() is behind a __main__ guard.
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.ex.workers, mp_context=get_context("spawn"))
+        return self._pool
+
+    def ray(self):
+        if self._ray is None:
+            self._ray, self._started = ray_session(self.ex)
+        return self._ray
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+        if self._started:
+            self._ray.shutdown()
+
+
 def execute(ctx: Context, train_side: Any, ex: ExecutorParams | None = None) -> Report:
     """Train every unfinished run of the claim's plan; raise SweepFailed (after all others finished)
     if any run failed. Finished runs are read, never submitted."""
@@ -189,6 +216,7 @@ def execute(ctx: Context, train_side: Any, ex: ExecutorParams | None = None) -> 
     progress = ctx.progress(0)
     module = train_side.__name__
     runner = {"local": _run_local, "ray": _run_ray}[ex.kind]
+    session = _Session(ex)
 
     def resolve(specs: list[RunSpec]) -> list[Record]:
         progress.total += len(specs)
@@ -200,13 +228,16 @@ def execute(ctx: Context, train_side: Any, ex: ExecutorParams | None = None) -> 
             else:
                 todo.append(spec)
         report.submitted += len(todo)
-        failures = runner(ctx, module, todo, ex, progress) if todo else []
+        failures = runner(ctx, module, todo, ex, progress, session) if todo else []
         report.failures += failures
         if failures:
             raise _failed(report, progress.total)
         return read_records(ctx.runs_dir, specs, "rerun the train stage")
 
-    report.records = walk(ctx, train_side.plan(ctx), resolve)
+    try:
+        report.records = walk(ctx, train_side.plan(ctx), resolve)
+    finally:
+        session.close()
     return report
 
 
@@ -226,7 +257,7 @@ def _done_line(spec: RunSpec, record: dict) -> str:
 
 
 def _run_local(ctx: Context, module: str, specs: list[RunSpec], ex: ExecutorParams,
-               progress: Progress) -> list[Failure]:
+               progress: Progress, session: _Session) -> list[Failure]:
     failures = []
     if ex.workers <= 1:
         for spec in specs:
@@ -236,19 +267,17 @@ def _run_local(ctx: Context, module: str, specs: list[RunSpec], ex: ExecutorPara
                 failures.append(Failure(spec.label, run_dir(ctx.runs_dir, spec.key), str(e)))
                 progress.update(f"{spec.label} FAILED")
         return failures
-    # CUDA cannot be forked; spawn re-imports the stage script, whose main() is behind a __main__ guard.
-    method = "spawn" if ctx.device.type == "cuda" else "fork"
-    with ProcessPoolExecutor(min(ex.workers, len(specs)), mp_context=get_context(method)) as pool:
-        running = {pool.submit(attempt, ctx, module, spec, ex): spec for spec in specs}
-        while running:
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                spec = running.pop(fut)
-                try:
-                    progress.update(_done_line(spec, fut.result()))
-                except Exception as e:  # a ClaimbenchError, or a worker process that died
-                    failures.append(Failure(spec.label, run_dir(ctx.runs_dir, spec.key), str(e) or type(e).__name__))
-                    progress.update(f"{spec.label} FAILED")
+    pool = session.pool()
+    running = {pool.submit(attempt, ctx, module, spec, ex): spec for spec in specs}
+    while running:
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for fut in finished:
+            spec = running.pop(fut)
+            try:
+                progress.update(_done_line(spec, fut.result()))
+            except Exception as e:  # a ClaimbenchError, or a worker process that died
+                failures.append(Failure(spec.label, run_dir(ctx.runs_dir, spec.key), str(e) or type(e).__name__))
+                progress.update(f"{spec.label} FAILED")
     return failures
 
 
@@ -272,13 +301,19 @@ def ray_session(ex: ExecutorParams):
         kwargs["address"] = ex.address
     elif ex.num_cpus and not os.environ.get("RAY_ADDRESS"):  # RAY_ADDRESS (Slurm, KubeRay): join that one
         kwargs["num_cpus"] = ex.num_cpus
-    ray.init(**kwargs)
+    try:
+        ray.init(**kwargs)
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - Ray exits when it cannot reach a cluster
+        where = ex.address or os.environ.get("RAY_ADDRESS") or "a private local cluster"
+        reason = (str(e).splitlines() or [""])[0] or type(e).__name__
+        raise ClaimbenchError(f"could not start or reach Ray ({where}): {reason}; "
+                              f"check `ray status`, or set executor.kind: local in params.yaml.") from None
     return ray, True
 
 
 def _run_ray(ctx: Context, module: str, specs: list[RunSpec], ex: ExecutorParams,
-             progress: Progress) -> list[Failure]:
-    ray, started = ray_session(ex)
+             progress: Progress, session: _Session) -> list[Failure]:
+    ray = session.ray()
     fn = _attempt_copy if ex.storage == "copy" else attempt
     opts: dict[str, Any] = {"num_cpus": ex.cpus_per_run, "num_gpus": ex.gpus_per_run, "max_retries": ex.max_retries}
     if ex.gpus_per_run:
@@ -311,7 +346,5 @@ def _run_ray(ctx: Context, module: str, specs: list[RunSpec], ex: ExecutorParams
     finally:
         for lease in leases.values():
             lease.release()
-        if started:
-            ray.shutdown()
     return failures
 
