@@ -11,10 +11,10 @@ per epoch, per-image standardisation (CIFAR-10 centre-cropped to 28×28). One ru
 seed); final weights cached. Analysis (never trains): FC1/FC2 ESDs per run and pooled over seeds (as
 the paper), WW-style metrics (metrics/spectral.py), our automated phase label (metrics/phases.py).
 
-Cost (train + analyse), measured on the shared 2-core CPU (wall times there were ~2.5–4× inflated by
-other jobs; CPU seconds give the uncontended estimate): ci ≈ 15 CPU-s (28 s wall shared); quick (1000
-Fashion-MNIST images, bs 2…500 × 3 seeds × 4 epochs, 2 worker processes) = 310 CPU-s of training over
-2 processes + ≈ 9 CPU-s of analysis, i.e. ≈ 3 min uncontended (13 min wall shared); gpu ≈ 3–4 min on one
+Cost (train + analyse), measured on a 2-core Intel Xeon (2026-11-26): ci ≈ 15 CPU-s; quick (1000
+Fashion-MNIST images, bs 2…500 × 3 seeds × 4 epochs, 15 runs of 1 thread each) = 467 s wall of training
+one run at a time (the default executor), 248 s with `executor: {workers: 2}` or 254 s on Ray with 2
+CPUs, + ≈ 15 s of analysis; gpu ≈ 3–4 min on one
 H100 (an estimate: never run); paper = 11 batch sizes × 10 seeds × 100 epochs of CIFAR-10 (days on a CPU).
 Small batches dominate: at bs 2 one CPU step costs ~10–30 ms, so `quick` reaches only 2000 SGD steps at
 bs 2, versus 2.5 M in the paper — phases depend on training length.
