@@ -16,6 +16,7 @@ the stage fails); a progress line with counts and ETA follows each finished run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import io
@@ -35,14 +36,23 @@ from typing import Any
 
 from claimbench.contract import Barrier, Context, RunSpec
 from claimbench.errors import ClaimbenchError
-from claimbench.lease import Lease
+from claimbench.lease import LEASE, Lease
 from claimbench.numerics import use_scale_dtype
 from claimbench.params import ExecutorParams
-from claimbench.sweep import DONE, Progress, Record, load_record, read_records, run_dir, write_config, write_done
+from claimbench.sweep import (
+    CHECKPOINT,
+    DONE,
+    Progress,
+    Record,
+    load_record,
+    read_records,
+    run_dir,
+    write_config,
+    write_done,
+)
 from claimbench.train import cpu_threads, resolve_device
 
 ATTEMPTS = "attempts.jsonl"
-CHECKPOINT = "checkpoint.pt"
 
 
 class SweepFailed(ClaimbenchError):
@@ -142,11 +152,8 @@ def attempt(ctx: Context, module: str, spec: RunSpec, ex: ExecutorParams, base: 
         data = _data(ctx, train_side)
         threads = _threads(ex, spec)
         try:
-            if threads is None:
+            with contextlib.nullcontext() if threads is None else cpu_threads(threads, ctx.device):
                 record = train_side.run_one(ctx, d, data, **spec.args)
-            else:
-                with cpu_threads(threads, ctx.device):
-                    record = train_side.run_one(ctx, d, data, **spec.args)
         except ClaimbenchError:
             raise
         except Exception as e:
@@ -166,7 +173,7 @@ def _attempt_copy(ctx: Context, module: str, spec: RunSpec, ex: ExecutorParams) 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for p in sorted(d.iterdir()):
-            if p.name not in (DONE, "lease.json"):
+            if p.name not in (DONE, LEASE):
                 tar.add(p, arcname=p.name)
     return record, buf.getvalue()
 

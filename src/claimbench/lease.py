@@ -21,9 +21,9 @@ import uuid
 from pathlib import Path
 
 from claimbench.errors import ClaimbenchError
+from claimbench.sweep import DONE
 
 LEASE = "lease.json"
-DONE = "done.json"
 
 
 class RunLeased(ClaimbenchError):

@@ -22,6 +22,7 @@ from claimbench.errors import CacheError
 from claimbench.train import config_hash, load_tensors
 
 DONE = "done.json"
+CHECKPOINT = "checkpoint.pt"  # a run's resumable state; its presence at start means the attempt resumes
 
 
 def run_dir(base: Path, key: dict) -> Path:

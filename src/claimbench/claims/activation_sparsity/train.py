@@ -26,9 +26,8 @@ from claimbench.data import derive_seed, generator
 from claimbench.metrics.activation_sparsity import log_spaced_steps, sparsity_record
 from claimbench.metrics.calibration import expected_calibration_error, reliability_bins
 from claimbench.models.relu_transformers import CharTransformer, char_windows
+from claimbench.sweep import CHECKPOINT
 from claimbench.train import Callback, TrainConfig, TrainState, fit, predict, prepare_model, seed_everything
-
-CHECKPOINT = "checkpoint.pt"
 
 
 class SparsityTracker(Callback):

@@ -28,10 +28,8 @@ from claimbench.data import balanced_subset, derive_seed, inject_label_noise, lo
 from claimbench.errors import ParamsError
 from claimbench.metrics.example_scores import el2n_scores, grand_scores, input_norms, keep_hardest
 from claimbench.models.data_diet_nets import build_model
-from claimbench.sweep import Record
+from claimbench.sweep import CHECKPOINT, Record
 from claimbench.train import Callback, TrainState, fit, prepare_model, seed_everything
-
-CHECKPOINT = "checkpoint.pt"
 
 # ---------------------------------------------------------------- data
 

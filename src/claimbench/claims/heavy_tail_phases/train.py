@@ -16,6 +16,7 @@ from claimbench.contract import Context, RunSpec
 from claimbench.data import balanced_subset, derive_seed, load_images, random_subset, standardize_per_image
 from claimbench.models.mini_alexnet import MiniAlexNet, mse_on_softmax
 from claimbench.numerics import upcast
+from claimbench.sweep import CHECKPOINT
 from claimbench.train import TrainConfig, fit, prepare_model, seed_everything
 
 Split = tuple[torch.Tensor, torch.Tensor]
@@ -71,7 +72,7 @@ def run_one(ctx: Context, run_dir: Path, data: tuple[Split, Split], batch_size: 
         schedule="exp",
         gamma=cfg.lr_decay,
     )
-    ckpt = run_dir / "checkpoint.pt"
+    ckpt = run_dir / CHECKPOINT
     state = fit(
         model,
         (x, y),

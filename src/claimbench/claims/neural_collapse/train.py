@@ -19,6 +19,7 @@ from claimbench.data import balanced_subset, derive_seed, load_fashion_mnist, no
 from claimbench.metrics.collapse import collapse_metrics
 from claimbench.models.resnet_width import WideResNet18
 from claimbench.numerics import upcast
+from claimbench.sweep import CHECKPOINT
 from claimbench.train import Callback, TrainConfig, TrainState, evaluate, fit, prepare_model, seed_everything
 
 NUM_CLASSES = 10
@@ -99,13 +100,13 @@ def run_one(ctx: Context, run_dir: Path, data: dict, width: float, seed: int, va
     probe = CollapseProbe(data["x_train"], data["y_train"], nc_epochs(cfg.epochs, cfg.nc_points))
     fn = loss_fn(cfg, variant)
     fit(model, (data["x_train"], data["y_train"]), tcfg, seed=seed, loss_fn=fn, callbacks=[probe],
-        checkpoint=run_dir / "checkpoint.pt", desc=f"nc {variant} w={width} s={seed}")
+        checkpoint=run_dir / CHECKPOINT, desc=f"nc {variant} w={width} s={seed}")
     final, h = probe.measure(model)
     test = evaluate(model, data["x_test"], data["y_test"], fn)
     torch.save({"h": h.cpu(), "y": data["y_train"].cpu(), "w": model.fc.weight.detach().cpu(),
                 "b": model.fc.bias.detach().cpu()}, run_dir / "features.pt")
     torch.save(model.state_dict(), run_dir / "model.pt")
-    (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state no longer needed once done
+    (run_dir / CHECKPOINT).unlink(missing_ok=True)  # optimiser state no longer needed once done
     ctx.log(f"{variant:>12} w={width:g} seed={seed}: train acc {final['train_acc']:.4f} test acc {test['acc']:.4f} "
             f"NC1 {final['nc1']:.3g} NC2 {final['nc2']:.3g} NC3 {final['nc3']:.3g} ({time.time() - t0:.1f} s)")
     return {"variant": variant, "width": width, "seed": seed, "history": probe.records, "final": final,

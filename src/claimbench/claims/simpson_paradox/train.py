@@ -18,6 +18,7 @@ from claimbench.contract import Context, RunSpec
 from claimbench.data import balanced_subset, derive_seed, load_images, random_subset
 from claimbench.models.pgdl_vgg import PGDLVGG, VGGSpec
 from claimbench.numerics import upcast
+from claimbench.sweep import CHECKPOINT
 from claimbench.train import TrainConfig, evaluate, fit, prepare_model, seed_everything
 
 THREADS = 1  # torch CPU threads per run: tiny models train faster without thread synchronisation
@@ -64,7 +65,7 @@ def run_one(ctx: Context, run_dir: Path, data, *, blocks: int, dense_layers: int
     t0 = time.time()
     record = {**hp, "conv_layers": spec.conv_layers, "seed": seed, "diverged": False}
     try:
-        fit(model, (x, y), tc, seed=seed, checkpoint=run_dir / "checkpoint.pt", desc=f"{CLAIM_ID}/{run_dir.name}")
+        fit(model, (x, y), tc, seed=seed, checkpoint=run_dir / CHECKPOINT, desc=f"{CLAIM_ID}/{run_dir.name}")
     except FloatingPointError:
         record["diverged"] = True
     record["train_s"] = round(time.time() - t0, 2)
@@ -72,5 +73,5 @@ def run_one(ctx: Context, run_dir: Path, data, *, blocks: int, dense_layers: int
         record["train_acc"] = evaluate(model, x, y)["acc"]
         record["test_acc"] = evaluate(model, xt, yt)["acc"]
         torch.save({k: upcast(v).cpu() for k, v in model.state_dict().items()}, run_dir / "weights.pt")
-    (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+    (run_dir / CHECKPOINT).unlink(missing_ok=True)
     return record
