@@ -1,6 +1,7 @@
-"""The activation-sparsity claim's plan and runs: one run per model variant under its old cache key,
-the label-noise pair only when asked for, Top-k where the recipe says so, and a run resumed from its
-checkpoint gives the same record."""
+"""The activation-sparsity claim's plan and runs: one run per model variant and seed (seed 0 under its
+old cache key), replicated runs under every seed, skipped runs left out, the label-noise pair only when
+asked for, Top-k where the recipe says so, seed sets disjoint, and a run resumed from its checkpoint gives
+the same record (with its first-pass measurement and train accuracy)."""
 
 import dataclasses
 import json
@@ -9,11 +10,19 @@ import pytest
 import torch
 from conftest import REPO
 
-from claimbench.claims.activation_sparsity import run_key, topk_k
+from claimbench.claims.activation_sparsity import (
+    IMAGE_RUN_NAMES,
+    RUN_NAMES,
+    run_key,
+    run_seeds,
+    topk_k,
+    with_seed_set,
+)
 from claimbench.claims.activation_sparsity import train as T
-from claimbench.claims.activation_sparsity.variants import build_model
+from claimbench.claims.activation_sparsity.variants import IMAGE_RUNS, build_model
 from claimbench.metrics.activation_sparsity import TopKReLU, log_spaced_steps
 from claimbench.stage import make_context
+from claimbench.train import config_hash
 
 IMAGE = ["vit_small", "vit_large", "vit_topk", "random_labels", "random_inputs", "mixer", "mlp"]
 
@@ -23,19 +32,48 @@ def ctx():
     return make_context("activation_sparsity", "ci", root=REPO)
 
 
-def test_plan_has_one_run_per_variant_keyed_by_name_and_config(ctx):
+def test_plan_has_one_run_per_variant_and_seed_keyed_by_name_config_and_seed(ctx):
     specs = T.plan(ctx)
-    names = [s.args["name"] for s in specs]
-    assert names == [*IMAGE, "char_lm"]  # the order the analysis tables list them in
-    assert [s.key for s in specs] == [run_key(n, ctx.cfg) for n in names]
-    by_name = {s.args["name"]: s.args for s in specs}
     cfg = ctx.cfg
-    assert by_name["char_lm"] == {"kind": "char_lm", "name": "char_lm", "steps": cfg.lm_steps}
+    assert tuple(IMAGE_RUNS) == IMAGE_RUN_NAMES and RUN_NAMES == (*IMAGE, "char_lm")
+    pairs = [(s.args["name"], s.args["seed"]) for s in specs]
+    assert pairs == [(n, seed) for n in (*IMAGE, "char_lm") for seed in run_seeds(n, cfg)]  # table order
+    assert [s.key for s in specs] == [run_key(n, cfg, seed) for n, seed in pairs]
+    assert len({config_hash(s.key) for s in specs}) == len(specs)
+    assert {n for n, seed in pairs if seed == cfg.seeds[1]} == set(cfg.replicated)
+    by_name = {s.args["name"]: s.args for s in specs if s.args["seed"] == cfg.seeds[0]}
+    assert by_name["char_lm"] == {"kind": "char_lm", "name": "char_lm", "steps": cfg.lm_steps, "seed": 0}
     assert by_name["random_inputs"] == {"kind": "image", "name": "random_inputs", "steps": cfg.variant_steps,
                                         "model": "vit_small", "topk": False, "inputs": "gaussian",
-                                        "labels": "random", "classify": False}
+                                        "labels": "random", "classify": False, "seed": 0}
     assert by_name["vit_topk"]["topk"] and by_name["vit_topk"]["steps"] == cfg.steps
     assert by_name["mixer"]["steps"] == by_name["mlp"]["steps"] == cfg.other_steps
+
+
+def test_seed_zero_runs_keep_the_single_seed_key():
+    """The key of a seed-0 run is the v1 key ({run, cfg: asdict of the one-seed Config}), so runs made
+    before replicates existed are reused; which runs and seeds are made is never part of a key."""
+    cfg = make_context("activation_sparsity", "quick", root=REPO).cfg
+    v1_cfg = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("seeds", "replicated", "skip")}
+    assert run_key("vit_small", cfg, 0) == {"run": "vit_small", "cfg": {"seed": 0, **v1_cfg}}
+    other = dataclasses.replace(cfg, replicated=[], skip=[], seeds=[0, 7])
+    assert run_key("mlp", other, 0) == run_key("mlp", cfg, 0)
+
+
+def test_skipped_runs_are_not_planned(ctx):
+    skipping = dataclasses.replace(ctx, cfg=dataclasses.replace(ctx.cfg, skip=["vit_topk", "mixer"]))
+    names = {s.args["name"] for s in T.plan(skipping)}
+    assert names == set(RUN_NAMES) - {"vit_topk", "mixer"}
+
+
+def test_seed_sets_are_disjoint_and_set_zero_is_unchanged(ctx):
+    cfg = ctx.cfg
+    assert with_seed_set(cfg, 0) is cfg
+    seeds = [{s.args["seed"] for s in T.plan(dataclasses.replace(ctx, cfg=with_seed_set(cfg, k)))} for k in (0, 1, 2)]
+    assert seeds[1] == {s + 1000 for s in seeds[0]} and seeds[2] == {s + 2000 for s in seeds[0]}
+    assert not (seeds[0] & seeds[1]) and not (seeds[1] & seeds[2])
+    keys = [{config_hash(s.key) for s in T.plan(dataclasses.replace(ctx, cfg=with_seed_set(cfg, k)))} for k in (0, 1)]
+    assert not keys[0] & keys[1]
 
 
 def test_label_noise_pair_only_when_label_noise_is_set(ctx):
@@ -61,9 +99,13 @@ def test_image_run_records_its_curve_and_resumes_from_its_checkpoint(ctx, tmp_pa
     first = T.run_one(ctx, tmp_path, data, **spec.args)
     assert (tmp_path / "checkpoint.pt").exists()
     cfg = ctx.cfg
-    marks = log_spaced_steps(cfg.other_steps, cfg.n_measurements, always=(cfg.train_examples // cfg.batch_size - 1,))
+    first_pass = min(cfg.train_examples // cfg.batch_size, cfg.other_steps)
+    assert first["first_pass_step"] == first_pass
+    marks = log_spaced_steps(cfg.other_steps, cfg.n_measurements, always=(first_pass,))
     assert [p["step"] for p in first["curve"]] == [0, *[m for m in marks if 0 < m <= cfg.other_steps]]
+    assert first_pass in [p["step"] for p in first["curve"]]
     assert 0 <= first["test_acc"] <= 100 and set(first["reliability"]) >= {"confidence", "accuracy", "count"}
+    assert "train_acc" not in first  # recorded by the runs on random or noisy labels only (A4's fit gate)
     torch.manual_seed(123)  # a resumed run must not depend on the global RNG state it finds
     again = T.run_one(ctx, tmp_path, data, **spec.args)
     assert json.dumps(again) == json.dumps(first)  # (empty reliability bins are NaN, which != NaN)

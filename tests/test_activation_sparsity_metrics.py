@@ -2,12 +2,11 @@
 
 import math
 
-import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from claimbench.claims.activation_sparsity.analyse import run_statistics
+from claimbench.claims.activation_sparsity.curves import Curve, run_statistics
 from claimbench.metrics.activation_sparsity import (
     LayerCounts,
     SparsityError,
@@ -82,16 +81,70 @@ def test_ece_known_answers():
     assert math.isnan(bins["accuracy"][0])
 
 
-def test_run_statistics_on_known_curve():
-    rows = []
-    for step, nnz in ((0, [50.0, 50.0, 40.0]), (100, [40.0, 20.0, 10.0])):
+def curve_record(points, first_pass=None, token_mixing=None):
+    """A run record from {step: [nnz% per layer]}; test = train + 2 points after step 0."""
+    curve = []
+    for step, nnz in points.items():
+        entry = {"step": step}
         for probe, shift in (("train", 0.0), ("test", 2.0)):
-            for i, v in enumerate(nnz):
-                rows.append({"run": "r", "step": step, "probe": probe, "layer": i,
-                             "layer_name": f"blocks.{i}.mlp.act", "nnz_percent": v + (shift if step else 0.0)})
-    s = run_statistics(pd.DataFrame(rows), "r")
+            layers = {f"blocks.{i}.mlp.act": v + (shift if step else 0.0) for i, v in enumerate(nnz)}
+            if token_mixing is not None:
+                layers["blocks.0.mlp_tokens.act"] = token_mixing
+            entry[probe] = {"layers": layers, "mean": sum(layers.values()) / len(layers), "dead_fraction": 0.0}
+        curve.append(entry)
+    rec = {"curve": curve, "steps_per_epoch": 60, "total_steps": max(points)}
+    return rec if first_pass is None else {**rec, "first_pass_step": first_pass}
+
+
+def test_run_statistics_on_known_curve():
+    rec = curve_record({0: [50.0, 50.0, 40.0], 50: [45.0, 30.0, 20.0], 100: [40.0, 20.0, 10.0]},
+                       token_mixing=99.0)  # a Mixer token-mixing layer: never counted
+    s = run_statistics(Curve.of(rec))
     assert s["init_nnz_test"] == pytest.approx(140 / 3)
     assert s["end_nnz_train"] == pytest.approx(70 / 3)
     assert s["end_over_init_train"] == pytest.approx(0.5)
     assert s["train_test_gap"] == pytest.approx(2.0)
     assert s["worst_layer_end_over_init"] == pytest.approx(22 / 50)  # layer 0 (40 → 42 on test) is excluded
+    # old records have no first_pass_step: min(steps_per_epoch 60, total 100) → the measurement at step 50
+    assert s["first_pass_step"] == 50 and s["first_pass_over_init_test"] == pytest.approx(101 / 140)
+    s = run_statistics(Curve.of({**rec, "first_pass_step": 100}))
+    assert s["first_pass_over_init_test"] == pytest.approx(s["end_over_init_test"])
+
+
+def test_a_nan_layer_makes_every_statistic_built_on_it_nan():
+    rec = curve_record({0: [50.0, 50.0, 40.0], 100: [40.0, float("nan"), 10.0]}, first_pass=100)
+    s = run_statistics(Curve.of(rec))
+    for name in ("end_nnz_train", "end_over_init_test", "worst_layer_end_over_init", "train_test_gap",
+                 "first_pass_over_init_test"):
+        assert math.isnan(s[name]), name
+    assert s["init_nnz_test"] == pytest.approx(140 / 3)  # the init measurement is still defined
+
+
+def test_nan_and_inf_activations_are_undefined_not_zeros():
+    c = LayerCounts()
+    c.add(torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]))
+    assert c.nonzero_percent() == pytest.approx(12.5) and c.nonfinite == 0
+    c.add(torch.tensor([[float("nan"), 0.0, 0.0, 0.0]]))  # a diverged token: NaN > 0 is False, not a zero
+    assert math.isnan(c.nonzero_percent()) and c.nonfinite == 1
+    freq = c.firing_frequency()
+    assert math.isnan(freq[0]) and freq[1:].tolist() == [0.0, 0.0, 0.0]
+    s = summarize({"a": c, "b": _counts([[1.0, 2.0]])})
+    assert math.isnan(s["layers"]["a"]) and s["layers"]["b"] == 100.0
+    assert math.isnan(s["mean"]) and math.isnan(s["dead_fraction"])
+    inf = _counts([[float("inf"), 1.0]])
+    assert math.isnan(inf.nonzero_percent())
+
+
+def _counts(a):
+    c = LayerCounts()
+    c.add(torch.tensor(a))
+    return c
+
+
+def test_a_diverged_model_measures_nan_not_sparse():
+    lin = nn.Linear(2, 4)
+    with torch.no_grad():
+        lin.weight.fill_(float("nan"))
+    counts = measure_sparsity(nn.Sequential(lin, nn.ReLU()), torch.ones(3, 2))
+    assert math.isnan(counts["1"].nonzero_percent())
+    assert math.isnan(summarize(counts)["mean"])

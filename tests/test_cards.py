@@ -1,19 +1,23 @@
-"""Verdict logic on hand-made cases, and malformed cards rejected with a clear message."""
+"""Verdict logic on hand-made cases: three-valued checks on intervals (pass / fail / undecided, NaN),
+the outcome rule table, regime preconditions, null calibration; malformed cards rejected clearly."""
 
 import copy
+import math
 
+import numpy as np
 import pytest
 import yaml
 
-from claimbench.cards import NOT_REPRODUCED, PARTIAL, REPRODUCED, all_cards, load_card, parse_card
+from claimbench.cards import (INCONCLUSIVE, NOT_REPRODUCED, PARTIAL, REPRODUCED, all_cards, load_card, parse_card)
 from claimbench.errors import CardError
+from claimbench.intervals import bootstrap, interval, replicates
 
 BASE = {
     "id": "x", "title": "X", "paper": {}, "claim": "c", "paper_numbers": [], "headline": {"statistic": "a"},
     "criteria": [
-        {"id": "C1", "text": "a < 6", "why": "w",
+        {"id": "C1", "text": "a < 6", "why": "w", "null": "n",
          "checks": [{"statistic": "a", "op": "<", "threshold": 6}]},
-        {"id": "C2", "text": "b >= 0.5 and c > 0", "why": "w",
+        {"id": "C2", "text": "b >= 0.5 and c > 0", "why": "w", "null": "n",
          "checks": [{"statistic": "b", "op": ">=", "threshold": 0.5}, {"statistic": "c", "op": ">", "threshold": 0}]},
         {"id": "C3", "text": "d", "why": "w", "gating": False,
          "checks": [{"statistic": "d", "op": "==", "threshold": 1}]},
@@ -22,28 +26,146 @@ BASE = {
 }
 
 
-@pytest.mark.parametrize(
-    "stats, verdict, passed",
-    [
-        ({"a": 5, "b": 0.5, "c": 1, "d": 0}, REPRODUCED, [True, True, False]),
-        ({"a": 5, "b": 0.4, "c": 1, "d": 1}, PARTIAL, [True, False, True]),
-        ({"a": 6, "b": 0.9, "c": 1, "d": 1}, NOT_REPRODUCED, [False, True, True]),  # boundary: 6 < 6 is false
-        ({"a": 5, "b": 0.9, "c": True, "d": 1}, REPRODUCED, [True, True, True]),  # bools count as 1/0
-        ({"a": float("nan"), "b": 0.9, "c": 1}, NOT_REPRODUCED, [False, True, False]),  # NaN never passes
-        ({"b": 0.9, "c": 1}, NOT_REPRODUCED, [False, True, False]),  # missing never passes
-        ({"a": None, "b": 0.9, "c": 1}, NOT_REPRODUCED, [False, True, False]),
-    ],
-)
-def test_verdict_hand_made_cases(stats, verdict, passed):
-    judged = parse_card(BASE, "t").verdict(stats)
-    assert judged["verdict"] == verdict
-    assert [c["passed"] for c in judged["criteria"]] == passed
+def around(center, half=0.1):
+    """Replicates whose Student-t 95% interval is about center ± half (n = 3)."""
+    sd = half * math.sqrt(3) / 4.303
+    return replicates([center - sd, center, center + sd])
+
+
+def card():
+    return parse_card(BASE, "t")
+
+
+# --- intervals: known answers ------------------------------------------------------------------------
+
+def test_student_t_interval_known_answer():
+    iv = interval(replicates([1.0, 2.0, 3.0]))  # mean 2, sd 1, t(0.975, 2) = 4.3027
+    assert iv.estimate == 2.0 and iv.method == "student_t" and iv.n == 3
+    assert iv.hi - 2.0 == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    assert iv.lo == pytest.approx(2.0 - 4.302653 / math.sqrt(3), rel=1e-6)
+
+
+def test_percentile_bootstrap_interval_known_answer():
+    iv = interval(bootstrap(0.5, np.linspace(0, 1, 1001)))
+    assert (iv.estimate, iv.method) == (0.5, "percentile")
+    assert iv.lo == pytest.approx(0.025) and iv.hi == pytest.approx(0.975)
+
+
+@pytest.mark.parametrize("samples, reason", [
+    (replicates([1.0, float("nan"), 2.0]), "1 of 3 replicates are NaN"),
+    (replicates([1.0]), "at least 2"),
+    (bootstrap(0.1, [float("nan")] * 50 + [0.1] * 50), "bootstrap draws are NaN"),
+    (bootstrap(float("nan"), [0.1] * 50), "estimate is NaN"),
+])
+def test_undefined_intervals_say_why(samples, reason):
+    iv = interval(samples)
+    assert not iv.defined and reason in iv.reason
+
+
+# --- three-valued checks -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("b, outcome, kind", [
+    (around(0.8), "pass", None),           # wholly above 0.5
+    (around(0.2), "fail", None),           # wholly below
+    (around(0.52), "undecided", "underpowered"),  # straddles 0.5 although the estimate passes
+    (around(0.48), "undecided", "underpowered"),  # straddles although the estimate fails
+    (replicates([0.9, float("nan"), 0.8]), "undecided", "undefined"),
+    (None, "undecided", "undefined"),       # missing
+])
+def test_check_is_pass_fail_or_undecided(b, outcome, kind):
+    samples = {"a": around(1.0), "c": around(1.0)}
+    if b is not None:
+        samples["b"] = b
+    c2 = next(c for c in card().verdict({}, samples)["criteria"] if c["id"] == "C2")
+    assert c2["outcome"] == outcome and c2["reason_kind"] == kind
+    assert c2["passed"] is (outcome == "pass")
+
+
+def test_a_statistic_without_interval_is_undecided_unless_exact():
+    judged = card().verdict({"a": 1.0, "b": 1.0, "c": 1.0})
+    assert {c["id"]: c["outcome"] for c in judged["criteria"]}["C1"] == "undecided"
+    assert "no interval" in judged["criteria"][0]["reason"]
+    raw = copy.deepcopy(BASE)
+    raw["criteria"][0]["checks"][0]["exact"] = True
+    assert parse_card(raw, "t").verdict({"a": 1.0})["criteria"][0]["outcome"] == "pass"
+    assert parse_card(raw, "t").verdict({"a": float("nan")})["criteria"][0]["outcome"] == "undecided"
+
+
+# --- outcome rule table ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("a, b, verdict, kind", [
+    (around(5), around(0.8), REPRODUCED, None),
+    (around(5), around(0.2), PARTIAL, None),
+    (around(7), around(0.8), NOT_REPRODUCED, None),
+    (around(6.05), around(0.8), INCONCLUSIVE, "underpowered"),   # C1 straddles: reproduced or not reproduced
+    (around(5), around(0.52), INCONCLUSIVE, "underpowered"),     # C2 straddles: reproduced or partially
+    (replicates([5, float("nan")]), around(0.8), INCONCLUSIVE, "undefined"),
+    (around(7), around(0.52), NOT_REPRODUCED, None),              # C1 fails, so C2 cannot change the outcome
+])
+def test_outcome_rule(a, b, verdict, kind):
+    judged = card().verdict({}, {"a": a, "b": b, "c": around(1.0)})
+    assert (judged["verdict"], judged["reason_kind"]) == (verdict, kind)
+    if verdict == INCONCLUSIVE:
+        assert "could be" in judged["reason"] and ("C1" in judged["reason"] or "C2" in judged["reason"])
 
 
 def test_non_gating_criterion_never_changes_verdict():
-    card = parse_card(BASE, "t")
-    assert card.verdict({"a": 1, "b": 1, "c": 1, "d": 0})["verdict"] == REPRODUCED
+    judged = card().verdict({"d": 0}, {"a": around(1), "b": around(1), "c": around(1)})
+    assert judged["verdict"] == REPRODUCED and judged["criteria"][2]["outcome"] == "fail"
 
+
+def regime_card(applies_to=None):
+    raw = copy.deepcopy(BASE)
+    pre = {"id": "R1", "text": "the runs trained", "why": "the paper's condition",
+           "checks": [{"statistic": "train_acc_min", "op": ">=", "threshold": 0.99}]}
+    if applies_to:
+        pre["applies_to"] = applies_to
+    raw["regime"] = [pre]
+    return parse_card(raw, "t")
+
+
+def test_unmet_claim_wide_precondition_makes_the_verdict_inconclusive_out_of_regime():
+    samples = {"a": around(5), "b": around(0.8), "c": around(1)}
+    assert regime_card().verdict({"train_acc_min": 1.0}, samples)["verdict"] == REPRODUCED
+    for value in (0.9, float("nan")):
+        judged = regime_card().verdict({"train_acc_min": value}, samples)
+        assert (judged["verdict"], judged["reason_kind"]) == (INCONCLUSIVE, "out of regime")
+        assert "R1" in judged["reason"] and "the runs trained" in judged["reason"]
+
+
+def test_criterion_precondition_gates_only_its_criterion():
+    samples = {"a": around(5), "b": around(0.8), "c": around(1)}
+    judged = regime_card(["C2"]).verdict({"train_acc_min": 0.5}, samples)
+    c2 = judged["criteria"][1]
+    assert (c2["outcome"], c2["reason_kind"], c2["outcome_in_regime"]) == ("undecided", "out of regime", "pass")
+    assert (judged["verdict"], judged["reason_kind"]) == (INCONCLUSIVE, "out of regime")  # C2 decides
+    judged = regime_card(["C3"]).verdict({"train_acc_min": 0.5, "d": 1}, samples)
+    assert judged["verdict"] == REPRODUCED  # a reported-only criterion out of regime changes nothing
+
+
+# --- null calibration -----------------------------------------------------------------------------------
+
+def test_null_pass_rate_of_a_one_sided_t_check_is_about_2_5_percent():
+    crit = card().criteria[0]  # a < 6
+    rng = np.random.default_rng(0)
+    draws = [{"a": replicates(6 + rng.standard_normal(5))} for _ in range(4000)]
+    rate = crit.null_pass_rate(draws)["pass_rate"]
+    assert 0.015 < rate < 0.035
+    with pytest.raises(ValueError, match="lacks"):
+        crit.null_pass_rate([{"b": replicates([1, 2])}])
+
+
+def test_a_criterion_that_passes_the_null_too_often_cannot_pass():
+    samples = {"a": around(5), "b": around(0.8), "c": around(1)}
+    judged = card().verdict({}, samples, {"C2": {"pass_rate": 0.2, "draws": 200}})
+    c2 = judged["criteria"][1]
+    assert (c2["outcome"], c2["reason_kind"]) == ("undecided", "miscalibrated")
+    assert judged["verdict"] == INCONCLUSIVE
+    ok = card().verdict({}, samples, {"C2": {"pass_rate": 0.05, "draws": 200}})
+    assert ok["verdict"] == REPRODUCED and ok["criteria"][1]["null_pass_rate"] == 0.05
+
+
+# --- malformed cards ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
     "mutate, message",
@@ -52,10 +174,16 @@ def test_non_gating_criterion_never_changes_verdict():
         (lambda c: c.pop("claim"), "missing key 'claim'"),
         (lambda c: c["criteria"][0]["checks"][0].update(op="<<"), "op '<<' unknown"),
         (lambda c: c["criteria"][0]["checks"][0].update(threshold="six"), "threshold 'six' must be a number"),
+        (lambda c: c["criteria"][0]["checks"][0].update(exactly=True), "check key 'exactly' unknown"),
         (lambda c: c["verdict"].update(reproduced=["C9"]), "names criterion 'C9'"),
         (lambda c: c["verdict"].update(reproduced=["C1", "C3"]), "non-gating"),
         (lambda c: c["criteria"].append(copy.deepcopy(c["criteria"][0])), "duplicate criterion ids"),
         (lambda c: c["criteria"][1].update(checks=[]), "at least one check"),
+        (lambda c: c.update(version=2), "needs a changelog entry"),
+        (lambda c: c.update(version=2, changelog=[{"version": 2, "date": "2026-11-26", "what": "x"}]), "lacks 'why'"),
+        (lambda c: c.update(interval={"replicates": "bca", "bootstrap": "percentile", "level": 0.95}), "interval must"),
+        (lambda c: c.update(regime=[{"id": "R", "text": "t", "why": "w", "applies_to": ["C7"],
+                                     "checks": [{"statistic": "s", "op": ">", "threshold": 0}]}]), "names criterion 'C7'"),
     ],
 )
 def test_malformed_cards_are_rejected(mutate, message):
@@ -73,8 +201,21 @@ def test_card_id_must_match_file_name(tmp_path):
         load_card("zzz", tmp_path)
 
 
-def test_committed_cards_parse():
+def test_committed_cards_are_v2_with_changelog_nulls_and_intervals():
     for claim_id, card in all_cards().items():
         assert card.id == claim_id
+        assert card.version >= 2 and card.raw["changelog"], f"{claim_id}: card v2 needs a changelog"
+        assert "interval" in card.raw and "adapted" in card.raw, claim_id
         for c in card.criteria:
             assert c.text.strip() and c.why.strip()
+            assert not c.gating or c.null, f"{claim_id} {c.id}: a gating criterion needs its null"
+
+
+def test_a_bare_yaml_null_key_is_the_criterion_null_and_unknown_keys_are_refused():
+    text = yaml.safe_dump(BASE).replace("'null': n", "null: labels shuffled")
+    raw = yaml.safe_load(text)
+    assert None in raw["criteria"][0]  # YAML reads `null:` as the key None
+    assert parse_card(raw, "t").criteria[0].null == "labels shuffled"
+    raw["criteria"][0]["nul"] = "typo"
+    with pytest.raises(CardError, match="criterion key 'nul' unknown"):
+        parse_card(raw, "t")

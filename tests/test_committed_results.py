@@ -21,6 +21,28 @@ def test_every_committed_result_matches_its_card_statistics_and_provenance():
     assert not problems, "\n".join(problems)
 
 
+def test_committed_verdicts_rest_on_intervals_and_calibrated_nulls():
+    """Issue 14's bar: every gating check of a committed result is judged on a 95% interval (or is an
+    `exact` check), every gating criterion has a measured null pass rate ≤ 5%, and an inconclusive
+    verdict states its reason."""
+    cards = all_cards()
+    problems = []
+    for path in audit.committed_results(REPO):
+        rec, where = json.loads(path.read_text()), "/".join(path.parts[-3:-1])
+        card = cards[rec["claim_id"]]
+        exact = {(c.id, ch.statistic) for c in card.criteria for ch in c.checks if ch.exact}
+        for c in (c for c in rec["criteria"] if c["gating"]):
+            rate = c.get("null_pass_rate")
+            if rate is None or rate > 0.05:
+                problems.append(f"{where} {c['id']}: null pass rate {rate} (must be measured and ≤ 5%)")
+            problems += [f"{where} {c['id']} {ch['statistic']}: judged without an interval"
+                         for ch in c["checks"] if ch.get("method") in (None, "point")
+                         and (c["id"], ch["statistic"]) not in exact]
+        if rec["verdict"] == "inconclusive" and not rec.get("verdict_reason"):
+            problems.append(f"{where}: inconclusive without a reason")
+    assert not problems, "\n".join(problems)
+
+
 def test_report_and_readme_are_exactly_what_the_report_stage_regenerates():
     problems = audit.audit_report(REPO)
     assert not problems, "\n".join(problems)

@@ -1,7 +1,9 @@
 """The claim's statistics on known accuracies, its config checks, its plan and barrier on synthetic
 score runs, its one-line cache errors, and its ci scale end to end."""
 
+import dataclasses
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from claimbench.claims.el2n_pruning import train as T
 from claimbench.contract import Barrier, RunSpec
 from claimbench.errors import CacheError, ParamsError
 from claimbench.executor import collect
+from claimbench.intervals import interval, replicates
 from claimbench.metrics.example_scores import keep_hardest
 from claimbench.params import build_config
 from claimbench.stage import make_context, run_train
@@ -24,8 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_pruning_statistics_on_known_accuracies():
-    full = [{"test_acc": a} for a in (90.0, 91.0, 92.0)]
-    pruned = [{"method": m, "keep_fraction": k, "seed": s, "test_acc": a}
+    full = [{"replicate": r, "seed": r, "test_acc": a} for r, a in enumerate((90.0, 91.0, 92.0))]
+    pruned = [{"method": m, "keep_fraction": k, "seed": s, "replicate": s, "test_acc": a}
               for m, k, accs in (("el2n", 0.7, (91.0, 91.5, 92.0)), ("random", 0.7, (89.0, 90.0, 91.0)),
                                  ("el2n", 0.5, (88.0, 88.0, 88.0)), ("random", 0.5, (89.0, 89.0, 89.0)),
                                  ("grand_init", 0.7, (85.0, 86.0, 87.0)),
@@ -34,14 +37,26 @@ def test_pruning_statistics_on_known_accuracies():
     stats = A.pruning_statistics(A.accuracy_table(full, pruned))
     assert stats["full_data_acc"] == pytest.approx(91.0)
     assert stats["el2n_acc_pruned30"] == pytest.approx(91.5)
-    assert stats["el2n_minus_random_pruned30"] == pytest.approx(1.5)
-    se = (0.25 / 3 + 1 / 3) ** 0.5  # SE of (91, 91.5, 92) and of (89, 90, 91)
-    assert stats["el2n_minus_random_pruned30_se"] == pytest.approx(se)
-    assert stats["el2n_minus_random_pruned30_z"] == pytest.approx(1.5 / se)
-    assert stats["full_minus_el2n_pruned30"] == pytest.approx(-0.5)
-    assert stats["full_minus_el2n_pruned50"] == pytest.approx(3.0)
-    assert stats["grand_init_minus_random_pruned50"] == pytest.approx(2.0)
-    assert stats["grand_init_minus_random_pruned50_z"] == pytest.approx(2.0 / (1 / 3) ** 0.5)
+    reps = A.replicate_table(full, pruned)
+    assert reps["el2n_minus_random_pruned30"].tolist() == pytest.approx([2.0, 1.5, 1.0])  # paired by replicate
+    assert reps["full_minus_el2n_pruned50"].tolist() == pytest.approx([2.0, 3.0, 4.0])
+    paired = A.paired_statistics(reps)
+    assert paired["el2n_minus_random_pruned30"] == pytest.approx(1.5)
+    assert paired["el2n_minus_random_pruned30_se"] == pytest.approx(0.5 / 3**0.5)  # sd of (2, 1.5, 1) / √3
+    assert paired["el2n_minus_random_pruned30_z"] == pytest.approx(1.5 / (0.5 / 3**0.5))
+    assert paired["full_minus_el2n_pruned30"] == pytest.approx(-0.5)
+    assert paired["grand_init_minus_random_pruned50"] == pytest.approx(2.0)
+
+
+def test_a_nan_run_makes_its_cells_and_replicate_nan_not_skipped():
+    full = [{"replicate": r, "seed": r, "test_acc": a} for r, a in enumerate((90.0, float("nan")))]
+    pruned = [{"method": m, "keep_fraction": k, "seed": r, "replicate": r, "test_acc": a}
+              for m in ("el2n", "random") for k in (0.7, 0.5) for r, a in enumerate((88.0, 89.0))]
+    acc = A.accuracy_table(full, pruned)
+    assert math.isnan(A.pruning_statistics(acc)["full_data_acc"])
+    reps = A.replicate_table(full, pruned)
+    iv = interval(replicates(reps["full_minus_el2n_pruned50"]))
+    assert not iv.defined and "1 of 2 replicates are NaN" in iv.reason
 
 
 @pytest.mark.parametrize("bad", [
@@ -49,7 +64,8 @@ def test_pruning_statistics_on_known_accuracies():
     {"keep_fractions": [0.9, 0.5]},
     {"keep_fractions": [0.7, 0.5, 1.0]},
     {"methods": ["el2n", "random"]},
-    {"prune_seeds": 1},
+    {"replicates": 1},
+    {"replicates": 500, "score_ensemble": 2},
     {"noise_modes": ["flip"]},
     {"model": "vgg"},
 ])
@@ -65,9 +81,11 @@ def ctx(tmp_path):
 
 
 def fake_runs(ctx, n: int, scores: list[dict]) -> list[Record]:
-    """Finished score runs with the given scores.pt (one per seed) and a data_stats run for n examples."""
+    """Finished score runs with the given scores.pt (one per seed: seed_base + i) and a data_stats run for n
+    examples."""
     records = []
-    for seed, s in enumerate(scores):
+    for i, s in enumerate(scores):
+        seed = ctx.cfg.seed_base + i
         d = ctx.runs_dir / f"score{seed}"
         d.mkdir(parents=True)
         torch.save(s, d / claim.SCORES)
@@ -79,39 +97,70 @@ def fake_runs(ctx, n: int, scores: list[dict]) -> list[Record]:
     return records + [Record(claim.data_stats_key(ctx.cfg), "data stats", d, {"n_train": n, "n_test": n})]
 
 
+def n_ensemble_runs(cfg) -> int:
+    return cfg.replicates * cfg.score_ensemble
+
+
 def test_plan_puts_score_noise_and_data_stats_runs_before_the_barrier(ctx):
     cfg = ctx.cfg
     plan = T.plan(ctx)
     assert isinstance(plan[-1], Barrier) and all(isinstance(s, RunSpec) for s in plan[:-1])
     kinds = [s.key["kind"] for s in plan[:-1]]
-    assert kinds == ["score"] * cfg.score_seeds + ["noise"] * len(cfg.noise_modes) * cfg.noise_seeds + ["data_stats"]
+    k = n_ensemble_runs(cfg)
+    assert kinds == ["score"] * k + ["noise"] * len(cfg.noise_modes) * k + ["data_stats"]
     keys = [json.dumps(s.key, sort_keys=True) for s in plan[:-1]]
     assert len(set(keys)) == len(keys)
+    ensembles = claim.ensemble_seeds(cfg)
+    assert sorted(s for e in ensembles for s in e) == list(range(k))  # every seed in exactly one ensemble
+    assert [e[0] for e in ensembles] == list(range(cfg.replicates))  # member 0 of replicate r is seed r
 
 
-def test_barrier_keeps_the_hardest_examples_of_the_mean_scores(ctx):
+def test_barrier_keeps_the_hardest_examples_of_each_replicates_own_mean_scores(ctx):
     cfg, n = ctx.cfg, 40
     g = torch.Generator().manual_seed(0)
     names = ("el2n_init", "grand_init", "el2n_early", "grand_early")
-    scores = [{k: torch.rand(n, generator=g) for k in names} for _ in range(cfg.score_seeds)]
+    scores = [{k: torch.rand(n, generator=g) for k in names} for _ in range(n_ensemble_runs(cfg))]
     specs = T.prune_plan(ctx, fake_runs(ctx, n, scores))
-    assert len(specs) == len(cfg.keep_fractions) * len(cfg.methods) * cfg.prune_seeds
+    assert len(specs) == len(cfg.keep_fractions) * len(cfg.methods) * cfg.replicates
     steps = cfg.train_config().total_steps(n)
     for spec in specs:
         keep = spec.args["keep"]
         assert spec.key["subset"] == T.digest(keep) and spec.key["steps"] == spec.args["steps"] == steps
         assert len(keep) == round(spec.key["keep"] * n)
+        r = spec.key["seed"] - cfg.seed_base
+        assert spec.key["seed"] == claim.prune_seed(cfg, r) and spec.args["seed"] == spec.key["seed"]
         if spec.key["method"] != "random":
-            mean = torch.stack([s[claim.METHOD_SCORE[spec.key["method"]]] for s in scores]).mean(0)
+            own = [scores[seed] for seed in claim.ensemble_seeds(cfg)[r]]
+            mean = torch.stack([s[claim.METHOD_SCORE[spec.key["method"]]] for s in own]).mean(0)
             assert torch.equal(keep, keep_hardest(mean, spec.key["keep"]))
-    el2n = [s for s in specs if s.key["method"] == "el2n" and s.key["keep"] == 0.5]
-    rand = {s.key["subset"] for s in specs if s.key["method"] == "random" and s.key["keep"] == 0.5}
-    assert len({s.key["subset"] for s in el2n}) == 1  # scores do not depend on the prune seed
-    assert len(rand) == cfg.prune_seeds  # random subsets do
+    for method in ("el2n", "random"):  # each replicate prunes with its own ensemble / its own random subset
+        subsets = {s.key["subset"] for s in specs if s.key["method"] == method and s.key["keep"] == 0.5}
+        assert len(subsets) == cfg.replicates
+    seeds = {m: sorted(s.key["seed"] for s in specs if s.key["method"] == m and s.key["keep"] == 0.5)
+             for m in cfg.methods}
+    assert seeds["el2n"] == seeds["random"] == seeds["grand_init"]  # paired by replicate
+
+
+def test_seed_set_k_moves_every_replicate_seed_and_keeps_the_data(ctx):
+    cfg = ctx.cfg
+    assert claim.with_seed_set(cfg, 0) is cfg
+    moved = claim.with_seed_set(cfg, 1)
+    assert moved.seed_base == 1000 and dataclasses.replace(moved, seed_base=0) == cfg
+    base = {s for e in claim.ensemble_seeds(cfg) for s in e} | {claim.prune_seed(cfg, r) for r in range(cfg.replicates)}
+    other = ({s for e in claim.ensemble_seeds(moved) for s in e}
+             | {claim.prune_seed(moved, r) for r in range(moved.replicates)})
+    assert base.isdisjoint(other) and len(other) == len(base)
+    keep = T.subset_for("random", 0.5, claim.prune_seed(moved, 0), {}, 100)
+    assert not torch.equal(keep, T.subset_for("random", 0.5, claim.prune_seed(cfg, 0), {}, 100))
+    set1 = type(ctx)(ctx.claim_id, ctx.scale, moved, ctx.params, ctx.device, ctx.root, 1)
+    keys0 = {json.dumps(s.key, sort_keys=True) for s in T.plan(ctx)[:-1]}
+    keys1 = {json.dumps(s.key, sort_keys=True) for s in T.plan(set1)[:-1]}
+    assert keys0 & keys1 == {json.dumps(claim.data_stats_key(cfg), sort_keys=True)}  # only the data run is shared
+    assert "seed_base" not in json.dumps(sorted(keys0))  # seed set 0 keeps its run keys
 
 
 def test_corrupt_or_missing_run_files_are_one_line_errors(ctx):
-    records = fake_runs(ctx, 10, [{"el2n_early": torch.rand(10)}] * ctx.cfg.score_seeds)
+    records = fake_runs(ctx, 10, [{"el2n_early": torch.rand(10)}] * n_ensemble_runs(ctx.cfg))
     (records[0].dir / claim.SCORES).write_bytes(b"\x80\x04garbage")
     with pytest.raises(CacheError, match=r"scores.pt is corrupt or not a plain tensor file .*delete it") as e:
         T.prune_plan(ctx, records)
@@ -131,12 +180,18 @@ def test_ci_scale_end_to_end(ci_repo):
     ctx = make_context(claim.CLAIM_ID, "ci", root=ci_repo)
     ctx = type(ctx)(ctx.claim_id, ctx.scale, ctx.cfg, ctx.params, torch.device("cpu"), ctx.root)
     record = json.loads((ctx.results_dir / "metrics.json").read_text())
-    assert {c["id"] for c in record["criteria"]} == {"E1", "E2", "E3", "E4", "E5"}
+    assert {c["id"] for c in record["criteria"]} == {"E1", "E2", "E3", "E4", "E5", "E1b", "E2b"}
     stats = record["statistics"]
-    for name in ("el2n_minus_random_pruned30", "full_minus_el2n_pruned30", "spearman_el2n_early_grand_early",
-                 "grand_init_minus_random_pruned50_z", "auroc_el2n_noise_permute"):
+    for name in ("el2n_minus_random_pruned50", "full_minus_el2n_pruned50", "spearman_el2n_early_grand_early",
+                 "grand_init_minus_random_pruned50_z", "auroc_el2n_noise_permute", "full_data_acc_min"):
         assert stats[name] is not None, name
     assert 0 <= stats["auroc_el2n_noise_permute"] <= 1
+    for c in record["criteria"]:
+        if c["gating"]:
+            assert all(len(record["samples"][ch["statistic"]]["values"]) == ctx.cfg.replicates for ch in c["checks"])
+            assert record["null_calibration"][c["id"]]["draws"] >= 200
+    assert [p["id"] for p in record["regime"]] == ["R1"]
+    assert (ctx.results_dir / "tables" / "replicates.csv").exists()
     assert (ctx.figures_dir / "accuracy_vs_pruned.png").exists()
     assert (ctx.figures_dir / "rank_correlation_heatmap.png").exists()
     assert (ctx.results_dir / "tables" / "accuracy.csv").exists()

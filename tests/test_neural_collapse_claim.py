@@ -1,22 +1,30 @@
 """Claim neural_collapse: run plan and keys, analysis statistics and figures on hand-made records, and
 the `ci` scale end to end."""
 
+import dataclasses
 import json
+import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import claimbench.claims.neural_collapse as nc
+from claimbench.cards import FAIL, INCONCLUSIVE, OUT_OF_REGIME, PASS, UNDECIDED, UNDEFINED, load_card
 from claimbench.claims import registry
 from claimbench.claims.neural_collapse import analyse as A
 from claimbench.claims.neural_collapse import figures as F
+from claimbench.claims.neural_collapse import null as N
 from claimbench.claims.neural_collapse import train as T
 from claimbench.collapse_losses import LOSS_NAMES
 from claimbench.errors import CacheError, ParamsError
 from claimbench.executor import collect
+from claimbench.intervals import interval, replicates
 from claimbench.params import build_config
+from claimbench.results import null_calibration
 from claimbench.stage import make_context, run_train
 from claimbench.sweep import Record
 from claimbench.train import config_hash
@@ -46,6 +54,30 @@ def test_plan_is_one_run_per_width_seed_and_variant_with_stable_keys(ci_root):
     assert [config_hash(plan[i].key) for i in (0, -1)] == ["c4502a0651e9", "3b0a5d7897c2"]
 
 
+def test_control_runs_are_ce_at_the_largest_width_and_leave_the_other_keys_alone(ci_root):
+    ctx = make_context("neural_collapse", "ci", root=ci_root)
+    ctx.cfg = build_config(nc.Config, RAW, "neural_collapse.ci")
+    before = [config_hash(s.key) for s in T.plan(ctx)]
+    ctx.cfg = build_config(nc.Config, {**RAW, "control_seeds": [2, 3]}, "neural_collapse.ci")
+    plan = T.plan(ctx)
+    assert [config_hash(s.key) for s in plan[:-2]] == before  # control_seeds is not part of any run key
+    assert [(s.args["width"], s.args["seed"], s.args["variant"]) for s in plan[-2:]] == [(1.0, 2, "ce"), (1.0, 3, "ce")]
+    assert plan[-1].key == nc.run_key(ctx.cfg, 1.0, 3, "ce") and plan[-1].label == "ce w=1 seed=3 (control)"
+    with pytest.raises(ParamsError, match=r"control_seeds \[1, 2\] share seed\(s\) \[1\] with seeds"):
+        build_config(nc.Config, {**RAW, "control_seeds": [1, 2]}, "neural_collapse.ci")
+
+
+def test_with_seed_set_moves_every_replicate_seed_and_keeps_the_data():
+    cfg = build_config(nc.Config, {**RAW, "control_seeds": [2, 3]}, "neural_collapse.ci")
+    assert nc.with_seed_set(cfg, 0) is cfg
+    other = nc.with_seed_set(cfg, 1)
+    assert other.seeds == [1000, 1001] and other.control_seeds == [1002, 1003]
+    assert not set(other.seeds + other.control_seeds) & set(cfg.seeds + cfg.control_seeds)
+    assert set(nc.with_seed_set(cfg, 2).seeds).isdisjoint(other.seeds)
+    assert dataclasses.replace(other, seeds=cfg.seeds, control_seeds=cfg.control_seeds) == cfg  # only seeds moved
+    assert other.subset_seed == cfg.subset_seed
+
+
 def test_no_secondary_label_smoothing_when_its_alpha_is_null():
     cfg = build_config(nc.Config, {**RAW, "ls_alpha_secondary": None}, "neural_collapse.ci")
     assert nc.variants(cfg, 1.0) == nc.variants(cfg, 0.5) == list(LOSS_NAMES)
@@ -72,6 +104,32 @@ def test_collapse_statistics_take_the_worst_seed_and_loss():
     assert len(table) == 4
 
 
+@pytest.mark.parametrize("nan_loss", LOSS_NAMES)
+def test_a_nan_ratio_makes_the_worst_loss_nan_wherever_it_sits(nan_loss):
+    """v1 took max() in ways that skipped NaN (Python's max drops a NaN that is not first; pandas skips it),
+    so N1 could pass on an undefined ratio. Now a NaN NC value leaves the worst-loss statistic NaN and N1
+    undecided (undefined)."""
+    vals = {(loss, s): (1.0, 0.01) for loss in LOSS_NAMES for s in (0, 1)}
+    vals[(nan_loss, 1)] = (1.0, float("nan"))
+    hist = history(vals)
+    stats, _ = A.collapse_statistics(hist, 1.0)
+    assert math.isnan(stats["nc1_ratio_max"]) and math.isnan(stats[f"nc1_ratio_{nan_loss}"])
+    values, _, _ = A.per_seed_collapse(hist, 1.0, [0, 1], 0.37)
+    assert values["nc1_ratio_worst_loss"][0] == pytest.approx(0.01) and math.isnan(values["nc1_ratio_worst_loss"][1])
+    judged = load_card("neural_collapse").criteria[0].evaluate({}, {k: interval(replicates(v))
+                                                                    for k, v in values.items()})
+    assert judged["outcome"] == UNDECIDED and judged["reason_kind"] == UNDEFINED
+
+
+def test_per_seed_collapse_divides_nc2_by_the_random_classifier_value():
+    vals = {(loss, s): (1.0, 0.01) for loss in LOSS_NAMES for s in (0, 1)}
+    vals[("mse", 0)] = (1.0, 0.2)  # NC2 0.2 against a random-classifier 0.4: ratio 0.5
+    values, table, firsts = A.per_seed_collapse(history(vals), 1.0, [0, 1], 0.4)
+    assert values["nc2_over_random_worst_loss"] == pytest.approx([0.5, 0.025])
+    assert values["nc1_ratio_worst_loss"] == pytest.approx([0.2, 0.01])  # NC1 keeps its first-epoch baseline
+    assert len(table) == 8 and firsts[("ce", 1)] == {"nc1": 1.0, "nc3": 1.0}
+
+
 def test_accuracy_spread_and_its_standard_error():
     records = [{"variant": loss, "width": w, "seed": s, "test_acc": acc + 0.01 * s,
                 "final": {"train_acc": 1.0}}
@@ -81,35 +139,119 @@ def test_accuracy_spread_and_its_standard_error():
     spread, se = A.spread(acc, 0.5)
     assert spread == pytest.approx(5.0) and se == pytest.approx((0.5**2 + 0.5**2) ** 0.5)  # seed SE = 0.5 pt
     assert A.spread(acc, 1.0)[0] == pytest.approx(0.5)
+    diffs = A.per_seed_differences(records, 1.0, [0, 1])  # paired by seed: the seed offset cancels
+    assert diffs == {"acc_diff_ls_ce_pp": pytest.approx([0.5, 0.5]), "acc_diff_fl_ce_pp": pytest.approx([0.0, 0.0]),
+                     "acc_diff_mse_ce_pp": pytest.approx([0.0, 0.0])}
 
 
-def fake_records(ctx) -> list[Record]:
-    """One made-up finished run per planned spec: NC falls 10x (100x for CE) over training; CE tests best."""
+def collapsed(seed: int, spread: float, k: int = 10, d: int = 8, n: int = 6) -> dict:
+    """features.pt content: class means at k random points in R^d, within-class noise `spread`."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(k).repeat(n)
+    means = 3 * torch.randn(k, d, generator=g)
+    return {"h": means[y] + spread * torch.randn(k * n, d, generator=g), "y": y,
+            "w": torch.randn(k, d, generator=g), "b": torch.zeros(k)}
+
+
+def fake_records(ctx, root: Path, acc_gap: float = 0.1) -> list[Record]:
+    """One made-up finished run per planned spec, with its features.pt under `root`: NC falls 10x (100x for
+    CE) over training; CE tests `acc_gap` better than the others; every run fits its training set."""
     metrics = ("nc1", "nc2", "nc3", "nc2_uncentred", "nc3_uncentred", "nc3_papyan", "nc4", "equinorm_means",
                "equinorm_weights", "max_angle_means", "max_angle_weights")
     out = []
-    for spec in T.plan(ctx):
+    for i, spec in enumerate(T.plan(ctx)):
         a = spec.args
         drop = 100.0 if a["variant"] == "ce" else 10.0
         hist = [{"epoch": e, "train_loss": 1.0 / e, "train_acc": 1.0, **{m: 1.0 / drop ** (e > 1) for m in metrics}}
                 for e in (1, 2)]
-        rec = {**a, "history": hist, "final": hist[-1], "test_acc": 0.8 + 0.1 * (a["variant"] == "ce"),
-               "test_loss": 0.5, "wall_s": 0.0}
-        out.append(Record(spec.key, spec.label, Path("/nonexistent"), rec))
+        rec = {**a, "history": hist, "final": hist[-1], "test_acc": 0.8 + acc_gap * (a["variant"] == "ce") +
+               0.001 * a["seed"], "test_loss": 0.5, "wall_s": 0.0}
+        run = root / f"run{i}"
+        run.mkdir(parents=True)
+        torch.save(collapsed(i, 0.5), run / "features.pt")
+        out.append(Record(spec.key, spec.label, run, rec))
     return out
 
 
-def test_analyse_and_figures_from_records_only(ci_root):
+def test_analyse_and_figures_from_records_only(ci_root, tmp_path):
     ctx = make_context("neural_collapse", "ci", root=ci_root)
-    result = A.analyse(fake_records(ctx), ctx)
+    result = A.analyse(fake_records(ctx, tmp_path / "runs"), ctx)
     s = result.statistics
     assert s["nc1_ratio_ce"] == pytest.approx(0.01) and s["nc1_ratio_max"] == pytest.approx(0.1)
     assert s["acc_spread_largest_pp"] == pytest.approx(10.0) and s["acc_spread_shrink_pp"] == pytest.approx(0.0)
     assert s["largest_width"] == max(ctx.cfg.widths) and s["train_err_max_pp"] == pytest.approx(0.0)
+    assert s["train_acc_min_largest_pct"] == pytest.approx(100.0) and s["feature_dim_largest"] == 8
+    assert result.samples["acc_diff_mse_ce_pp"].values == pytest.approx((-10.0,))  # one seed at ci
     assert set(result.tables["nc_history"]["variant"]) == {*LOSS_NAMES, nc.SECONDARY_LS}
     assert result.figure_data["variant_labels"]["ls"] == f"LS α={ctx.cfg.ls_alpha:g}"
     F.figures(result, ctx)
     assert sorted(p.name for p in ctx.figures_dir.iterdir()) == ["accuracy_vs_width.png", "nc_vs_epoch.png"]
+
+
+@pytest.fixture
+def two_seed_ctx(ci_root):
+    """The ci context with two seeds and two control seeds (CE under four seeds at the largest width)."""
+    ctx = make_context("neural_collapse", "ci", root=ci_root)
+    ctx.cfg = dataclasses.replace(ctx.cfg, seeds=[0, 1], control_seeds=[2, 3])
+    return ctx
+
+
+def test_every_gating_check_has_samples_and_every_gating_criterion_null_draws(two_seed_ctx, tmp_path):
+    result = A.analyse(fake_records(two_seed_ctx, tmp_path / "runs"), two_seed_ctx)
+    card = load_card("neural_collapse")
+    for c in card.criteria:
+        if c.gating:
+            assert all(len(result.samples[ch.statistic].values) == 2 for ch in c.checks), c.id  # one per seed
+            draws = result.null_draws[c.id]
+            assert len(draws) >= 200 and all({ch.statistic for ch in c.checks} <= set(d) for d in draws)
+    assert set(result.control_draws) == {"N2"} and len(result.control_draws["N2"]) >= 200
+    assert list(result.tables["ce_seeds"]["role"]) == ["main", "main", "control", "control"]
+    assert result.statistics["n2_seed_noise_sd_pp"] == pytest.approx(np.std([0, 0.1, 0.2, 0.3], ddof=1))
+    cal = null_calibration(result, card)
+    assert cal["N1"]["pass_rate"] == 0.0 and cal["N2"]["pass_rate"] <= 0.05
+    again = A.analyse(fake_records(two_seed_ctx, tmp_path / "again"), two_seed_ctx)
+    assert null_calibration(again, card) == cal  # seeded
+
+
+def test_equivalence_null_passes_at_most_5_percent_and_the_control_shows_the_power():
+    """N2's null (one loss truly off CE by the margin) passes <= 5% whatever the seed noise and seed count;
+    with many seeds and small noise the control (all equal) passes, with two seeds it cannot."""
+    n2 = load_card("neural_collapse").criteria[1]
+    names = A.DIFF_STATS
+    for sigma, seeds in ((0.5, 2), (0.5, 5), (0.2, 20)):
+        null = N.equivalence_draws(sigma, seeds, names, nc.EQUIVALENCE_MARGIN_PP, draws=400)
+        assert n2.null_pass_rate(null)["pass_rate"] <= 0.05, (sigma, seeds)
+    assert n2.null_pass_rate(N.equivalence_draws(0.2, 20, names, None, draws=400))["pass_rate"] > 0.9
+    assert n2.null_pass_rate(N.equivalence_draws(0.5, 2, names, None, draws=400))["pass_rate"] < 0.05
+
+
+def test_card_margin_and_thresholds_match_the_code():
+    card = load_card("neural_collapse")
+    n1, n2 = card.criteria[0], card.criteria[1]
+    assert {ch.statistic for ch in n1.checks} == set(A.COLLAPSE_STATS.values())
+    assert {ch.statistic for ch in n2.checks} == set(A.DIFF_STATS.values())
+    assert sorted({abs(ch.threshold) for ch in n2.checks}) == [nc.EQUIVALENCE_MARGIN_PP]
+    assert [c.id for c in card.criteria if c.gating] == ["N1", "N2"] and card.version == 2
+
+
+def test_verdict_pass_fail_nan_and_out_of_regime():
+    card = load_card("neural_collapse")
+    good = {"nc1_ratio_worst_loss": [0.01, 0.012], "nc2_over_random_worst_loss": [0.1, 0.11],
+            "nc3_ratio_worst_loss": [0.1, 0.12], "acc_diff_ls_ce_pp": [0.1, 0.12],
+            "acc_diff_fl_ce_pp": [-0.1, -0.11], "acc_diff_mse_ce_pp": [0.0, 0.02]}
+    samples = {k: replicates(v) for k, v in good.items()}
+    in_regime = {"train_acc_min_largest_pct": 100.0}
+    assert card.verdict(in_regime, samples)["verdict"] == "reproduced"
+    far = {**samples, "acc_diff_mse_ce_pp": replicates([4.0, 4.1])}  # MSE 4 points off CE: N2 fails
+    v = card.verdict(in_regime, far)
+    assert v["verdict"] == "partially reproduced" and v["criteria"][1]["outcome"] == FAIL
+    assert v["criteria"][0]["outcome"] == PASS
+    nan = {**samples, "nc1_ratio_worst_loss": replicates([0.01, float("nan")])}
+    v = card.verdict(in_regime, nan)
+    assert v["criteria"][0]["outcome"] == UNDECIDED and v["criteria"][0]["reason_kind"] == UNDEFINED
+    for under in ({"train_acc_min_largest_pct": 97.0}, {"train_acc_min_largest_pct": float("nan")}, {}):
+        v = card.verdict(under, samples)
+        assert v["verdict"] == INCONCLUSIVE and v["reason_kind"] == OUT_OF_REGIME and "R1" in v["reason"]
 
 
 @pytest.mark.parametrize("key,value,message", [
@@ -141,11 +283,15 @@ def test_ci_scale_end_to_end_writes_verdict_tables_and_figures(ci_repo):
     """From the session's `dvc repro` at ci: verdict, statistics, tables, figures; nothing retrains."""
     ctx = make_context("neural_collapse", "ci", root=ci_repo)
     record = json.loads((ctx.results_dir / "metrics.json").read_text())
-    assert record["verdict"] in {"reproduced", "partially reproduced", "not reproduced"}
-    assert [c["id"] for c in record["criteria"]] == ["N1", "N2", "N3"]
+    assert record["verdict"] in {"reproduced", "partially reproduced", "not reproduced", "inconclusive"}
+    assert [c["id"] for c in record["criteria"]] == ["N1", "N2", "N2_spread", "N3"]
     stats = record["statistics"]
-    for key in ("nc1_ratio_max", "nc2_ratio_max", "nc3_ratio_max", "acc_spread_largest_pp"):
+    for key in ("nc1_ratio_max", "nc2_ratio_max", "nc3_ratio_max", "acc_spread_largest_pp", "nc2_random_largest",
+                "nc1_ratio_worst_loss", "nc2_over_random_worst_loss", "train_acc_min_largest_pct"):
         assert stats[key] is not None and stats[key] >= 0, key
+    gating = {ch["statistic"] for c in record["criteria"] if c["gating"] for ch in c["checks"]}
+    assert gating <= set(record["samples"])  # one value per seed (ci: one seed, so every interval is undefined)
+    assert {cid: cal["draws"] for cid, cal in record["null_calibration"].items()} == {"N1": 200, "N2": 200}
     for table in ("nc_history", "nc_final", "accuracy", "collapse_largest"):
         assert (ctx.results_dir / "tables" / f"{table}.csv").exists()
     hist = pd.read_csv(ctx.results_dir / "tables" / "nc_history.csv")

@@ -15,9 +15,12 @@ from claimbench.metrics.collapse import (
     collapse_metrics,
     etf_distance,
     nc1,
+    nc1_shuffled,
     nc2,
     nc3,
     nc4_mismatch,
+    random_nc2,
+    random_nc3,
 )
 from claimbench.models.resnet_width import WideResNet18
 
@@ -119,6 +122,51 @@ def test_bad_inputs_raise_one_clear_error():
     with pytest.raises(CollapseInputError, match="classifier weight must be"):
         collapse_metrics(h, y, torch.randn(2, 4), None, 2)
     assert issubclass(CollapseInputError, ClaimbenchError)
+
+
+@pytest.mark.parametrize("h", [torch.full((30, 4), 2.5), torch.zeros(30, 4), torch.ones(30, 4).double() / 3])
+def test_identical_or_dead_features_give_nc1_nan_not_zero(h):
+    """A dead network (every feature identical, or all zero) has no class means to compare: NC1 is
+    undefined, whereas the pseudo-inverse of a zero between-class scatter would report 0 (perfect collapse)."""
+    y = torch.arange(30) % 3
+    assert math.isnan(nc1(h, y, 3))
+    assert math.isnan(collapse_metrics(h, y, torch.randn(3, 4), None, 3)["nc1"])
+    assert np.isnan(nc1_shuffled(h, y, 3, 2, np.random.default_rng(0))).all()
+    h2 = h.clone().double()
+    h2[y == 0] += 1.0  # one class moves: class structure, NC1 = 0 (no within-class spread)
+    assert nc1(h2, y, 3) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_random_10_by_64_classifier_nc2_is_about_0_37():
+    """Known answer for the null (issue 14): a random Gaussian 10 x 64 classifier's NC2 ≈ 0.37, and the
+    value falls with the feature dimension (0.49 at d = 32, 0.14 at d = 512)."""
+    rng = np.random.default_rng(14)
+    v64 = random_nc2(10, 64, 4000, rng)
+    assert v64.mean() == pytest.approx(0.37, abs=0.01) and 0.02 < v64.std() < 0.05
+    assert random_nc2(10, 32, 2000, rng).mean() == pytest.approx(0.49, abs=0.01)
+    assert random_nc2(10, 512, 1000, rng).mean() == pytest.approx(0.135, abs=0.01)
+    # one draw equals nc2() of the same centred Gaussian matrix
+    w = torch.from_numpy(np.random.default_rng(5).standard_normal((1, 10, 64)))
+    assert random_nc2(10, 64, 1, np.random.default_rng(5))[0] == pytest.approx(nc2(w[0]), rel=1e-12)
+
+
+def test_random_classifier_nc3_is_far_from_self_dual():
+    m = torch.from_numpy(np.random.default_rng(1).standard_normal((10, 64)))
+    m = m - m.mean(0)
+    v = random_nc3(m, 500, np.random.default_rng(2))
+    assert v.mean() == pytest.approx(math.sqrt(2), abs=0.05)  # a random direction is ~orthogonal to the ETF
+    assert nc3(m, m) < 0.5 < v.min()  # W = M is self-dual up to the ETF shape; random W never is
+
+
+def test_nc1_shuffled_equals_nc1_of_permuted_labels():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(10).repeat(30)
+    h = torch.randn(300, 16, generator=g) + 3 * torch.randn(10, 16, generator=g)[y]
+    got = nc1_shuffled(h, y, 10, 4, np.random.default_rng(3))
+    rng = np.random.default_rng(3)
+    want = [nc1(h, y[torch.from_numpy(rng.permutation(300))], 10) for _ in range(4)]
+    assert got == pytest.approx(want, rel=1e-9)
+    assert nc1(h, y, 10) < 0.5 < 10 < got.min()  # shuffling destroys the class structure
 
 
 # ------------------------------------------------------------------------------------------- losses

@@ -125,3 +125,50 @@ def test_report_refuses_a_result_without_a_card_or_in_the_wrong_folder(nasty_roo
     err = capsys.readouterr().err
     assert err.startswith("error: results/quick/gone/metrics.json: claim_id/scale toy/quick do not match the folder")
     assert audit.audit_report(nasty_root)[0].startswith("the report stage refuses to render: results/quick/gone/")
+
+
+@pytest.fixture
+def v2_root(tmp_path, monkeypatch):
+    """A repo with one paper-scale result of a v2 toy card: intervals, a regime, null draws, adaptations."""
+    from claimbench.intervals import replicates
+
+    raw = yaml.safe_load((FIXTURES / "toy.yaml").read_text())
+    raw.update(version=2, changelog=[{"version": 2, "date": "2026-11-26", "what": "intervals", "why": "validity"}],
+               adapted=["Fashion-MNIST instead of CIFAR-10"],
+               regime=[{"id": "R1", "text": "runs trained", "why": "w",
+                        "checks": [{"statistic": "n_runs", "op": ">=", "threshold": 1}]}])
+    raw["criteria"][0].update(null="labels shuffled", checks=[{"statistic": "train_acc", "op": ">", "threshold": 0.5}])
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "toy.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True))
+    monkeypatch.setattr(claimbench.cards, "CARD_DIR", cards)
+    prov = json.loads((FIXTURES / "toy_metrics.json").read_text())["provenance"]
+    result = ClaimResult({"n_runs": 2}, samples={"train_acc": replicates([0.45, 0.6, 0.75])},
+                         null_draws={"T1": [{"train_acc": replicates([0.9, 0.95, 1.0] if i == 0 else [0.1, 0.2, 0.3])}
+                                             for i in range(20)]})  # 1 of 20 passes
+    root = tmp_path / "repo"
+    write_result(result, parse_card(raw, "toy"), root / "results" / "paper" / "toy", "paper", prov)
+    (root / "README.md").write_text(f"# x\n\n{report.README_START}\n{report.README_END}\n")
+    return root
+
+
+def test_report_shows_intervals_undecided_checks_nulls_and_paper_like(v2_root):
+    assert report.main(["--root", str(v2_root)]) == 0
+    claims = (v2_root / "results/claims.md").read_text()
+    assert "**paper-like**: **inconclusive — underpowered**" in claims
+    assert "Adapted from the paper: Fashion-MNIST instead of CIFAR-10." in claims
+    assert "| T1 | `train_acc` | 0.6 [0.227, 0.973] | > 0.5 | ? (underpowered) | 5.0% of 20 |" in claims
+    assert "Reason: T1 (underpowered: train_acc = 0.6 [0.227, 0.973] vs > 0.5) — could be reproduced or not " \
+           "reproduced." in claims
+    assert "| R1 | `n_runs` | 2 | >= 1 | ✓ |" in claims
+    null = (v2_root / "results/null_calibration.md").read_text()
+    assert "| toy | paper-like | T1 | labels shuffled | 5.0% of 20 | ✓ | – |" in null
+    assert audit.audit_report(v2_root) == []
+
+
+def test_audit_catches_edited_samples_and_null_rates(v2_root):
+    path = v2_root / "results/paper/toy/metrics.json"
+    rec = json.loads(path.read_text())
+    rec["samples"]["train_acc"]["values"] = [0.7, 0.75, 0.8]  # would make T1 pass
+    path.write_text(json.dumps(rec))
+    assert any("digest" in p for p in audit.audit_result(path, {"toy": claimbench.cards.load_card("toy")}))

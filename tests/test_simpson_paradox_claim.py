@@ -18,6 +18,7 @@ from claimbench.claims.simpson_paradox import train as T
 from claimbench.errors import CacheError
 from claimbench.models.pgdl_vgg import PGDLVGG, VGGSpec
 from claimbench.params import ExecutorParams
+from claimbench.results import null_calibration
 from claimbench.stage import make_context
 from claimbench.sweep import DONE
 
@@ -102,10 +103,17 @@ def test_killed_sweep_resumes_without_retraining_and_analyses(tmp_path, monkeypa
     records = executor.collect(ctx, T)
     res = A.analyse(records, ctx)
     F.figures(res, ctx)
-    verdict = load_card("simpson_paradox").verdict(res.statistics)
+    card = load_card("simpson_paradox")
+    null = null_calibration(res, card)
+    verdict = card.verdict(res.statistics, {k: s.to_json() for k, s in res.samples.items()}, null)
     assert res.statistics["models"] == 8 and res.statistics["min_models_per_depth"] == 4
     for c in verdict["criteria"]:  # every statistic a criterion names was computed
         assert all(isinstance(ch["value"], (int, float)) for ch in c["checks"]), c
+    for c in (c for c in card.criteria if c.gating):  # bootstrap samples and null draws for every gating check
+        assert all(len(res.samples[ch.statistic].values) == 20 for ch in c.checks), c.id
+        assert null[c.id]["draws"] >= 200 and 0 <= null[c.id]["pass_rate"] <= 1
+    for p in verdict["regime"]:
+        assert all(isinstance(ch["value"], (int, float)) for ch in p["checks"]), p
     corpus = res.tables["corpus"]
     assert corpus["test_acc"].between(0, 1).all() and corpus[list(A.METRICS)].notna().all().all()
     assert list(corpus["model_id"]) == [r.dir.name for r in records]

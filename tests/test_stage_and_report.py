@@ -96,7 +96,8 @@ def drop_headline(d, cards):
 @pytest.mark.parametrize("edit, message", [
     (edit_statistic, "results/quick/toy/metrics.json: the statistics were edited after the run (they no longer "
                      "match provenance.statistics_sha256; T1 value of train_acc: stored 0.512499988079071, "
-                     "card/statistics give 0.99); restore the file (`git checkout -- results/quick/toy/metrics.json`) "
+                     "card/statistics give 0.99; T1 lo of train_acc: stored 0.512499988079071, card/statistics give "
+                     "0.99); restore the file (`git checkout -- results/quick/toy/metrics.json`) "
                      "or rerun the claim (`dvc repro -f toy`)"),
     (edit_verdict, "results/quick/toy/metrics.json: the verdict was edited by hand (stored verdict 'not reproduced' "
                    "but the card gives 'reproduced' from the stored statistics, and the card's criteria and "

@@ -42,15 +42,21 @@ def findings(path: Path, cards: dict[str, Card]) -> list[tuple[str, str]]:
     missing = [k for k in PROVENANCE_KEYS if k not in prov]
     if missing:
         found.append(("provenance", f"provenance lacks {', '.join(missing)}"))
-    stats = rec.get("statistics", {})
-    if prov.get("statistics_sha256") and prov["statistics_sha256"] != statistics_digest(stats):
+    stats, samples, null = rec.get("statistics", {}), rec.get("samples"), rec.get("null_calibration")
+    if prov.get("statistics_sha256") and prov["statistics_sha256"] != statistics_digest(stats, samples, null):
         found.append(("digest", "statistics were edited after the run (digest mismatch); rerun the claim"))
     card = cards.get(cid)
     if card is None:
         return found + [("nocard", f"no card {cid}.yaml")]
-    judged = card.verdict(stats)
-    if judged["verdict"] != rec.get("verdict"):
-        found.append(("verdict", f"stored verdict {rec.get('verdict')!r} but the card gives {judged['verdict']!r}"))
+    judged = card.verdict(stats, samples, null)
+    if judged["verdict"] != rec.get("verdict") or judged["reason"] != rec.get("verdict_reason", judged["reason"]):
+        why_stored = f" ({rec['verdict_reason']})" if rec.get("verdict_reason") else ""
+        why_card = f" ({judged['reason']})" if judged["reason"] else ""
+        found.append(("verdict", f"stored verdict {rec.get('verdict')!r}{why_stored} but the card gives "
+                                 f"{judged['verdict']!r}{why_card}"))
+    if rec.get("provenance", {}).get("card_version", 1) != card.version:
+        found.append(("card", f"judged by card version {prov.get('card_version', 1)}, the card is now version "
+                              f"{card.version}"))
     found += _criteria_findings(judged["criteria"], rec.get("criteria", []))
     headline = path.parent / DVC_METRICS
     if not headline.exists() or json.loads(headline.read_text()) != dvc_metrics(rec):
@@ -72,11 +78,11 @@ def _criteria_findings(judged: list[dict], stored_list: list[dict]) -> list[tupl
         if crit["gating"] != old.get("gating"):
             found.append(("card", f"{crit['id']} gating: stored {old.get('gating')!r}, card gives {crit['gating']!r}"))
         for new_ch, old_ch in zip(crit["checks"], old["checks"]):
-            for key in ("statistic", "value", "op", "threshold", "passed"):
-                if new_ch[key] != old_ch.get(key):
-                    kind = "criteria" if key in ("value", "passed") else "card"
+            for key in ("statistic", "value", "lo", "hi", "op", "threshold", "outcome", "passed"):
+                if new_ch.get(key) != old_ch.get(key):
+                    kind = "criteria" if key in ("value", "lo", "hi", "outcome", "passed") else "card"
                     found.append((kind, f"{crit['id']} {key} of {new_ch['statistic']}: stored "
-                                        f"{old_ch.get(key)!r}, card/statistics give {new_ch[key]!r}"))
+                                        f"{old_ch.get(key)!r}, card/statistics give {new_ch.get(key)!r}"))
         if len(crit["checks"]) != len(old["checks"]):
             found.append(("card", f"{crit['id']} has {len(crit['checks'])} checks in the card, "
                                   f"{len(old['checks'])} in the result"))
@@ -124,7 +130,7 @@ def audit_report(root: Path) -> list[str]:
     """results/claims.md, results/claims_table.csv and README's block equal a fresh render."""
     import io
 
-    from claimbench.report import README_END, README_START, render  # report imports audit: load it late
+    from claimbench.report import NULL_PAGE, README_END, README_START, load_results, null_page, render  # late: report imports audit
 
     try:
         text, df, block = render(root)
@@ -134,6 +140,9 @@ def audit_report(root: Path) -> list[str]:
     if (root / "results" / "claims.md").read_text() != text:
         problems.append("results/claims.md is not what the report stage generates from the committed results; "
                         "run `dvc repro report` and commit")
+    null_path = root / "results" / NULL_PAGE
+    if not null_path.exists() or null_path.read_text() != null_page(all_cards(), load_results(root / "results")):
+        problems.append(f"results/{NULL_PAGE} is not what the report stage generates; run `dvc repro report` and commit")
     buf = io.StringIO()
     df.to_csv(buf, index=False)
     if (root / "results" / "claims_table.csv").read_text() != buf.getvalue():

@@ -13,14 +13,14 @@ The layers (`LAYERS`; a module imports only from its own layer or below at run t
 annotations under `if TYPE_CHECKING:` are exempt; tests/test_layers.py checks it):
 
     0  errors, numerics
-    1  params, data, plotting, tables
+    1  params, data, plotting, tables, intervals
     2  train
     3  models/*, metrics/*, collapse_losses
     4  sweep, cards, results
     5  contract, lease
     6  executor
     7  claims/<id>/*
-    8  claims (the registry), stage, audit, report, reference, dvcgen
+    8  claims (the registry), stage, audit, report, reference, dvcgen, robustness
 """
 
 from __future__ import annotations
@@ -41,14 +41,14 @@ if TYPE_CHECKING:  # annotations only: the train side must not import the result
 
 LAYERS: dict[str, int] = {
     "errors": 0, "numerics": 0,
-    "params": 1, "data": 1, "plotting": 1, "tables": 1,
+    "params": 1, "data": 1, "plotting": 1, "tables": 1, "intervals": 1,
     "train": 2,
     "models": 3, "metrics": 3, "collapse_losses": 3,
     "sweep": 4, "cards": 4, "results": 4,
     "contract": 5, "lease": 5,
     "executor": 6,
     "claims.*": 7,
-    "claims": 8, "stage": 8, "audit": 8, "report": 8, "reference": 8, "dvcgen": 8,
+    "claims": 8, "stage": 8, "audit": 8, "report": 8, "reference": 8, "dvcgen": 8, "robustness": 8,
     "executor_bench": 7,
 }
 
@@ -76,10 +76,15 @@ class Context:
     params: Params
     device: torch.device
     root: Path
+    seed_set: int = 0  # 0: the judged seeds; k > 0: the claim's `with_seed_set(cfg, k)` (claimbench.robustness)
+
+    @property
+    def _set_dir(self) -> str:
+        return f"seedset{self.seed_set}" if self.seed_set else ""
 
     @property
     def artifacts_dir(self) -> Path:
-        return self.root / "artifacts" / self.scale / self.claim_id
+        return self.root / "artifacts" / self.scale / self._set_dir / self.claim_id
 
     @property
     def runs_dir(self) -> Path:
@@ -88,11 +93,11 @@ class Context:
 
     @property
     def results_dir(self) -> Path:
-        return self.root / "results" / self.scale / self.claim_id
+        return self.root / "results" / self.scale / self._set_dir / self.claim_id
 
     @property
     def figures_dir(self) -> Path:
-        return self.root / "results" / self.scale / "figures" / self.claim_id
+        return self.root / "results" / self.scale / self._set_dir / "figures" / self.claim_id
 
     @property
     def data_root(self) -> str | None:

@@ -19,8 +19,9 @@ from typing import Any
 import pandas as pd
 import torch
 
-from claimbench.cards import Card
+from claimbench.cards import Card, verdict_label
 from claimbench.errors import CacheError
+from claimbench.intervals import Samples, interval
 from claimbench.numerics import machine_facts
 
 
@@ -36,6 +37,15 @@ class ClaimResult:
     setup: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     figure_data: dict[str, Any] = field(default_factory=dict)  # for figures only; never written
+    # Per gating statistic: its per-replicate values or bootstrap draws (claimbench.intervals); the
+    # framework turns them into the estimate and 95% interval the card's checks read.
+    samples: dict[str, Samples] = field(default_factory=dict)
+    # Per gating criterion id: seeded draws of its statistics with the effect absent (each draw:
+    # statistic -> Samples or number); the card turns them into the criterion's null pass rate.
+    null_draws: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Optional positive controls (e.g. one loss under four seeds for an equivalence test): same form;
+    # their pass rate is reported, never gating.
+    control_draws: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def _git(*args: str) -> str | None:
@@ -105,27 +115,55 @@ def write_table(df: pd.DataFrame, stem: Path) -> None:
     stem.with_suffix(".tex").write_text(tex)
 
 
-def statistics_digest(stats: dict) -> str:
-    """sha256 of the canonical JSON of a result's statistics: CI recomputes it to catch hand edits."""
+def statistics_digest(stats: dict, samples: dict | None = None, null: dict | None = None) -> str:
+    """sha256 of the canonical JSON of a result's evidence (statistics, and when present the samples and
+    null calibration the verdict reads): CI recomputes it to catch hand edits."""
     import hashlib
 
-    return hashlib.sha256(json.dumps(stats, sort_keys=True).encode()).hexdigest()
+    evidence = stats if not (samples or null) else {"statistics": stats, "samples": samples or {}, "null": null or {}}
+    return hashlib.sha256(json.dumps(evidence, sort_keys=True).encode()).hexdigest()
+
+
+def null_calibration(result: ClaimResult, card: Card) -> dict:
+    """criterion id -> {'pass_rate', 'draws'[, 'control_pass_rate', 'control_draws']} from the result's draws."""
+    by_id = {c.id: c for c in card.criteria}
+    out = {}
+    for cid, draws in result.null_draws.items():
+        if cid not in by_id:
+            raise ValueError(f"null draws for criterion {cid!r}, which card {card.id} does not define")
+        out[cid] = by_id[cid].null_pass_rate(draws)
+    for cid, draws in result.control_draws.items():
+        ctrl = by_id[cid].null_pass_rate(draws)
+        out.setdefault(cid, {}).update(control_pass_rate=ctrl["pass_rate"], control_draws=ctrl["draws"])
+    return out
 
 
 def write_result(result: ClaimResult, card: Card, out_dir: Path, scale: str, prov: dict) -> dict:
     """Judge `result` with `card` and write metrics.json + tables/ under out_dir. Returns the record."""
-    stats = _jsonable(result.statistics)
-    prov = {**prov, "statistics_sha256": statistics_digest(stats)}
-    judged = card.verdict(stats)
+    stats = dict(result.statistics)
+    for name, s in result.samples.items():  # the estimate the checks read is the statistic's value
+        stats[name] = interval(s).estimate
+    stats = _jsonable(stats)
+    samples = {name: s.to_json() for name, s in sorted(result.samples.items())}
+    null = _jsonable(null_calibration(result, card))
+    prov = {**prov, "card_version": card.version, "statistics_sha256": statistics_digest(stats, samples, null)}
+    judged = card.verdict(stats, samples, null)
     head = card.raw["headline"]
     record = {
         "claim_id": card.id,
         "title": card.title,
         "scale": scale,
         "verdict": judged["verdict"],
+        "verdict_reason": judged["reason"],
+        "verdict_reason_kind": judged["reason_kind"],
+        "verdict_label": verdict_label(judged["verdict"], judged["reason_kind"]),
+        "regime": judged["regime"],
         "criteria": judged["criteria"],
+        "null_calibration": null,
+        "samples": samples,
         "headline": {"label": head.get("label", head["statistic"]), "value": stats.get(head["statistic"]),
-                     "uncertainty": stats.get(head["uncertainty"]) if head.get("uncertainty") else None},
+                     "uncertainty": stats.get(head["uncertainty"]) if head.get("uncertainty") else None,
+                     **_headline_interval(result, head["statistic"])},
         "statistics": stats,
         "setup": _jsonable(result.setup),
         "provenance": prov,
@@ -139,6 +177,13 @@ def write_result(result: ClaimResult, card: Card, out_dir: Path, scale: str, pro
     return record
 
 
+def _headline_interval(result: ClaimResult, name: str) -> dict:
+    if name not in result.samples:
+        return {}
+    iv = interval(result.samples[name])
+    return {"interval": _jsonable([iv.lo, iv.hi]), "interval_method": iv.method}
+
+
 DVC_METRICS = "headline.json"
 
 
@@ -147,8 +192,11 @@ def dvc_metrics(record: dict) -> dict:
     the headline value ± uncertainty and every gating statistic — not provenance (wall times, shas)."""
     gating = {ch["statistic"]: ch["value"] for c in record["criteria"] if c["gating"] for ch in c["checks"]}
     head = record["headline"]
-    return {"verdict": record["verdict"], "headline": {"value": head["value"], "uncertainty": head["uncertainty"]},
-            "gating": gating}
+    out = {"verdict": record["verdict"], "headline": {"value": head["value"], "uncertainty": head["uncertainty"]},
+           "gating": gating}
+    if record.get("verdict_label"):
+        out["verdict_label"] = record["verdict_label"]
+    return out
 
 
 def _write_json(obj: dict, path: Path) -> None:

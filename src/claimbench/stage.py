@@ -32,15 +32,18 @@ TRAIN_INFO = "_train_stage.json"
 
 
 def make_context(claim_id: str, scale: str | None = None, params_path: str = "params.yaml",
-                 root: Path | None = None) -> Context:
-    """The claim's Context at `scale` (params.yaml's if None) for the repository at `root` (cwd)."""
+                 root: Path | None = None, seed_set: int = 0) -> Context:
+    """The claim's Context at `scale` (params.yaml's if None) for the repository at `root` (cwd);
+    seed_set k > 0 swaps in the claim's disjoint seeds (`with_seed_set`) and separate folders."""
     root = Path(root or Path.cwd()).resolve()
     params = claim_registry.load_params(root / params_path, scale)
     if claim_id not in params.claims:
         raise ClaimbenchError(f"claim {claim_id!r} unknown; known: {', '.join(params.claims)}.")
     use_scale_dtype(params.scale)
-    return Context(claim_id, params.scale, params.claims[claim_id], params,
-                   resolve_device(params.data.device), root)
+    cfg = params.claims[claim_id]
+    if seed_set:
+        cfg = claim_registry.registry()[claim_id].with_seed_set(cfg, seed_set)
+    return Context(claim_id, params.scale, cfg, params, resolve_device(params.data.device), root, seed_set)
 
 
 def run_train(ctx: Context, entry: ClaimEntry) -> None:
@@ -56,22 +59,24 @@ def run_train(ctx: Context, entry: ClaimEntry) -> None:
     (ctx.artifacts_dir / TRAIN_INFO).write_text(json.dumps(info, indent=2, default=str))
 
 
-def run_analyse(ctx: Context, entry: ClaimEntry) -> dict:
-    """Read the finished runs, judge the claim with its card, write results and figures."""
+def run_analyse(ctx: Context, entry: ClaimEntry, figures: bool = True) -> dict:
+    """Read the finished runs, judge the claim with its card, write results (and figures)."""
     card = load_card(ctx.claim_id)
     t0 = time.time()
     records = collect(ctx, entry.train)
     result = entry.analyse.analyse(records, ctx)
-    entry.figures.figures(result, ctx)
+    if figures:
+        entry.figures.figures(result, ctx)
     analyse_wall = time.time() - t0
     info_path = ctx.artifacts_dir / TRAIN_INFO
     train_wall = json.loads(info_path.read_text())["wall_s"] if info_path.exists() else 0.0
     prov = provenance(ctx.device, train_wall + analyse_wall, result.seeds, ctx.scale,
                       {"train_wall_s": train_wall, "analyse_wall_s": round(analyse_wall, 1),
-                       "config": config_dict(ctx.cfg)})
+                       "config": config_dict(ctx.cfg), "seed_set": ctx.seed_set})
     record = write_result(result, card, ctx.results_dir, ctx.scale, prov)
-    ctx.log(f"{ctx.claim_id} @ {ctx.scale}: {record['verdict']} "
-            + " ".join(f"{c['id']}={'pass' if c['passed'] else 'fail'}" for c in record["criteria"]))
+    ctx.log(f"{ctx.claim_id} @ {ctx.scale}: {record['verdict_label']} "
+            + " ".join(f"{c['id']}={c['outcome']}" for c in record["criteria"])
+            + (f" — {record['verdict_reason']}" if record["verdict_reason"] else ""))
     return record
 
 

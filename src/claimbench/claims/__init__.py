@@ -30,6 +30,10 @@ class ClaimEntry:
     def Config(self) -> type:  # noqa: N802 (the claim's dataclass)
         return self.package.Config
 
+    def with_seed_set(self, cfg, k: int):
+        """The claim's Config with replicate seeds disjoint from the judged set (k = 0: cfg unchanged)."""
+        return self.package.with_seed_set(cfg, k)
+
     def side(self, name: str) -> ModuleType:
         return importlib.import_module(f"{self.package.__name__}.{name}")
 

@@ -3,6 +3,8 @@
 For an activation output a of shape (..., d_ff) (every leading index is one token), a layer's nonzero
 percentage is ``100 * mean_t(||a_t||_0 / d_ff)`` over all tokens seen, counting entries ``> 0`` in fp32.
 A neuron's firing frequency is the fraction of tokens on which it is > 0 (0 everywhere = dead neuron).
+A non-finite activation (NaN or inf: a diverged layer) is not a zero: it makes its neuron's firing frequency,
+its layer's nonzero % and every summary that includes them NaN (undefined), never "sparse".
 """
 
 from __future__ import annotations
@@ -54,25 +56,30 @@ def activation_modules(model: nn.Module) -> dict[str, nn.Module]:
 
 @dataclass
 class LayerCounts:
-    """Running counts for one activation: positives (scalar), tokens seen, per-neuron positives (d_ff,)."""
+    """Running counts for one activation: positives (scalar), tokens seen, per-neuron positives (d_ff,),
+    per-neuron non-finite entries (d_ff,)."""
 
     positives: float = 0.0
     tokens: int = 0
     neuron_positives: torch.Tensor | None = None
+    neuron_nonfinite: torch.Tensor | None = None
 
     def add(self, a: torch.Tensor) -> None:
         """a: activation output (..., d_ff); every leading index is one token."""
         if a.dim() < 1 or a.shape[-1] == 0:
             raise SparsityError(f"activation of shape {tuple(a.shape)} has no feature dimension to count over.")
-        fired = a.detach().float().reshape(-1, a.shape[-1]) > 0
+        flat = a.detach().float().reshape(-1, a.shape[-1])
+        fired = flat > 0
         per_neuron = fired.sum(0, dtype=torch.float64).cpu()
+        bad = (~torch.isfinite(flat)).sum(0, dtype=torch.float64).cpu()
         if self.neuron_positives is None:
-            self.neuron_positives = per_neuron
+            self.neuron_positives, self.neuron_nonfinite = per_neuron, bad
         elif self.neuron_positives.shape != per_neuron.shape:
             raise SparsityError(f"activation width changed from {self.neuron_positives.numel()} to "
                                 f"{per_neuron.numel()} between batches.")
         else:
             self.neuron_positives += per_neuron
+            self.neuron_nonfinite += bad
         self.positives += float(per_neuron.sum())
         self.tokens += fired.shape[0]
 
@@ -80,17 +87,26 @@ class LayerCounts:
     def width(self) -> int:
         return 0 if self.neuron_positives is None else self.neuron_positives.numel()
 
+    @property
+    def nonfinite(self) -> int:
+        """Entries seen that were NaN or ±inf."""
+        return 0 if self.neuron_nonfinite is None else int(self.neuron_nonfinite.sum())
+
     def nonzero_percent(self) -> float:
-        """100 × mean over tokens of the fraction of the d_ff entries that are > 0."""
+        """100 × mean over tokens of the fraction of the d_ff entries that are > 0; NaN if any entry was not
+        finite."""
         if self.tokens == 0:
             raise SparsityError("no tokens were counted: the hooked activation never ran (empty input?).")
+        if self.nonfinite:
+            return float("nan")
         return 100.0 * self.positives / (self.tokens * self.width)
 
     def firing_frequency(self) -> torch.Tensor:
-        """(d_ff,) fraction of tokens on which each neuron is > 0."""
+        """(d_ff,) fraction of tokens on which each neuron is > 0; NaN for a neuron with a non-finite entry."""
         if self.tokens == 0:
             raise SparsityError("no tokens were counted: the hooked activation never ran (empty input?).")
-        return (self.neuron_positives / self.tokens).float()
+        freq = (self.neuron_positives / self.tokens).float()
+        return freq.masked_fill(self.neuron_nonfinite > 0, float("nan"))
 
 
 @contextmanager
@@ -122,11 +138,12 @@ def measure_sparsity(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -
 
 
 def summarize(counts: dict[str, LayerCounts]) -> dict:
-    """{'layers': {name: nnz%}, 'mean': layer-mean nnz%, 'dead_fraction': share of neurons never > 0}."""
+    """{'layers': {name: nnz%}, 'mean': layer-mean nnz%, 'dead_fraction': share of neurons never > 0};
+    each NaN when a non-finite activation entered it (the mean and dead fraction if any layer had one)."""
     layers = {name: c.nonzero_percent() for name, c in counts.items()}
     freqs = torch.cat([c.firing_frequency() for c in counts.values()])
-    return {"layers": layers, "mean": sum(layers.values()) / len(layers),
-            "dead_fraction": float((freqs == 0).float().mean())}
+    dead = float("nan") if freqs.isnan().any() else float((freqs == 0).float().mean())
+    return {"layers": layers, "mean": sum(layers.values()) / len(layers), "dead_fraction": dead}
 
 
 def log_spaced_steps(total: int, n: int, always: tuple[int, ...] = ()) -> list[int]:

@@ -20,9 +20,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from claimbench.errors import ClaimbenchError
+
+# Between-class scatter below this share of the features' second moment means the class means coincide
+# up to rounding (e.g. every feature identical): NC1 is then NaN rather than the 0 a pseudo-inverse of ~0 gives.
+DEGENERATE_RTOL = 1e-12
 
 
 class CollapseInputError(ClaimbenchError, ValueError):
@@ -54,9 +59,20 @@ def class_means(h: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[tor
     return mu / counts[:, None], h.mean(0)
 
 
+def _no_class_structure(centred_means: torch.Tensor, h: torch.Tensor) -> bool:
+    """True when the class means coincide (between-class scatter below DEGENERATE_RTOL of the features'
+    second moment, or all-zero features): NC1 is then undefined, not 0 (a dead network is not collapsed)."""
+    between = float((centred_means.double() ** 2).sum(1).mean())
+    second_moment = float((h.double() ** 2).sum(1).mean())
+    return not between > DEGENERATE_RTOL * second_moment
+
+
 def nc1(h: torch.Tensor, y: torch.Tensor, num_classes: int) -> float:
-    """Within-class variability relative to between-class spread: tr(Sigma_W Sigma_B^+)/K (0 = collapsed)."""
+    """Within-class variability relative to between-class spread: tr(Sigma_W Sigma_B^+)/K (0 = collapsed);
+    NaN when the class means coincide (identical or all-zero features), where the ratio is undefined."""
     mu, mu_g = class_means(h, y, num_classes)
+    if _no_class_structure(mu - mu_g, h):
+        return float("nan")
     within = h.double() - mu[y]
     sigma_w = within.T @ within / len(h)
     centred = mu - mu_g
@@ -120,6 +136,70 @@ def max_angle(v: torch.Tensor) -> float:
     cos = unit @ unit.T
     off = ~torch.eye(k, dtype=torch.bool, device=v.device)
     return float((cos[off] + 1.0 / (k - 1)).abs().mean())
+
+
+# --- null worlds (no collapse), for calibrating criteria on collapse metrics; seeded numpy Generators ---
+
+
+def _etf_distances(g: torch.Tensor) -> torch.Tensor:
+    """etf_distance of each K x K matrix in g (n, K, K), float64 (n,)."""
+    k = g.shape[-1]
+    target = (torch.eye(k, dtype=torch.float64) - 1.0 / k) / math.sqrt(k - 1)
+    g = g / torch.linalg.norm(g, dim=(-2, -1), keepdim=True)
+    return torch.linalg.norm(g - target, dim=(-2, -1))
+
+
+def _random_classifiers(rng: np.random.Generator, draws: int, num_classes: int, d: int) -> torch.Tensor:
+    """(draws, K, d) i.i.d. standard-normal classifiers, W-centred over classes (the gating convention)."""
+    w = torch.from_numpy(rng.standard_normal((draws, num_classes, d)))
+    return w - w.mean(1, keepdim=True)
+
+
+def random_nc2(num_classes: int, d: int, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """NC2 (W-centred) of `draws` random Gaussian classifiers K x d: what an untrained classifier gives.
+    Its mean falls with d (about 0.49 at K=10, d=32; 0.37 at d=64; 0.14 at d=512), because a wide random
+    W is already nearly orthogonal; the scale of W does not matter."""
+    w = _random_classifiers(rng, draws, num_classes, d)
+    return _etf_distances(w @ w.transpose(1, 2)).numpy()
+
+
+def random_nc3(centred_means: torch.Tensor, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """NC3 (W-centred) of `draws` random Gaussian classifiers against fixed centred class means M (K, d):
+    self-duality with a classifier unrelated to the features."""
+    m = centred_means.double()
+    w = _random_classifiers(rng, draws, m.shape[0], m.shape[1])
+    return _etf_distances(w @ m.T).numpy()
+
+
+def nc1_shuffled(h: torch.Tensor, y: torch.Tensor, num_classes: int, draws: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """NC1 of the features h (N, d) with their labels y permuted at random, `draws` times: the same
+    features without class structure. Each value equals nc1(h, y[perm], K) (same pseudo-inverse cut-off;
+    NaN where the class means coincide), computed through the K x K Gram G = M M^T = U diag(lam) U^T of
+    the centred class means: Sigma_B^+ = K M^T U diag(1/lam^2) U^T M, so with the within-class deviations
+    Z (N, d), NC1 = sum_j ||Z M^T u_j||^2 / (N lam_j^2) over kept lam_j. O(N d K) per draw instead of
+    O(N d^2), batched over draws (a K x K eigh, not a d x d pseudo-inverse)."""
+    _check(h, y, num_classes)
+    hc = h.double() - h.double().mean(0)
+    n, d = hc.shape
+    counts = torch.bincount(y, minlength=num_classes).to(hc)
+    rtol = torch.finfo(torch.float64).eps * d  # torch.linalg.pinv's default for the d x d Sigma_B
+    second_moment = float((h.double() ** 2).sum(1).mean())
+    perms = [torch.from_numpy(rng.permutation(n)) for _ in range(draws)]
+    out = []
+    chunk = max(1, 2_000_000 // (n * num_classes))  # bounds the (chunk, N, K) one-hot block
+    for start in range(0, draws, chunk):
+        yp = torch.stack([y[p] for p in perms[start:start + chunk]])  # (B, N)
+        onehot = torch.nn.functional.one_hot(yp, num_classes).to(hc)  # (B, N, K)
+        m = onehot.transpose(1, 2) @ hc / counts[:, None]  # centred class means (B, K, d)
+        gram = m @ m.transpose(1, 2)  # (B, K, K)
+        lam, u = torch.linalg.eigh(gram)  # ascending; lam = squared singular values of M
+        weight = torch.where(lam > rtol * lam[:, -1:], 1.0 / (n * lam.clamp_min(1e-300) ** 2), torch.zeros_like(lam))
+        proj = (hc @ m.transpose(1, 2) - onehot @ gram) @ u  # Z M^T u_j for every j (B, N, K)
+        value = ((proj**2).sum(1) * weight).sum(1)
+        degenerate = ~((m**2).sum(2).mean(1) > DEGENERATE_RTOL * second_moment)
+        out.append(torch.where(degenerate, torch.full_like(value, float("nan")), value))
+    return torch.cat(out).numpy()
 
 
 def collapse_metrics(h: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,

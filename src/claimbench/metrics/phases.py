@@ -51,8 +51,11 @@ def classify_phase(evals: np.ndarray, num_spikes: int, mp_softrank: float, alpha
     return "Bulk-decay"
 
 
-def adjacent_inversions(phase_index_by_size: list[int]) -> int:
+def adjacent_inversions(phase_index_by_size: list[float]) -> int | float:
     """Number of adjacent pairs, ordered by increasing batch size, where the larger size has a HIGHER
-    phase index (a step against the claimed progression: larger batches should be less trained)."""
-    p = list(phase_index_by_size)
+    phase index (a step against the claimed progression: larger batches should be less trained).
+    NaN if any index is NaN (a diverged ESD): a comparison with NaN must not count as "no inversion"."""
+    p = [float(v) for v in phase_index_by_size]
+    if not all(np.isfinite(p)):
+        return float("nan")
     return sum(b > a for a, b in pairwise(p))

@@ -26,9 +26,9 @@ def figures(result: ClaimResult, ctx: Context) -> None:
 
 
 def plot_curves(d: pd.DataFrame, path: Path) -> None:
-    """nnz% vs training step per layer (log y), one panel per model; test probe solid, train dashed.
-    d: per-token MLP layers of the long curve table (run, step, probe, layer, nnz_percent)."""
-    panels = ["vit_small", "vit_large", "char_lm", "mixer", "mlp"]
+    """nnz% vs training step per layer (log y), one panel per model run; test probe solid, train dashed.
+    d: per-token MLP layers of the long curve table (run, step, probe, layer, nnz_percent), one seed."""
+    panels = [r for r in ("vit_small", "vit_large", "char_lm", "mixer", "mlp") if r in set(d.run)]
     fig, axes = plotting.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), sharey=True)
     for ax, run in zip(axes, panels):
         for probe, style in (("test", "-"), ("train", "--")):
@@ -57,10 +57,10 @@ def plot_bars(stats: dict, path: Path) -> None:
 
 
 def plot_reliability(runs: dict[str, dict], path: Path) -> None:
-    """Reliability diagram of the base and Top-k ViT; runs: name -> {reliability: bins, ece}."""
+    """Reliability diagram of the base and (if run) Top-k ViT; runs: name -> {reliability: bins, ece}."""
     fig, ax = plotting.subplots(figsize=(4, 4))
     ax.plot([0, 1], [0, 1], "k:", lw=1)
-    for name in ("vit_small", "vit_topk"):
+    for name in runs:
         rel = runs[name]["reliability"]
         pts = [(c, a) for c, a, n in zip(rel["confidence"], rel["accuracy"], rel["count"]) if n > 0]
         ax.plot(*zip(*pts), "o-", label=f"{LABELS[name]} (ECE {runs[name]['ece']:.3f})")

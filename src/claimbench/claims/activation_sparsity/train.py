@@ -1,18 +1,19 @@
 """Train side of activation sparsity: one run per model variant, nnz% tracked at log-spaced steps.
 
 Runs (in plan order): the image runs of `variants.IMAGE_RUNS` (ViT small / large / Top-k, random labels,
-Gaussian inputs + random labels, MLP-Mixer, 2-layer MLP), the char LM on Tiny Shakespeare, and, if
-cfg.label_noise > 0, the label-noise pair (ViT small with and without Top-k).
+Gaussian inputs + random labels, MLP-Mixer, 2-layer MLP) less cfg.skip, the char LM on Tiny Shakespeare,
+and, if cfg.label_noise > 0, the label-noise pair (ViT small with and without Top-k). Each run is trained
+under each of its seeds (`run_seeds`: every replicate seed for cfg.replicated, else seeds[0]). Every run
+also measures nnz% at the end of its first pass over the data (`first_pass_step`), before any repeat.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
 
-from claimbench.claims.activation_sparsity import Config, run_key
+from claimbench.claims.activation_sparsity import Config, run_key, run_seeds
 from claimbench.claims.activation_sparsity.variants import (
     IMAGE_RUNS,
     LABEL_NOISE_RUNS,
@@ -63,30 +64,46 @@ def load_data(ctx: Context) -> Data:
 
 
 def plan(ctx: Context) -> list[RunSpec]:
-    """Every run of the claim at ctx.cfg: image runs, the char LM, then the optional label-noise pair."""
+    """Every run of the claim at ctx.cfg, each under each of its seeds: image runs (less cfg.skip), the
+    char LM, then the optional label-noise pair."""
     cfg: Config = ctx.cfg
 
-    def image(name: str, r: ImageRun) -> RunSpec:
-        steps = getattr(cfg, r.steps_field)
-        return RunSpec(run_key(name, cfg), f"{name} ({steps} steps)",
-                       {"kind": "image", "name": name, "steps": steps, "model": r.model, "topk": r.topk,
-                        "inputs": r.inputs, "labels": r.labels, "classify": r.classify})
+    def specs(name: str, args: dict, steps: int) -> list[RunSpec]:
+        return [RunSpec(run_key(name, cfg, seed), f"{name} seed {seed} ({steps} steps)",
+                        {**args, "name": name, "steps": steps, "seed": seed}) for seed in run_seeds(name, cfg)]
 
-    specs = [image(name, recipe) for name, recipe in IMAGE_RUNS.items()]
-    specs.append(RunSpec(run_key("char_lm", cfg), f"char_lm ({cfg.lm_steps} steps)",
-                         {"kind": "char_lm", "name": "char_lm", "steps": cfg.lm_steps}))
+    def image(name: str, r: ImageRun) -> list[RunSpec]:
+        return specs(name, {"kind": "image", "model": r.model, "topk": r.topk, "inputs": r.inputs,
+                            "labels": r.labels, "classify": r.classify}, getattr(cfg, r.steps_field))
+
+    out = [s for name, recipe in IMAGE_RUNS.items() if name not in cfg.skip for s in image(name, recipe)]
+    out += specs("char_lm", {"kind": "char_lm"}, cfg.lm_steps)
     if cfg.label_noise > 0:
-        specs += [image(name, recipe) for name, recipe in LABEL_NOISE_RUNS.items()]
-    return specs
+        out += [s for name, recipe in LABEL_NOISE_RUNS.items() for s in image(name, recipe)]
+    return out
 
 
-def run_one(ctx: Context, run_dir: Path, data: Data, kind: str, name: str, steps: int, **image) -> dict:
-    """Train run `name` for `steps` optimiser steps: kind 'image' (keywords model, topk, inputs, labels,
-    classify of its ImageRun) or 'char_lm'. Resumes from run_dir/checkpoint.pt (kept afterwards, as
-    before the split: it holds the trained model)."""
+def run_one(ctx: Context, run_dir: Path, data: Data, kind: str, name: str, steps: int, seed: int,
+            **image) -> dict:
+    """Train run `name` under `seed` for `steps` optimiser steps: kind 'image' (keywords model, topk,
+    inputs, labels, classify of its ImageRun) or 'char_lm'. Resumes from run_dir/checkpoint.pt (kept
+    afterwards, as before the split: it holds the trained model)."""
     if kind == "char_lm":
-        return train_char_lm(ctx, run_dir, data, steps)
-    return train_image(ctx, run_dir, data, name, steps, **image)
+        return train_char_lm(ctx, run_dir, data, steps, seed)
+    return train_image(ctx, run_dir, data, name, steps, seed, **image)
+
+
+def first_pass_step(n: int, batch_size: int, steps: int) -> int:
+    """Optimiser steps after which each of n examples has been seen once and none twice (drop_last
+    batches of a fresh permutation each epoch), or the whole run if it is shorter."""
+    return min(n // batch_size, steps)
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy in %; NaN if any logit is not finite (a diverged model has no accuracy)."""
+    if not torch.isfinite(logits).all():
+        return float("nan")
+    return 100 * float((logits.argmax(-1) == y).float().mean())
 
 
 # ----------------------------------------------------------------------------- image runs
@@ -98,62 +115,68 @@ def image_train_config(cfg: Config, steps: int) -> TrainConfig:
                        drop_last=True)
 
 
-def classifier_metrics(model: torch.nn.Module, task: ImageTask, cfg: Config) -> dict:
+def classifier_metrics(model: torch.nn.Module, task: ImageTask, cfg: Config, seed: int) -> dict:
     """Test accuracy (%), ECE (15 bins), reliability bins, accuracy (%) under Gaussian-noise corruption."""
     logits = predict(model, task.x_test)
-    g = generator(derive_seed("corruption", cfg.seed))
+    g = generator(derive_seed("corruption", seed))
     noise = torch.randn(task.x_test_raw.shape, generator=g).to(task.x_test_raw.device) * cfg.corruption_sigma
     x_noisy = ((task.x_test_raw + noise).clamp(0, 1) - task.mean) / task.std
     noisy_logits = predict(model, x_noisy)
     bins = reliability_bins(logits, task.y_test)
-    return {"test_acc": 100 * float((logits.argmax(-1) == task.y_test).float().mean()),
+    return {"test_acc": accuracy(logits, task.y_test),
             "ece": expected_calibration_error(logits, task.y_test),
-            "corrupted_acc": 100 * float((noisy_logits.argmax(-1) == task.y_test).float().mean()),
+            "corrupted_acc": accuracy(noisy_logits, task.y_test),
             "reliability": {k: v.tolist() for k, v in bins.items()}}
 
 
-def train_image(ctx: Context, run_dir: Path, data: Data, name: str, steps: int, model: str, topk: bool,
-                inputs: str, labels: str, classify: bool) -> dict:
+def train_image(ctx: Context, run_dir: Path, data: Data, name: str, steps: int, seed: int, model: str,
+                topk: bool, inputs: str, labels: str, classify: bool) -> dict:
     """Train one image model, tracking nnz% on a train probe (its own inputs) and the test probe.
-    Record: curve (list of {step, train, test}), device, steps_per_epoch, total_steps, and if `classify`
-    test_acc (%), ece, corrupted_acc (%), reliability."""
+    Record: curve (list of {step, train, test}), device, steps_per_epoch, first_pass_step, total_steps;
+    unless trained on the true labels, train_acc (% of the first cfg.eval_examples training inputs whose
+    random/noisy label it predicts: A4's fit gate); if `classify` test_acc (%), ece, corrupted_acc (%),
+    reliability."""
     cfg: Config = ctx.cfg
     task = data.images
-    x, y = data.inputs(inputs), data.labels(labels)
-    seed_everything(derive_seed(name, cfg.seed))
+    x, y = data.inputs(inputs, seed), data.labels(labels, seed)
+    seed_everything(derive_seed(name, seed))
     net = prepare_model(build_model(cfg, model, topk), ctx.device)
     probes = {"train": x[: cfg.probe_examples], "test": task.x_test[: cfg.probe_examples]}
-    marks = log_spaced_steps(steps, cfg.n_measurements, always=(math.ceil(len(x) / cfg.batch_size) - 1,))
-    tracker = SparsityTracker(probes, marks)
-    fit(net, (x, y), image_train_config(cfg, steps), seed=derive_seed(name, cfg.seed, "data"),
+    first_pass = first_pass_step(len(x), cfg.batch_size, steps)
+    tracker = SparsityTracker(probes, log_spaced_steps(steps, cfg.n_measurements, always=(first_pass,)))
+    fit(net, (x, y), image_train_config(cfg, steps), seed=derive_seed(name, seed, "data"),
         callbacks=[tracker], checkpoint=run_dir / CHECKPOINT, desc=name)
     rec = {"curve": tracker.records, "device": str(ctx.device), "steps_per_epoch": len(x) // cfg.batch_size,
-           "total_steps": steps}
+           "first_pass_step": first_pass, "total_steps": steps}
+    if labels != "true":
+        n_fit = min(cfg.eval_examples, len(x))
+        rec["train_acc"] = accuracy(predict(net, x[:n_fit]), y[:n_fit])
     if classify:
-        rec.update(classifier_metrics(net, task, cfg))
+        rec.update(classifier_metrics(net, task, cfg, seed))
     return rec
 
 
 # ----------------------------------------------------------------------------- char LM
 
 
-def train_char_lm(ctx: Context, run_dir: Path, data: Data, steps: int) -> dict:
+def train_char_lm(ctx: Context, run_dir: Path, data: Data, steps: int, seed: int) -> dict:
     """nanoGPT-style char LM on 90% of Tiny Shakespeare; nnz% on training windows and held-out windows.
-    Record: curve, final_train_loss (nats per char), total_steps, steps_per_epoch."""
+    Record: curve, final_train_loss (nats per char), total_steps, steps_per_epoch, first_pass_step."""
     cfg: Config = ctx.cfg
     corpus = data.corpus
     train_tok, val_tok = corpus.split(0.9)
     x, y = (t.to(ctx.device) for t in char_windows(train_tok, cfg.lm_block_size))
     xv, _ = char_windows(val_tok, cfg.lm_block_size, cfg.lm_probe_windows)
-    seed_everything(derive_seed("char_lm", cfg.seed))
+    seed_everything(derive_seed("char_lm", seed))
     model = prepare_model(CharTransformer(len(corpus.vocab), cfg.lm_block_size, cfg.lm_d_model,
                                           cfg.lm_layers, cfg.lm_heads), ctx.device)
     probes = {"train": x[: cfg.lm_probe_windows], "test": xv.to(ctx.device)}
-    tracker = SparsityTracker(probes, log_spaced_steps(steps, cfg.n_measurements))
+    first_pass = first_pass_step(len(x), cfg.lm_batch_size, steps)
+    tracker = SparsityTracker(probes, log_spaced_steps(steps, cfg.n_measurements, always=(first_pass,)))
     tc = TrainConfig(epochs=10**6, steps=steps, batch_size=cfg.lm_batch_size, lr=cfg.lm_lr,
                      optimizer="adamw", weight_decay=cfg.weight_decay, schedule=cfg.schedule,
                      warmup_steps=cfg.warmup_steps, grad_clip=1.0, drop_last=True)
-    state = fit(model, (x, y), tc, seed=derive_seed("char_lm", cfg.seed, "data"), callbacks=[tracker],
+    state = fit(model, (x, y), tc, seed=derive_seed("char_lm", seed, "data"), callbacks=[tracker],
                 checkpoint=run_dir / CHECKPOINT, desc="char_lm")
     return {"curve": tracker.records, "final_train_loss": state.last_loss, "total_steps": steps,
-            "steps_per_epoch": len(x) // cfg.lm_batch_size}
+            "steps_per_epoch": len(x) // cfg.lm_batch_size, "first_pass_step": first_pass}

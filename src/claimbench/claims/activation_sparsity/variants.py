@@ -89,10 +89,12 @@ def image_task(cfg: Config, data_root: str | None, device: torch.device) -> Imag
 
 class Data:
     """The runs' data in one process, each part loaded on first use (a process that trains only image
-    runs never reads Tiny Shakespeare, one without Gaussian-input runs never draws those images)."""
+    runs never reads Tiny Shakespeare, one without Gaussian-input runs never draws those images). The
+    random inputs and labels are drawn from the run's seed (one draw per seed, cached)."""
 
     def __init__(self, cfg: Config, data_root: str | None, device: torch.device):
         self.cfg, self.data_root, self.device = cfg, data_root, device
+        self._drawn: dict[tuple[str, int], torch.Tensor] = {}
 
     @cached_property
     def images(self) -> ImageTask:
@@ -102,27 +104,25 @@ class Data:
     def corpus(self) -> CharCorpus:
         return load_tinyshakespeare(self.data_root)
 
-    @cached_property
-    def gaussian_inputs(self) -> torch.Tensor:
-        """(N, 1, 28, 28) standard-normal images, N = the training images used."""
-        n = len(self.images.y_train)
-        return gaussian_images(n, (1, 28, 28), derive_seed("random_inputs", self.cfg.seed)).to(self.device)
+    def _draw(self, what: str, seed: int) -> torch.Tensor:
+        """(N, 1, 28, 28) standard-normal images ('random_inputs'), uniform labels ('random_labels') or the
+        training labels with cfg.label_noise of them flipped to another class ('label_noise');
+        N = the training images used."""
+        if (what, seed) not in self._drawn:
+            n, s = len(self.images.y_train), derive_seed(what, seed)
+            if what == "random_inputs":
+                t = gaussian_images(n, (1, 28, 28), s)
+            elif what == "random_labels":
+                t = random_labels(n, 10, s)
+            else:
+                t, _ = inject_label_noise(self.images.y_train.cpu(), self.cfg.label_noise, 10, s)
+            self._drawn[(what, seed)] = t.to(self.device)
+        return self._drawn[(what, seed)]
 
-    @cached_property
-    def random_labels(self) -> torch.Tensor:
-        n = len(self.images.y_train)
-        return random_labels(n, 10, derive_seed("random_labels", self.cfg.seed)).to(self.device)
+    def inputs(self, which: str, seed: int) -> torch.Tensor:
+        return self._draw("random_inputs", seed) if which == "gaussian" else self.images.x_train
 
-    @cached_property
-    def noisy_labels(self) -> torch.Tensor:
-        """The training labels with cfg.label_noise of them flipped to another class."""
-        y, _ = inject_label_noise(self.images.y_train.cpu(), self.cfg.label_noise, 10,
-                                  derive_seed("label_noise", self.cfg.seed))
-        return y.to(self.device)
-
-    def inputs(self, which: str) -> torch.Tensor:
-        return self.gaussian_inputs if which == "gaussian" else self.images.x_train
-
-    def labels(self, which: str) -> torch.Tensor:
-        return {"true": lambda: self.images.y_train, "random": lambda: self.random_labels,
-                "noisy": lambda: self.noisy_labels}[which]()
+    def labels(self, which: str, seed: int) -> torch.Tensor:
+        if which == "true":
+            return self.images.y_train
+        return self._draw("random_labels" if which == "random" else "label_noise", seed)

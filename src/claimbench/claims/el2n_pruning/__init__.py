@@ -4,22 +4,29 @@ Paul, Ganguli & Dziugaite, "Deep Learning on a Data Diet", NeurIPS 2021, arXiv 2
 against Kirsch, "Does 'Deep Learning on a Data Diet' reproduce?", arXiv 2303.14753. Spec:
 shared/specs/5-el2n-pruning.md. Card: cards/el2n_pruning.yaml.
 
-Protocol (train → score → prune → retrain, every run cached):
-1. `score_seeds` full-data runs. Each records GraNd at init (step 0) and, after `score_epoch` epochs,
-   EL2N and GraNd (eval mode, un-augmented inputs); its final test accuracy is a full-data baseline.
-   Scores are averaged over the runs (data_diet/get_mean_score.py).
-2. For each keep fraction, score (EL2N keep-hardest, random, GraNd@init keep-hardest) and seed: retrain
-   a fresh network on the kept subset for exactly as many optimiser steps as the full-data run.
-3. Label noise: `noise_seeds` runs on labels with `noise_fraction` corrupted (per mode: 'permute' =
-   data_diet randomize_labels, 'flip' = forced wrong), trained to `score_epoch`; EL2N flags corruptions.
+Protocol (train → score → prune → retrain, every run cached). A *replicate* r (of `replicates`) is the
+independent unit: its own score ensemble, its own label-noise ensemble and its own pruned runs.
+1. Per replicate, `score_ensemble` full-data runs (seeds `ensemble_seeds(cfg)[r]`). Each records GraNd at
+   init (step 0) and, after `score_epoch` epochs, EL2N and GraNd (eval mode, un-augmented inputs); its
+   final test accuracy is a full-data baseline (the replicate's: the mean over its ensemble). The
+   replicate's scores are its ensemble's mean (data_diet/get_mean_score.py).
+2. Per replicate, keep fraction and score (EL2N keep-hardest, random, GraNd@init keep-hardest): retrain a
+   fresh network (init seed `prune_seed(cfg, r)`, shared by the replicate's methods: paired) on the kept
+   subset for exactly as many optimiser steps as the full-data run.
+3. Label noise: per replicate and noise mode ('permute' = data_diet randomize_labels, 'flip' = forced
+   wrong; one fixed corruption mask per mode), `score_ensemble` runs trained to `score_epoch`; the
+   replicate's mean EL2N flags the corruptions.
 4. One `data_stats` run (no training) saves what the analysis needs from the data: the input norms
    of the training images and every noise mode's corruption mask.
-Steps 1, 3 and 4 come first; a barrier then builds the step-2 runs from the averaged scores.
+Steps 1, 3 and 4 come first; a barrier then builds each replicate's step-2 runs from its own scores.
 
-Expected cost (train + analyse): ci ≈ 10–20 s on a 2-core CPU (3 runs' worth of a 1k subset);
-quick ≈ 3 min on a 2-core CPU (measured 3 min 16 s on a loaded CPU, 1 thread; fast CNN, 12k-image
-Fashion-MNIST subset, 21 training runs); gpu ≈ 3–5 min on one H100 (not yet measured; ResNet-18
-low-res, 10k images, 52 runs); paper = ResNet-18 on all 60k images, 200 epochs, 10 inits: GPU-days.
+Expected cost (train + analyse): ci ≈ 10–20 s on a 2-core CPU (300-image subset, 21 runs); quick ≈ 2 min
+on a 2-core CPU (fast CNN, 12k-image Fashion-MNIST subset, 37 runs: 6 score, 12 noise, 1 data_stats,
+18 pruned). Measured: the one-shared-ensemble protocol of card v1 trained its 28 runs in 96 s (local
+executor, one run at a time; score run 6.7 s, noise run 1.1 s, pruned run 3.7 s); the per-replicate
+ensembles of size 2 add 3 score and 6 noise runs, ≈ +27 s (+28 %). Analyse ≈ 10 s (1000 null draws per
+criterion). gpu ≈ 5 min on one H100 (not yet measured; ResNet-18 low-res, 10k images, 64 runs);
+paper = ResNet-18 on all 60k images, 200 epochs, 4 replicates × 10 inits: GPU-days.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ METHOD_LABEL = {"el2n": "EL2N (early)", "random": "random", "grand_init": "GraNd
                 "grand_early": "GraNd (early)", "input_norm": "input norm"}
 SCORES = "scores.pt"           # per run: name -> (N,) float scores of the training examples
 DATA_STATS = "data_stats.pt"   # data_stats run: input_norm (N,), corrupted_<mode> (N,) bool
+SEED_SET_STRIDE = 1000         # seed set k adds k · 1000 to every replicate seed
 
 
 @dataclass(frozen=True)
@@ -63,13 +71,13 @@ class Config:
     milestones: list[float] = field(default_factory=lambda: [0.3, 0.6, 0.8])  # lr × 0.2 at these fractions
     augment: Literal["none", "crop", "crop_flip"] = "crop"
     score_epoch: int = field(default=1, metadata=positive())     # epochs before EL2N/GraNd are taken
-    score_seeds: int = field(default=3, metadata=positive())     # initialisations averaged
+    replicates: int = field(default=3, metadata=positive())      # independent replicates (see the docstring)
+    score_ensemble: int = field(default=2, metadata=positive())  # initialisations averaged per replicate
+    seed_base: int = 0                                           # added to every seed (disjoint seed sets)
     keep_fractions: list[float] = field(default_factory=lambda: [0.7, 0.5], metadata=in_unit_interval())
     methods: list[Method] = field(default_factory=lambda: ["el2n", "random", "grand_init"])
-    prune_seeds: int = field(default=3, metadata=positive())
     noise_fraction: float = field(default=0.1, metadata=in_unit_interval())
     noise_modes: list[Literal["permute", "flip"]] = field(default_factory=lambda: ["permute", "flip"])
-    noise_seeds: int = field(default=3, metadata=positive())
     grand_batch: int = field(default=256, metadata=positive())   # examples per vmap chunk
 
     def __post_init__(self):
@@ -88,8 +96,11 @@ class Config:
                 raise ParamsError(f"{where}.methods must include {need!r} (the card's criteria read it).")
         if "permute" not in self.noise_modes:
             raise ParamsError(f"{where}.noise_modes = {self.noise_modes} must include 'permute' (criterion E5).")
-        if self.score_seeds < 2 or self.prune_seeds < 2:
-            raise ParamsError(f"{where}: score_seeds and prune_seeds must be ≥ 2 (standard errors need them).")
+        if self.replicates < 2:
+            raise ParamsError(f"{where}.replicates = {self.replicates} must be ≥ 2 (an interval needs two).")
+        if self.replicates * self.score_ensemble >= SEED_SET_STRIDE:
+            raise ParamsError(f"{where}: replicates × score_ensemble must be < {SEED_SET_STRIDE} (seed sets "
+                              f"are {SEED_SET_STRIDE} apart).")
 
     def train_config(self) -> TrainConfig:
         """The full-data recipe (data_diet: SGD Nesterov, lr × 0.2 at fixed fractions, drop-last)."""
@@ -97,6 +108,24 @@ class Config:
                            momentum=self.momentum, nesterov=True, weight_decay=self.weight_decay,
                            schedule="step", gamma=0.2, milestones=tuple(self.milestones), augment=self.augment,
                            drop_last=True, checkpoint_every=max(1, self.epochs // 4))
+
+
+def with_seed_set(cfg: Config, k: int) -> Config:
+    """cfg with every replicate seed (score/noise inits, pruned inits, random subsets) moved by k · 1000:
+    disjoint from seed set 0. The data subsets and corruption masks stay. k = 0: cfg itself."""
+    return dataclasses.replace(cfg, seed_base=cfg.seed_base + SEED_SET_STRIDE * k) if k else cfg
+
+
+def ensemble_seeds(cfg: Config) -> list[list[int]]:
+    """Replicate r's score (and label-noise) ensemble seeds: seed_base + r + j · replicates, j < score_ensemble
+    (replicate r's first member is seed r, as in the one-ensemble protocol's score runs)."""
+    return [[cfg.seed_base + r + j * cfg.replicates for j in range(cfg.score_ensemble)]
+            for r in range(cfg.replicates)]
+
+
+def prune_seed(cfg: Config, r: int) -> int:
+    """The init/data-order seed of replicate r's pruned runs (one per replicate: the methods are paired)."""
+    return cfg.seed_base + r
 
 
 # ---------------------------------------------------------------- run keys (their hashes name the run folders)
@@ -122,6 +151,12 @@ def data_stats_key(cfg: Config) -> dict:
 def of_kind(records: list[Record], kind: str, **match) -> list[Record]:
     """The records of one kind (in plan order) whose keys also match `match`."""
     return [r for r in records if r.key["kind"] == kind and all(r.key[k] == v for k, v in match.items())]
+
+
+def by_replicate(cfg: Config, runs: list[Record]) -> list[list[Record]]:
+    """Runs of one kind (and noise mode) grouped into the replicates' ensembles, in `ensemble_seeds` order."""
+    by_seed = {r.key["seed"]: r for r in runs}
+    return [[by_seed[s] for s in seeds] for seeds in ensemble_seeds(cfg)]
 
 
 def mean_scores(runs: list[Record]) -> dict[str, torch.Tensor]:

@@ -1,5 +1,6 @@
 """EL2N pruning, train side: score runs, label-noise runs and one data_stats run; then a barrier
-averages the scores and plans the pruned retraining runs (one per keep fraction, method and seed)."""
+averages each replicate's scores over its ensemble and plans its pruned retraining runs (one per keep
+fraction and method)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ from claimbench.claims.el2n_pruning import (
     METHOD_SCORE,
     SCORES,
     Config,
+    by_replicate,
     data_stats,
     data_stats_key,
+    ensemble_seeds,
     mean_scores,
     of_kind,
+    prune_seed,
     run_key,
 )
 from claimbench.contract import Barrier, Context, RunSpec
@@ -173,35 +177,39 @@ def digest(index: torch.Tensor) -> str:
 
 
 def plan(ctx: Context) -> list[RunSpec | Barrier]:
-    """Score runs, label-noise runs and the data_stats run; then (barrier) the pruned runs."""
+    """Every replicate's score runs and label-noise runs, and the data_stats run; then (barrier) the pruned runs."""
     cfg: Config = ctx.cfg
+    seeds = sorted(s for ensemble in ensemble_seeds(cfg) for s in ensemble)
     specs: list[RunSpec | Barrier] = [
         RunSpec(run_key(cfg, "score", seed=seed), f"score seed={seed}", {"kind": "score", "seed": seed})
-        for seed in range(cfg.score_seeds)]
+        for seed in seeds]
     specs += [RunSpec(run_key(cfg, "noise", mode=mode, fraction=cfg.noise_fraction, seed=seed),
                       f"noise {mode} seed={seed}",
                       {"kind": "noise", "mode": mode, "fraction": cfg.noise_fraction, "seed": seed})
-              for mode in cfg.noise_modes for seed in range(cfg.noise_seeds)]
+              for mode in cfg.noise_modes for seed in seeds]
     specs.append(RunSpec(data_stats_key(cfg), "data stats", {"kind": "data_stats"}))
     return [*specs, Barrier(prune_plan)]
 
 
 def prune_plan(ctx: Context, records: list[Record]) -> list[RunSpec]:
-    """The pruned runs, from the score runs' mean scores (and input norms if a method needs them):
-    each retrains on its kept subset for as many optimiser steps as a full-data run."""
+    """The pruned runs: replicate r keeps the hardest examples of its own ensemble's mean scores (or a
+    random subset seeded by its prune seed) and retrains for as many optimiser steps as a full-data run."""
     cfg: Config = ctx.cfg
-    scores = mean_scores(of_kind(records, "score"))
+    scores = [mean_scores(ensemble) for ensemble in by_replicate(cfg, of_kind(records, "score"))]
     if "input_norm" in cfg.methods:
-        scores["input_norm"] = data_stats(records)["input_norm"]
+        norms = data_stats(records)["input_norm"]
+        for s in scores:
+            s["input_norm"] = norms
     n = of_kind(records, "data_stats")[0]["n_train"]
     full_steps = cfg.train_config().total_steps(n)
     specs = []
     for keep_fraction in cfg.keep_fractions:
         for method in cfg.methods:
-            for seed in range(cfg.prune_seeds):
-                keep = subset_for(method, keep_fraction, seed, scores, n)
+            for r in range(cfg.replicates):
+                seed = prune_seed(cfg, r)
+                keep = subset_for(method, keep_fraction, seed, scores[r], n)
                 key = run_key(cfg, "prune", method=method, keep=keep_fraction, seed=seed, steps=full_steps,
                               subset=digest(keep))
-                specs.append(RunSpec(key, f"{method} keep={keep_fraction} seed={seed}",
+                specs.append(RunSpec(key, f"{method} keep={keep_fraction} replicate={r}",
                                      {"kind": "prune", "keep": keep, "seed": seed, "steps": full_steps}))
     return specs

@@ -8,21 +8,23 @@ Source: Martin & Mahoney, "Implicit Self-Regularization in Deep Neural Networks"
 
 Protocol: MiniAlexNet (models/mini_alexnet.py), MSE on softmax, SGD lr 0.01 momentum 0.9, lr × 0.95
 per epoch, per-image standardisation (CIFAR-10 centre-cropped to 28×28). One run per (batch size,
-seed); final weights cached. Analysis (never trains): FC1/FC2 ESDs per run and pooled over seeds (as
-the paper), WW-style metrics (metrics/spectral.py), our automated phase label (metrics/phases.py).
+seed); final weights and final train/test accuracy kept. Analysis (never trains): FC1/FC2 ESDs per run
+and pooled over seeds (as the paper), WW-style metrics (metrics/spectral.py), our automated phase label
+(metrics/phases.py). Gating statistics are per seed (the replicate: one run per batch size), with
+Student-t intervals over seeds and null draws that shuffle batch-size labels within each seed (card v2).
 
 Cost (train + analyse), measured on a 2-core Intel Xeon (2026-11-26): ci ≈ 15 CPU-s; quick (1000
 Fashion-MNIST images, bs 2…500 × 3 seeds × 4 epochs, 15 runs of 1 thread each) = 467 s wall of training
 one run at a time (the default executor), 248 s with `executor: {workers: 2}` or 254 s on Ray with 2
-CPUs, + ≈ 15 s of analysis; gpu ≈ 3–4 min on one
-H100 (an estimate: never run); paper = 11 batch sizes × 10 seeds × 100 epochs of CIFAR-10 (days on a CPU).
+CPUs, + ≈ 10–20 s of analysis (of which ≈ 4 s judge the 3 × 2000 null draws); gpu ≈ 3–4 min on
+one H100 (an estimate: never run); paper = 11 batch sizes × 10 seeds × 100 epochs of CIFAR-10 (days on a CPU).
 Small batches dominate: at bs 2 one CPU step costs ~10–30 ms, so `quick` reaches only 2000 SGD steps at
 bs 2, versus 2.5 M in the paper — phases depend on training length.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from claimbench.errors import ParamsError
@@ -52,6 +54,12 @@ class Config:
                 f"params: {CLAIM_ID} needs ≥ 2 distinct batch_sizes and ≥ 2 distinct seeds "
                 f"(got {self.batch_sizes}, {self.seeds}); the criteria compare sizes and use seed SEs."
             )
+
+
+def with_seed_set(cfg: Config, k: int) -> Config:
+    """cfg with replicate seeds disjoint from seed set 0 (each seed + 1000·k; k = 0: cfg itself). The data
+    subsets (derive_seed of the claim) stay fixed."""
+    return cfg if k == 0 else replace(cfg, seeds=[s + 1000 * k for s in cfg.seeds])
 
 
 def run_key(cfg: Config, batch_size: int, seed: int) -> dict:

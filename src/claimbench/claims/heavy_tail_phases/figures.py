@@ -23,12 +23,15 @@ DVC_PLOTS = [
 def figures(result: ClaimResult, ctx: Context) -> None:
     """FC1 ESDs with MP fits; α, soft rank and stable rank vs batch size; accuracies vs batch size."""
     table, runs = result.tables["per_batch_size"], result.tables["per_run"]
-    esds = result.figure_data["esds"]  # {(layer, batch size): pooled eigenvalues}
+    esds = result.figure_data["esds"]  # {(layer, batch size): pooled eigenvalues}; none for a diverged size
     sizes = table["batch_size"].tolist()
     fig, axes = plotting.subplots(1, len(sizes), figsize=(3.0 * len(sizes), 2.8), squeeze=False)
     q = max(4096, 384) / 384
     for ax, (_, row) in zip(axes[0], table.iterrows()):
-        ev = esds[("fc1", row["batch_size"])]
+        ev = esds.get(("fc1", row["batch_size"]))
+        if ev is None:  # diverged: no pooled ESD
+            ax.set_title(f"bs {row['batch_size']}: {row['fc1_phase']}", fontsize=9)
+            continue
         ev = ev[ev > 0]
         bins = np.logspace(np.log10(ev.min()), np.log10(ev.max()), 60)
         ax.hist(ev, bins=bins, density=True, alpha=0.6, label="ESD")

@@ -11,29 +11,39 @@ Setup: torchvision ResNet-18 with a width multiplier and a 3x3 stem (models/resn
 class-balanced Fashion-MNIST subset; SGD (momentum 0.9, wd 5e-4, lr x0.1 at 3/7 and 5/7 of training,
 grad-norm clip 2), every (width, seed) trained once per loss with the same initialisation and data order.
 NC metrics (metrics/collapse.py) on the un-augmented training subset in eval mode, float64, at
-log-spaced epochs; test accuracy of the final model.
+log-spaced epochs; test accuracy of the final model. Card v2: a seed is the replicate; N1 judges the
+worst loss per seed (NC2 against a random classifier of the same shape), N2 each loss minus CE per seed
+within ±EQUIVALENCE_MARGIN_PP; CE also runs under `control_seeds` at the largest width (N2's control).
 
-Expected cost (train + analyse): ci ~10 s CPU time; quick ~2 min CPU time (measured: 107 s user time with
-one thread; 5.4 min wall on a shared, oversubscribed 2-core box); gpu ~4 min on one H100 (estimate, not
-yet run); paper (60k images, 4 widths, 350 epochs, 3 seeds): about a day on one GPU.
+Expected cost (train + analyse): ci ~10 s CPU time; quick ~2 min CPU time (measured before card v2: 107 s
+user time with one thread; 5.4 min wall on a shared, oversubscribed 2-core box), plus the 2 control runs
+of card v2, each like a CE run at w=1/8 (9.5-10.4 s of the 149 s run time of the quick suite on the quiet
+2-core box: about +13%); analyse ~5 s at quick (null draws included); gpu ~4 min on one H100 (estimate,
+not yet run); paper (60k images, 4 widths, 350 epochs, 3 seeds + 1 control): about a day on one GPU.
 
-Files: train.py (one run per width, seed and loss variant), analyse.py (statistics, tables),
-figures.py (NC curves, accuracy vs width).
+Files: train.py (one run per width, seed and loss variant, plus the control runs), analyse.py
+(statistics, per-seed samples, tables), null.py (null and control draws), figures.py (NC curves,
+accuracy vs width).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 
 from claimbench.collapse_losses import LOSS_NAMES
+from claimbench.errors import ParamsError
 from claimbench.params import positive
 
 CLAIM_ID = "neural_collapse"
 SECONDARY_LS = "ls_secondary"  # LS at ls_alpha_secondary, run at the largest width only (reported)
 VARIANT_ORDER = [*LOSS_NAMES, SECONDARY_LS]  # the order of variants in runs, legends and colours
+REFERENCE_LOSS = "ce"  # N2 compares every other loss with CE, as the paper's heatmaps (loss minus CE)
+# N2's equivalence margin (points of test accuracy) for each loss minus CE; the card's N2 thresholds are
+# -/+ this value (tests check they agree). Why 1.0: see the card (the paper says "largely identical").
+EQUIVALENCE_MARGIN_PP = 1.0
 
 
 def _check(predicate, doc: str) -> dict:
@@ -69,6 +79,24 @@ class Config:
     mse_scale: float = field(default=15.0, metadata=positive())
     nc_points: int = field(default=8, metadata=positive())  # log-spaced epochs with NC measurements
     subset_seed: int = 0
+    # N2's positive control: CE at the largest width under these extra seeds, so that one loss is seen
+    # under len(seeds) + len(control_seeds) seeds (reported, never gating); [] = no control runs.
+    control_seeds: list[int] = field(default_factory=list)
+
+    def __post_init__(self):
+        shared = sorted(set(self.seeds) & set(self.control_seeds))
+        if shared:
+            raise ParamsError(f"params: control_seeds {list(self.control_seeds)} share seed(s) {shared} with seeds "
+                              f"{list(self.seeds)}; control runs need seeds of their own.")
+
+
+def with_seed_set(cfg: Config, k: int) -> Config:
+    """cfg with every replicate seed (seeds, control_seeds) moved by 1000·k: disjoint from set 0 for k >= 1;
+    the data subsets (subset_seed) stay. k = 0 returns cfg itself."""
+    if k == 0:
+        return cfg
+    return replace(cfg, seeds=[s + 1000 * k for s in cfg.seeds],
+                   control_seeds=[s + 1000 * k for s in cfg.control_seeds])
 
 
 def nc_epochs(epochs: int, points: int) -> list[int]:
@@ -85,6 +113,7 @@ def variants(cfg: Config, width: float) -> list[str]:
 
 def run_key(cfg: Config, width: float, seed: int, variant: str) -> dict:
     """Cache key of one run: every setting that changes it (not the lists of widths/seeds swept)."""
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("widths", "seeds", "ls_alpha_secondary")}
+    settings = {k: v for k, v in asdict(cfg).items()
+                if k not in ("widths", "seeds", "ls_alpha_secondary", "control_seeds")}
     alpha = cfg.ls_alpha_secondary if variant == SECONDARY_LS else cfg.ls_alpha
     return {**settings, "ls_alpha": alpha, "width": width, "seed": seed, "variant": variant}

@@ -1,5 +1,6 @@
 """Neural collapse, train side: one run per (width, seed, loss variant), each a width-ResNet-18 trained
-with SGD while a probe measures the collapse metrics at log-spaced epochs.
+with SGD while a probe measures the collapse metrics at log-spaced epochs; plus N2's control runs (CE at
+the largest width under `control_seeds`), ordinary CE runs with seeds of their own.
 
 A run folder holds features.pt (final penultimate features h (N, d), labels y (N,), classifier w (K, d)
 and b (K,)), model.pt (the weights) and, while training, checkpoint.pt.
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from claimbench.claims.neural_collapse import SECONDARY_LS, Config, nc_epochs, run_key, variants
+from claimbench.claims.neural_collapse import REFERENCE_LOSS, SECONDARY_LS, Config, nc_epochs, run_key, variants
 from claimbench.collapse_losses import make_loss
 from claimbench.contract import Context, RunSpec
 from claimbench.data import balanced_subset, derive_seed, load_fashion_mnist, normalize
@@ -82,10 +83,15 @@ def load_data(ctx: Context) -> dict[str, torch.Tensor]:
 
 
 def plan(ctx: Context) -> list[RunSpec]:
-    """Every (width, seed, loss variant), widths ascending, then seeds, then variants in VARIANT_ORDER."""
+    """Every (width, seed, loss variant), widths ascending, then seeds, then variants in VARIANT_ORDER; then
+    N2's control runs: CE at the largest width under each control seed (an ordinary CE run's key)."""
     cfg: Config = ctx.cfg
-    return [RunSpec(run_key(cfg, w, s, v), f"{v} w={w:g} seed={s}", {"width": w, "seed": s, "variant": v})
+    main = [RunSpec(run_key(cfg, w, s, v), f"{v} w={w:g} seed={s}", {"width": w, "seed": s, "variant": v})
             for w in sorted(cfg.widths) for s in cfg.seeds for v in variants(cfg, w)]
+    w = max(cfg.widths)
+    control = [RunSpec(run_key(cfg, w, s, REFERENCE_LOSS), f"{REFERENCE_LOSS} w={w:g} seed={s} (control)",
+                       {"width": w, "seed": s, "variant": REFERENCE_LOSS}) for s in cfg.control_seeds]
+    return main + control
 
 
 def run_one(ctx: Context, run_dir: Path, data: dict, width: float, seed: int, variant: str) -> dict:

@@ -2,9 +2,9 @@
 
 Claim (Martin & Mahoney, "Post-mortem on a deep learning contest: a Simpson's paradox and the complementary
 roles of scale metrics versus shape metrics", arXiv 2106.00734): over a corpus of trained models of several
-depths and regularisation hyperparameters, *scale* metrics (log spectral norm, log Frobenius norm, α̂)
+depths and regularisation hyperparameters, *scale* metrics (log spectral norm, log Frobenius norm)
 correlate with test accuracy over the whole corpus but poorly within each fixed-depth group, while *shape*
-metrics (α, rand_distance) correlate within fixed-depth groups but poorly over the whole corpus.
+metrics (α, rand_distance) correlate within fixed-depth groups (α negatively) but poorly over the whole corpus.
 Spec: shared/specs/2-simpson-paradox.md (PGDL task-1 grid, WeightWatcher metric definitions).
 
 Corpus: a PGDL-task-1-like VGG family (claimbench.models.pgdl_vgg) on Fashion-MNIST, one resumable run
@@ -12,20 +12,27 @@ per grid point (train.py); or, with ``pgdl_task`` set, the models of a real PGDL
 (claimbench.models.pgdl_keras, read by analyse.py: nothing trains). Depth group = number of conv layers.
 Per model: layer means of the WeightWatcher metrics (claimbench.metrics.spectral); Kendall τ / Spearman ρ /
 R² vs test accuracy, pooled and per depth, with bootstrap CIs over models (claimbench.metrics.simpson).
+α̂ (alpha_weighted) and log α-norm combine scale and shape (the paper's v2 abstract) and are neither.
+Card v2: a replicate is a bootstrap resample of the corpus (models resampled within depth groups); the
+gating statistics (S1: |τ_pooled| and the paradox margin of log spectral norm; S2: the signed mean
+within-depth τ of α and the signed gap) are judged on their percentile intervals; null draws shuffle the
+depth labels (S1) or permute test accuracy across models (S2), computed from the corpus table in analyse.
 
 Expected cost (2-core CPU; measured on a shared, ~3.5x oversubscribed one, so uncontended is lower):
-ci ≈ 19 s wall (8 models, 7 s CPU); quick ≈ 50 s wall (32 models, 16 per depth, 14 px images, 33 s CPU);
-gpu: the full 96-model grid at 28 px, several models at once on one GPU (the Ray executor's gpus_per_run
-packs runs on it), aimed at 2–4 min on one H100 but never run (no GPU was available); paper: PGDL's
-protocol on CIFAR-10, 1200 epochs (days).
+ci ≈ 19 s wall (8 models, 7 s CPU); quick ≈ 50 s wall with card v1's 4 epochs (32 models, 16 per depth,
+14 px images, 33 s CPU), about 25% more with card v2's 5 epochs; analyse ≈ 10 s at quick (3.5 s of it the
+400 null draws); gpu: the full 96-model grid at 28 px, several models at once on one GPU (the Ray
+executor's gpus_per_run packs runs on it), aimed at 2–4 min on one H100 but never run (no GPU was
+available); paper: PGDL's protocol on CIFAR-10, 1200 epochs (days), or the released PGDL checkpoints.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
+from claimbench.data import derive_seed
 from claimbench.params import in_unit_interval, positive
 
 CLAIM_ID = "simpson_paradox"
@@ -41,6 +48,8 @@ class Config:
     downsample: average-pool factor applied to the images (2: 28 px -> 14 px). lr_milestones: fractions of
     training where lr is multiplied by lr_gamma (PGDL: x0.2 at epochs 300/600/900 of 1200); empty = constant.
     pgdl_task: a PGDL task folder (…/task1_v4); when set, its models are analysed instead of training.
+    seed_base: added to the model and bootstrap seeds (robustness seed sets, `with_seed_set`); the data
+    subsets keep `seed`.
     """
 
     blocks: list[int] = field(metadata=positive())
@@ -63,6 +72,7 @@ class Config:
     n_boot: int = field(default=1000, metadata=positive())
     min_evals: int = field(default=10, metadata=positive())
     pgdl_task: str | None = None
+    seed_base: int = 0
 
 
 def grid(cfg: Config) -> list[dict]:
@@ -72,5 +82,22 @@ def grid(cfg: Config) -> list[dict]:
 
 def sweep_key(hp: dict, cfg: Config) -> dict:
     """What identifies one trained model: its grid point plus every data/recipe setting."""
-    recipe = {k: v for k, v in asdict(cfg).items() if k not in (*ANALYSIS_ONLY, *hp)}
+    recipe = {k: v for k, v in asdict(cfg).items()
+              if k not in (*ANALYSIS_ONLY, *hp) and not (k == "seed_base" and v == 0)}  # keys of set 0 unchanged
     return {**hp, **recipe}
+
+
+def model_seed(hp: dict, cfg: Config) -> int:
+    """The training seed of the model at grid point `hp` (its init, dropout and batch order)."""
+    return derive_seed(CLAIM_ID, cfg.seed + cfg.seed_base, sorted(hp.items()))
+
+
+def bootstrap_seed(cfg: Config) -> int:
+    """The seed of the bootstrap over models (and of the null draws' inner bootstraps)."""
+    return cfg.seed + cfg.seed_base
+
+
+def with_seed_set(cfg: Config, k: int) -> Config:
+    """Seed set k: every model and bootstrap seed moved by 1000·k (disjoint from set 0); data subsets kept.
+    With ``pgdl_task`` the released models are fixed, so only the bootstrap changes."""
+    return cfg if k == 0 else replace(cfg, seed_base=cfg.seed_base + 1000 * k)

@@ -2,29 +2,50 @@
 
 The corpus is the finished runs' records and weights (rec.tensors), or, with ``pgdl_task`` set, the
 trained models of that PGDL task folder (`pgdl_rows`; the plan is then empty and `records` too).
+Gating statistics come with their bootstrap over models (`samples`); the null draws shuffle the depth
+labels (S1) or permute test accuracy across models (S2), see `null_draws`.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import torch
 
-from claimbench.claims.simpson_paradox import GRID, Config
+from claimbench.claims.simpson_paradox import GRID, Config, bootstrap_seed
 from claimbench.contract import Context
-from claimbench.metrics.simpson import CorpusError, grouped_association, paradox_flags
+from claimbench.intervals import Samples, bootstrap
+from claimbench.metrics.simpson import (
+    CorpusError,
+    GroupedAssociation,
+    grouped_association,
+    paradox_flags,
+    paradox_statistics,
+)
 from claimbench.metrics.spectral import analyze_matrices
 from claimbench.models.pgdl_keras import load_pgdl_task
 from claimbench.results import ClaimResult
 from claimbench.sweep import Record
 
-SCALE_METRICS = ("log_spectral_norm", "log_norm", "alpha_weighted", "log_alpha_norm", "stable_rank",
-                 "mp_softrank")
+# WeightWatcher's classes (spec B.2). α̂ (alpha_weighted) and log α-norm combine scale and shape (the v2
+# abstract splits α̂ into a scale part and a shape part), so they are neither scale nor shape metrics here.
+SCALE_METRICS = ("log_spectral_norm", "log_norm", "stable_rank", "mp_softrank")
+COMBINED_METRICS = ("alpha_weighted", "log_alpha_norm")
 SHAPE_METRICS = ("alpha", "rand_distance")
-METRICS = SCALE_METRICS[:3] + SHAPE_METRICS + SCALE_METRICS[3:]
-METRIC_CLASS = {"log_spectral_norm": "scale", "log_norm": "scale", "stable_rank": "scale",
-                "mp_softrank": "scale", "alpha_weighted": "scale-adjusted shape",
-                "log_alpha_norm": "scale-adjusted shape", "alpha": "shape", "rand_distance": "shape"}
+METRICS = ("log_spectral_norm", "log_norm", "alpha_weighted", "alpha", "rand_distance", "log_alpha_norm",
+           "stable_rank", "mp_softrank")  # table order
+METRIC_CLASS = {**dict.fromkeys(SCALE_METRICS, "scale"), **dict.fromkeys(COMBINED_METRICS, "scale-adjusted shape"),
+                **dict.fromkeys(SHAPE_METRICS, "shape")}
 PRIMARY_SCALE, PRIMARY_SHAPE = "log_spectral_norm", "alpha"
+# The bootstrap draws kept as samples (what the card's criteria read), per metric.
+SAMPLED = {"log_spectral_norm": ("tau_pooled", "abs_tau_pooled", "paradox_margin"),
+           "log_norm": ("abs_tau_pooled", "paradox_margin"),
+           "alpha": ("tau_mean_within", "shape_gap_signed"),
+           "rand_distance": ("shape_gap",)}
+NULL_STATS = {"S1": (f"abs_tau_pooled_{PRIMARY_SCALE}", f"paradox_margin_{PRIMARY_SCALE}"),
+              "S2": (f"tau_mean_within_{PRIMARY_SHAPE}", f"shape_gap_signed_{PRIMARY_SHAPE}")}
+NULL_DRAWS, NULL_BOOT, NULL_SEED = 200, 200, 14  # null draws, inner bootstrap draws per null draw, seed
+TEST_SET_SIZE = 10_000  # Fashion-MNIST's and CIFAR-10's test sets
 
 
 def conv_slices(kernel: torch.Tensor) -> list[torch.Tensor]:
@@ -38,11 +59,13 @@ def kernel_layers(kernels: dict[str, torch.Tensor]) -> list[tuple[str, str, list
 
 
 def model_metrics(kernels: dict[str, torch.Tensor], min_evals: int, seed: int = 0) -> dict[str, float]:
-    """Layer means of the WeightWatcher metrics over the analysed layers (WW get_summary), plus the count."""
+    """Layer means of the WeightWatcher metrics over the analysed layers (WW get_summary), plus the count.
+    A layer whose metric is undefined (e.g. a failed power-law fit) makes the model's mean NaN, not a mean
+    over fewer layers."""
     df = analyze_matrices(kernel_layers(kernels), min_evals=min_evals, seed=seed)
     if df.empty:
         raise CorpusError(f"no layer passes the size filter (min_evals={min_evals}); lower min_evals.")
-    out = {m: float(df[m].mean()) for m in METRICS}
+    out = {m: float(df[m].mean(skipna=False)) for m in METRICS}
     out["analysed_layers"] = len(df)
     return out
 
@@ -75,11 +98,25 @@ def corpus_table(records: list[Record], cfg: Config) -> pd.DataFrame:
     return df
 
 
+def tau_statistics(a: GroupedAssociation, metric: str) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """The card's Kendall-τ statistics of one metric (named `<stat>_<metric>`): full-data values and
+    bootstrap draws (metrics.simpson.paradox_statistics)."""
+    point = paradox_statistics(a.pooled, list(a.groups.values()))
+    draws = paradox_statistics(a.boot_pooled, a.boot_groups)
+    names = {"abs_pooled": "abs_tau_pooled", "mean_within": "tau_mean_within",
+             "mean_within_abs": "tau_mean_within_abs"}
+    est = {f"{names.get(k, k)}_{metric}": float(v) for k, v in point.items()}
+    boot = {f"{names.get(k, k)}_{metric}": v for k, v in draws.items()}
+    est[f"tau_pooled_{metric}"], boot[f"tau_pooled_{metric}"] = a.pooled, a.boot_pooled
+    return est, boot
+
+
 def association_table(df: pd.DataFrame, n_boot: int, seed: int, target: str = "test_acc",
-                      ) -> tuple[pd.DataFrame, dict]:
+                      ) -> tuple[pd.DataFrame, dict, dict[str, Samples]]:
     """Rows (metric, statistic) with pooled / per-depth / mean-within values and CIs of each metric vs
-    `target`; and the card statistics (named for test accuracy; other targets only fill the table)."""
-    rows, stats = [], {}
+    `target`; the card statistics (named for test accuracy; other targets only fill the table); and the
+    bootstrap samples of the statistics in SAMPLED."""
+    rows, stats, samples = [], {}, {}
     for metric in METRICS:
         for statistic in ("tau", "rho", "r2"):
             a = grouped_association(df[metric].to_numpy(), df[target].to_numpy(), df["conv_layers"].to_numpy(),
@@ -96,15 +133,50 @@ def association_table(df: pd.DataFrame, n_boot: int, seed: int, target: str = "t
             stats[f"{statistic}_mean_within_{metric}"] = a.mean_within
             stats[f"{statistic}_mean_within_abs_{metric}"] = a.mean_within_abs
             if statistic == "tau":
-                stats[f"abs_tau_pooled_{metric}"] = abs(a.pooled)
+                est, boot = tau_statistics(a, metric)
+                stats.update(est)
                 stats[f"tau_pooled_ci_halfwidth_{metric}"] = (a.pooled_ci[1] - a.pooled_ci[0]) / 2
-                stats[f"shape_gap_{metric}"] = a.mean_within_abs - abs(a.pooled)
                 stats[f"shape_gap_lo_{metric}"], stats[f"shape_gap_hi_{metric}"] = a.gap_ci
                 for k, v in paradox_flags(a.pooled, a.groups, a.mean_within, a.mean_within_abs).items():
                     stats[f"{k}_{metric}"] = v
                 for g, v in a.groups.items():
                     stats[f"tau_depth{g}_{metric}"] = v
-    return pd.DataFrame(rows), stats
+                samples.update({f"{k}_{metric}": bootstrap(est[f"{k}_{metric}"], boot[f"{k}_{metric}"])
+                                for k in SAMPLED.get(metric, ())})
+    return pd.DataFrame(rows), stats, samples
+
+
+def null_draws(df: pd.DataFrame, seed: int, seed_base: int = 0) -> dict[str, list[dict[str, Samples]]]:
+    """NULL_DRAWS seeded draws per gating criterion, each its statistics as bootstrap Samples (NULL_BOOT
+    inner draws): S1 with the depth labels shuffled across models (group sizes kept; every depth group is
+    then a random sample of the corpus, so its trend is the pooled one: no paradox); S2 with test accuracy
+    permuted across models (α then carries no information about accuracy, within depth or pooled)."""
+    rng = np.random.default_rng(NULL_SEED + seed_base)
+    acc, depth = df["test_acc"].to_numpy(), df["conv_layers"].to_numpy()
+    out = {"S1": [], "S2": []}
+    for _ in range(NULL_DRAWS):
+        inner = seed + int(rng.integers(1, 2**31))
+        for cid, metric, y, g in (("S1", PRIMARY_SCALE, acc, rng.permutation(depth)),
+                                  ("S2", PRIMARY_SHAPE, rng.permutation(acc), depth)):
+            a = grouped_association(df[metric].to_numpy(), y, g, "tau", n_boot=NULL_BOOT, seed=inner)
+            est, boot = tau_statistics(a, metric)
+            out[cid].append({k: bootstrap(est[k], boot[k]) for k in NULL_STATS[cid]})
+    return out
+
+
+def regime_statistics(df: pd.DataFrame, records: list[Record], cfg: Config) -> dict[str, float]:
+    """What the card's regime reads: models that diverged (left out of the corpus), the lowest test
+    accuracy, and the smallest ratio over depth groups of the sd of test accuracy to the test-set sampling
+    sd sqrt(p(1-p)/n_test) (n_test = test_examples, at most TEST_SET_SIZE; with a PGDL task, test_examples
+    stands for the task's test-set size)."""
+    n_test = min(cfg.test_examples, TEST_SET_SIZE)
+    by_depth = df.groupby("conv_layers")["test_acc"]
+    p = by_depth.mean()
+    ratio = by_depth.std(ddof=1) / np.sqrt(p * (1 - p) / n_test)
+    return {"diverged_models": sum(bool(r["diverged"]) for r in records),
+            "test_acc_min": float(df["test_acc"].min(skipna=False)),
+            "test_acc_spread_over_noise_min": float(ratio.min(skipna=False)), "test_examples_for_noise": n_test,
+            "undefined_metric_models": int((~np.isfinite(df[list(METRICS)].to_numpy())).any(axis=1).sum())}
 
 
 def corpus_training(records: list[Record]) -> dict:
@@ -118,18 +190,24 @@ def corpus_training(records: list[Record]) -> dict:
 def analyse(records: list[Record], ctx: Context) -> ClaimResult:
     cfg: Config = ctx.cfg
     df = corpus_table(records, cfg)
-    assoc, stats = association_table(df, cfg.n_boot, cfg.seed)
-    gap_assoc, _ = association_table(df, cfg.n_boot, cfg.seed, target="gen_gap")
+    seed = bootstrap_seed(cfg)
+    assoc, stats, samples = association_table(df, cfg.n_boot, seed)
+    gap_assoc, _, _ = association_table(df, cfg.n_boot, seed, target="gen_gap")
     stats["models"] = len(df)
     stats["depth_groups"] = int(df["conv_layers"].nunique())
     stats["min_models_per_depth"] = int(df.groupby("conv_layers").size().min())
+    stats.update(regime_statistics(df, records, cfg))
     source = f"PGDL task {cfg.pgdl_task}" if cfg.pgdl_task else f"{cfg.dataset} VGG grid"
     return ClaimResult(
         statistics=stats,
         tables={"corpus": df, "associations": assoc, "associations_gen_gap": gap_assoc},
-        seeds=[cfg.seed],
+        seeds=[seed],
         setup={"dataset": cfg.dataset if not cfg.pgdl_task else cfg.pgdl_task,
                "model": f"PGDL-task-1-like VGG ({len(df)} models, depths {sorted({int(d) for d in df.conv_layers})})",
                "corpus": source, "target": "test accuracy", "grouping": "number of conv layers"},
-        details={"corpus_training": corpus_training(records)},
+        details={"corpus_training": corpus_training(records),
+                 "null": {"draws": NULL_DRAWS, "inner_bootstrap": NULL_BOOT, "seed": NULL_SEED + cfg.seed_base,
+                          "S1": "depth labels shuffled across models", "S2": "test accuracy permuted across models"}},
+        samples=samples,
+        null_draws=null_draws(df, seed, cfg.seed_base),
     )

@@ -22,7 +22,9 @@ DVC_PLOTS = [
 
 
 def simpson_figure(df: pd.DataFrame, metric: str, path) -> None:
-    """Metric vs test accuracy, points coloured by depth, one least-squares line per depth and one pooled."""
+    """Metric vs test accuracy, points coloured by depth, one least-squares line per depth and one pooled.
+    Models whose metric is undefined (NaN) are left out of the plot (the statistics read them as NaN)."""
+    df = df[np.isfinite(df[metric])]
     fig, ax = plotting.subplots(figsize=(5, 4))
     depths = sorted(df["conv_layers"].unique())
     palette = plotting.sns.color_palette("colorblind", len(depths))
@@ -33,9 +35,10 @@ def simpson_figure(df: pd.DataFrame, metric: str, path) -> None:
             b, a = np.polyfit(sub[metric], sub["test_acc"], 1)
             xs = np.linspace(sub[metric].min(), sub[metric].max(), 20)
             ax.plot(xs, a + b * xs, color=colour)
-    b, a = np.polyfit(df[metric], df["test_acc"], 1)
-    xs = np.linspace(df[metric].min(), df[metric].max(), 20)
-    ax.plot(xs, a + b * xs, color="black", ls="--", label="pooled")
+    if df[metric].nunique() > 1:
+        b, a = np.polyfit(df[metric], df["test_acc"], 1)
+        xs = np.linspace(df[metric].min(), df[metric].max(), 20)
+        ax.plot(xs, a + b * xs, color="black", ls="--", label="pooled")
     ax.set(xlabel=f"mean {metric} ({METRIC_CLASS[metric]})", ylabel="test accuracy",
            title=f"Simpson plot: {metric}")
     ax.legend(fontsize=8)

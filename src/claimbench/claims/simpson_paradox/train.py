@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from claimbench.claims.simpson_paradox import CLAIM_ID, Config, grid, sweep_key
+from claimbench.claims.simpson_paradox import CLAIM_ID, Config, grid, model_seed, sweep_key
 from claimbench.contract import Context, RunSpec
-from claimbench.data import balanced_subset, derive_seed, load_images, random_subset
+from claimbench.data import balanced_subset, load_images, random_subset
 from claimbench.models.pgdl_vgg import PGDLVGG, VGGSpec
 from claimbench.numerics import upcast
 from claimbench.sweep import CHECKPOINT
@@ -56,7 +56,7 @@ def run_one(ctx: Context, run_dir: Path, data, *, blocks: int, dense_layers: int
     hp = {"blocks": blocks, "dense_layers": dense_layers, "last_filters": last_filters, "dropout": dropout,
           "weight_decay": weight_decay, "batch_size": batch_size}
     spec = VGGSpec(blocks, dense_layers, last_filters, cfg.dense_width, dropout)
-    seed = derive_seed(CLAIM_ID, cfg.seed, sorted(hp.items()))
+    seed = model_seed(hp, cfg)
     seed_everything(seed)
     model = prepare_model(PGDLVGG(spec, x.shape[1], x.shape[-1], num_classes), ctx.device)
     tc = TrainConfig(epochs=cfg.epochs, batch_size=batch_size, lr=cfg.lr, momentum=cfg.momentum,

@@ -1,0 +1,123 @@
+"""The activation-sparsity analysis on synthetic run records (no training): per-replicate samples for every
+gating check, null draws for every gating criterion, the null code on known answers, the A4 fit gate, and
+NaN activations giving an undecided criterion rather than a sparse one."""
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+from claimbench.cards import PASS, UNDECIDED, UNDEFINED, load_card
+from claimbench.claims.activation_sparsity import train as T
+from claimbench.claims.activation_sparsity.analyse import analyse
+from claimbench.claims.activation_sparsity.curves import Curve
+from claimbench.claims.activation_sparsity.nulls import scaling_null
+from claimbench.intervals import interval
+from claimbench.results import null_calibration
+from claimbench.stage import make_context
+from claimbench.sweep import Record
+
+STEPS = [0, 1, 10, 30, 60, 100]
+
+
+@pytest.fixture
+def ctx():
+    return make_context("activation_sparsity", "ci", root=REPO)
+
+
+def record(end: float, seed: int, layers: int = 2, train_acc: float = 95.0, nan_end: bool = False) -> dict:
+    """A run whose every layer decays from 50% at step 0 towards `end` (time constant 20 steps; seed-dependent
+    jitter), first pass at step 60; nan_end: the last measurement of layer 1 is NaN (a diverged layer)."""
+    jitter = np.random.default_rng(seed).normal(0, 0.3, (len(STEPS), layers))
+    curve = []
+    for i, step in enumerate(STEPS):
+        entry = {"step": step}
+        for probe in ("train", "test"):
+            v = {f"blocks.{k}.mlp.act": end + (50 - end) * math.exp(-step / 20) + jitter[i, k] for k in range(layers)}
+            if nan_end and step == STEPS[-1]:
+                v["blocks.1.mlp.act"] = float("nan")
+            entry[probe] = {"layers": v, "mean": sum(v.values()) / layers, "dead_fraction": 0.0}
+        curve.append(entry)
+    bins = {"confidence": [0.5], "accuracy": [0.5], "count": [1]}
+    return {"curve": curve, "total_steps": 100, "steps_per_epoch": 60, "first_pass_step": 60, "train_acc": train_acc,
+            "test_acc": 80.0, "ece": 0.02, "corrupted_acc": 78.0, "reliability": bins}
+
+
+def records(ctx, ends=None, **kw) -> list[Record]:
+    """One synthetic record per planned run: end nnz% 10 (20 for the small ViT, so the large one is sparser)."""
+    ends = {"vit_small": 20.0, **(ends or {})}
+    return [Record(s.key, s.label, Path("."), record(ends.get(s.args["name"], 10.0), s.args["seed"],
+                                                     **kw.get(s.args["name"], {})))
+            for s in T.plan(ctx)]
+
+
+def judged(result):
+    card = load_card("activation_sparsity")
+    stats = {**result.statistics, **{k: interval(s).estimate for k, s in result.samples.items()}}
+    return card.verdict(stats, result.samples, null_calibration(result, card)), card
+
+
+def test_every_gating_check_has_replicates_and_every_gating_criterion_null_draws(ctx):
+    result = analyse(records(ctx), ctx)
+    card = load_card("activation_sparsity")
+    gating = [c for c in card.criteria if c.gating]
+    for c in gating:
+        for ch in c.checks:
+            s = result.samples[ch.statistic]
+            assert s.kind == "replicates" and len(s.values) == len(ctx.cfg.seeds), ch.statistic
+        draws = result.null_draws[c.id]
+        assert len(draws) >= 200 and all({ch.statistic for ch in c.checks} == set(d) for d in draws)
+    assert set(result.null_draws) == {c.id for c in gating}
+    assert result.statistics["random_label_fit_train_acc_min"] == 95.0
+
+
+def test_sparse_runs_reproduce_with_every_null_pass_rate_at_most_5_percent(ctx):
+    verdict, card = judged(analyse(records(ctx), ctx))
+    by_id = {c["id"]: c for c in verdict["criteria"]}
+    assert [by_id[c]["outcome"] for c in ("A1", "A2", "A3", "A4", "A6")] == [PASS] * 5
+    assert all(by_id[c]["null_pass_rate"] <= 0.05 for c in ("A1", "A2", "A3", "A4", "A6"))
+    assert verdict["verdict"] == "reproduced"
+
+
+def test_random_label_runs_that_do_not_fit_put_a4_out_of_regime(ctx):
+    unfit = {"random_labels": {"train_acc": 95.0}, "random_inputs": {"train_acc": 40.0}}
+    verdict, _ = judged(analyse(records(ctx, **unfit), ctx))
+    a4 = next(c for c in verdict["criteria"] if c["id"] == "A4")
+    assert a4["outcome"] == UNDECIDED and a4["reason_kind"] == "out of regime" and a4["outcome_in_regime"] == PASS
+    assert verdict["verdict"] == "inconclusive" and verdict["reason_kind"] == "out of regime"
+
+
+def test_a_diverged_layer_makes_a1_undecided_not_sparse(ctx):
+    verdict, _ = judged(analyse(records(ctx, vit_small={"nan_end": True}), ctx))
+    a1 = next(c for c in verdict["criteria"] if c["id"] == "A1")
+    assert a1["outcome"] == UNDECIDED and a1["reason_kind"] == UNDEFINED
+    nan_checks = {ch["statistic"] for ch in a1["checks"] if ch["reason_kind"] == UNDEFINED}
+    assert {"vit_end_over_init_test", "vit_end_over_init_train", "vit_train_test_gap"} <= nan_checks
+
+
+def test_step_shuffle_null_known_answer():
+    """Four measurements, only the last sparse (10% vs 50%): a shuffle labels it "end" with probability 1/4."""
+    rec = {"curve": [{"step": s, **{p: {"layers": {"blocks.0.mlp.act": v}} for p in ("train", "test")}}
+                     for s, v in zip((0, 10, 20, 30), (50.0, 50.0, 50.0, 10.0))],
+           "steps_per_epoch": 30, "total_steps": 30}
+    c, rng = Curve.of(rec), np.random.default_rng(0)
+    ends = np.array([c.shuffled(rng).nnz["test"][-1, 0] for _ in range(4000)])
+    assert np.mean(ends == 10.0) == pytest.approx(0.25, abs=0.02)
+    assert sorted(c.shuffled(rng).nnz["train"][:, 0]) == [10.0, 50.0, 50.0, 50.0]  # values kept, labels moved
+
+
+def test_scaling_null_is_a_no_size_effect_world_known_answer(ctx):
+    """Three seed pairs, both sizes from one normal: the Student-t interval of 1 − L/S lies wholly above 0 in
+    about 2.5% of draws (a one-sided 2.5% test), and A3's threshold 0.10 is passed less often still."""
+    cfg = dataclasses.replace(ctx.cfg, seeds=[0, 1, 2])
+    runs = {run: {s: record(end, s) for s in cfg.seeds} for run, end in (("vit_small", 20.0), ("vit_large", 12.0))}
+    draws = [interval(s) for s in scaling_null(runs, np.random.default_rng(1), 8000)]
+    assert all(iv.n == 3 for iv in draws)
+    assert np.mean([iv.lo > 0 for iv in draws]) == pytest.approx(0.025, abs=0.006)
+    assert np.mean([iv.lo >= 0.10 for iv in draws]) < 0.01
+    assert abs(np.median([iv.estimate for iv in draws])) < 0.01
+    one = {run: {0: seeds[0]} for run, seeds in runs.items()}  # one seed per size: no interval, never a pass
+    assert all(math.isnan(interval(s).lo) for s in scaling_null(one, np.random.default_rng(1), 10))

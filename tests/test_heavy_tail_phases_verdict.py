@@ -1,0 +1,208 @@
+"""heavy_tail_phases card v2: per-seed samples, null draws (batch-size labels shuffled within seed),
+the regime gate on C4, NaN hardening for diverged runs, and disjoint seed sets."""
+
+import dataclasses
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+from scipy import stats
+
+from claimbench import stage
+from claimbench.cards import INCONCLUSIVE, OUT_OF_REGIME, PARTIAL, REPRODUCED, UNDECIDED, UNDEFINED, load_card
+from claimbench.claims import heavy_tail_phases as claim
+from claimbench.claims import load_params
+from claimbench.claims.heavy_tail_phases import analyse as A
+from claimbench.intervals import interval, replicates
+from claimbench.metrics.correlation import spearman_rho
+from claimbench.metrics.phases import adjacent_inversions
+from claimbench.params import SCALES, build_config
+from claimbench.results import null_calibration
+from claimbench.sweep import Record
+
+CARD = load_card(claim.CLAIM_ID)
+GATING = [c for c in CARD.criteria if c.gating]
+
+
+def _context(tmp_path, sizes, seeds):
+    ctx = stage.make_context(claim.CLAIM_ID, "ci", root=REPO)
+    cfg = build_config(claim.Config, {"batch_sizes": list(sizes), "seeds": list(seeds), "epochs": 1}, "x")
+    return dataclasses.replace(ctx, cfg=cfg, root=tmp_path)
+
+
+def _runs(folder, sizes, seeds, acc=lambda bs, seed: (0.9, 0.5 - bs / 1000 + seed / 100), nan_at=()):
+    """Finished runs with Gaussian FC weights; (train, test) accuracy from `acc`; NaN weights at `nan_at`."""
+    gen = torch.Generator().manual_seed(0)
+    records = []
+    for bs, seed in itertools.product(sizes, seeds):
+        d = folder / f"bs{bs}-{seed}"
+        d.mkdir(parents=True)
+        w = {"fc1.weight": torch.randn(384, 4096, generator=gen, dtype=torch.float64),
+             "fc2.weight": torch.randn(192, 384, generator=gen, dtype=torch.float64)}
+        if (bs, seed) in nan_at:
+            w["fc1.weight"][0, 0] = float("nan")
+        torch.save(w, d / "model.pt")
+        train, test = acc(bs, seed)
+        rec = {"train_acc": train, "test_acc": test, "steps": 1000 // bs}
+        records.append(Record({"batch_size": bs, "seed": seed}, f"bs={bs} seed={seed}", d, rec))
+    return records
+
+
+def test_card_v2_rule_c1_reported_claim_behind_regime():
+    assert CARD.version == 2 and CARD.raw["changelog"][-1]["version"] == 2
+    by_id = {c.id: c for c in CARD.criteria}
+    assert not by_id["C1"].gating and all(by_id[c].gating for c in ("C2", "C3", "C4"))
+    assert CARD.reproduced == ("C2", "C3", "C4") and CARD.partially_if_any == ("C2", "C3")
+    (r1,) = CARD.regime
+    assert r1.applies_to is None and r1.checks[0].statistic == "train_acc_largest_bs"  # gates the whole claim
+    assert all(c.null for c in GATING)
+
+
+def test_every_gating_check_has_samples_and_null_draws(tmp_path):
+    sizes, seeds = (2, 8, 32), (0, 1, 2)
+    result = A.analyse(_runs(tmp_path, sizes, seeds), _context(tmp_path, sizes, seeds))
+    for c in GATING:
+        for ch in c.checks:
+            s = result.samples[ch.statistic]
+            assert s.kind == "replicates" and len(s.values) == len(seeds), ch.statistic
+        draws = result.null_draws[c.id]
+        assert len(draws) >= 200 and all({ch.statistic for ch in c.checks} <= set(d) for d in draws)
+    null = null_calibration(result, CARD)
+    assert set(null) == {c.id for c in GATING} and all(0 <= v["pass_rate"] <= 1 for v in null.values())
+    st = result.statistics
+    assert st["train_acc_largest_bs"] == pytest.approx(0.9) and st["train_acc_largest_bs_min"] == pytest.approx(0.9)
+    gain = result.samples["test_acc_gain_per_seed"].values  # 0.5 − bs/1000 + seed/100: 2 vs 32
+    np.testing.assert_allclose(gain, [0.03] * 3)
+    np.testing.assert_allclose(result.samples["test_acc_rho_per_seed"].values, [-1.0] * 3)
+    assert result.samples["phase_fc1_largest_bs_per_seed"].values == (0.0, 0.0, 0.0)  # Gaussian: Random-like
+
+
+def test_seed_values_known_answers_and_nan():
+    bs = np.array([2.0, 8, 32, 128])
+    rising = np.array([[0.2, 0.5, 0.9, 1.0], [0.1, 0.4, 0.3, 1.0]])  # seed 1 has one step down
+    grids = {"softrank": rising, "stable_rank": 100 * rising,
+             "phase": np.array([[4.0, 3, 1, 0], [3, 2, 2, 1]]),
+             "test_acc": np.array([[0.8, 0.7, 0.6, 0.5], [0.7, 0.7, 0.6, np.nan]])}
+    v = A.seed_values(bs, grids)
+    np.testing.assert_allclose(v["softrank_fc1_rho_per_seed"], [1.0, 0.8])
+    np.testing.assert_allclose(v["stable_rank_fc1_rho_per_seed"], [1.0, 0.8])
+    assert v["phase_fc1_smallest_bs_per_seed"].tolist() == [4, 3]
+    assert v["phase_fc1_largest_bs_per_seed"].tolist() == [0, 1]
+    assert v["phase_fc1_inversions_per_seed"].tolist() == [0, 0]
+    assert v["test_acc_gain_per_seed"][0] == pytest.approx(0.3) and math.isnan(v["test_acc_gain_per_seed"][1])
+    assert v["test_acc_rho_per_seed"][0] == pytest.approx(-1) and math.isnan(v["test_acc_rho_per_seed"][1])
+    grids["phase"][1, 2] = np.nan  # a diverged run: its seed's phase values are NaN, never "no inversion"
+    v = A.seed_values(bs, grids)
+    assert v["phase_fc1_inversions_per_seed"][0] == 0 and math.isnan(v["phase_fc1_inversions_per_seed"][1])
+    for seed in range(2):  # agrees with the pooled-table helper
+        assert adjacent_inversions(grids["phase"][seed].tolist()) == pytest.approx(
+            v["phase_fc1_inversions_per_seed"][seed], nan_ok=True)
+
+
+def _grids(n_seeds, n_bs, seed=0):
+    rng = np.random.default_rng(seed)
+    return {k: rng.random((n_seeds, n_bs)) for k in ("softrank", "stable_rank", "phase", "test_acc")}
+
+
+def _c2_pass_rate(draws):
+    c2 = next(c for c in CARD.criteria if c.id == "C2")
+    return c2.null_pass_rate(draws)["pass_rate"]
+
+
+def test_null_c2_known_answers():
+    # 2 sizes x 2 seeds: each seed's ρ is ±1 with probability ½; C2 passes iff both are +1 (the shared
+    # permutation moves soft rank and stable rank together) -> 25%.
+    grids = _grids(2, 2)
+    grids["stable_rank"] = grids["softrank"]
+    draws = A.null_draws(np.array([2.0, 8]), grids, n=2000)["C2"]
+    assert _c2_pass_rate(draws) == pytest.approx(0.25, abs=0.03)
+    # 5 sizes x 3 seeds, no ties: each seed's ρ follows Spearman's permutation distribution (120 orders).
+    # Exact rate of "Student-t lower end > 0" over the 120³ equally likely triples:
+    rhos = spearman_rho(np.arange(5.0)[None], np.array(list(itertools.permutations(range(5))), float))
+    tri = np.stack(np.meshgrid(rhos, rhos, rhos, indexing="ij"), -1).reshape(-1, 3)
+    lo = tri.mean(1) - stats.t.ppf(0.975, 2) * tri.std(1, ddof=1) / np.sqrt(3)
+    exact = float(np.mean(lo > 0))
+    assert 0.025 < exact < 0.035
+    grids = _grids(3, 5, seed=1)
+    grids["stable_rank"] = grids["softrank"]
+    rate = _c2_pass_rate(A.null_draws(np.array([2.0, 8, 32, 128, 500]), grids, n=2000)["C2"])
+    assert rate == pytest.approx(exact, abs=0.015) and rate <= 0.05
+
+
+def test_null_shuffles_labels_within_each_seed():
+    grids = _grids(3, 4, seed=2)
+    draws = A.null_draws(np.array([2.0, 8, 32, 128]), grids, n=300)
+    for d in draws["C3"]:
+        for seed, v in enumerate(d["phase_fc1_smallest_bs_per_seed"].values):
+            assert v in grids["phase"][seed]  # one of that seed's own runs
+    for d in draws["C4"]:
+        for seed, v in enumerate(d["test_acc_gain_per_seed"].values):
+            own = grids["test_acc"][seed]
+            assert round(v, 12) in {round(a - b, 12) for a in own for b in own if a != b}
+    again = A.null_draws(np.array([2.0, 8, 32, 128]), grids, n=300)  # seeded
+    assert [d["test_acc_gain_per_seed"] for d in again["C4"]] == [d["test_acc_gain_per_seed"] for d in draws["C4"]]
+
+
+def test_diverged_run_gives_nan_not_a_phase(tmp_path):
+    sizes, seeds = (2, 8), (0, 1)
+    records = _runs(tmp_path, sizes, seeds, nan_at={(8, 1)})
+    result = A.analyse(records, _context(tmp_path, sizes, seeds))
+    runs, table = result.tables["per_run"], result.tables["per_batch_size"]
+    bad = runs[(runs.batch_size == 8) & (runs.seed == 1)].iloc[0]
+    assert bad["fc1_phase"] == "diverged" and math.isnan(bad["fc1_phase_index"]) and math.isnan(bad["test_acc"])
+    assert table.set_index("batch_size").loc[8, "fc1_phase"] == "diverged"
+    assert math.isnan(table.set_index("batch_size").loc[8, "test_acc"])  # not the mean of the other seed
+    st = result.statistics
+    assert math.isnan(st["phase_index_largest_bs"]) and math.isnan(st["phase_adjacent_inversions"])
+    assert math.isnan(st["train_acc_largest_bs"])
+    assert math.isnan(result.samples["phase_fc1_largest_bs_per_seed"].values[1])
+    judged = CARD.verdict(st, {k: s.to_json() for k, s in result.samples.items()})
+    crit = {c["id"]: c for c in judged["criteria"]}
+    checks = {ch["statistic"]: ch for ch in crit["C3"]["checks"]}
+    for name in ("phase_fc1_largest_bs_per_seed", "phase_fc1_inversions_per_seed"):  # NaN: neither pass nor fail
+        assert checks[name]["outcome"] == UNDECIDED and checks[name]["reason_kind"] == UNDEFINED
+    assert crit["C2"]["outcome"] == UNDECIDED and crit["C2"]["reason_kind"] == UNDEFINED
+    assert judged["verdict"] == INCONCLUSIVE and judged["reason_kind"] == OUT_OF_REGIME  # R1 is NaN: unmet
+    assert ("fc1", 8) not in result.figure_data["esds"] and ("fc1", 2) in result.figure_data["esds"]
+
+
+def _judge(train_largest, c2_ok=True, c3_ok=True, c4_ok=True):
+    sign = {True: 1.0, False: -1.0}
+    samples = {
+        "softrank_fc1_rho_per_seed": replicates([0.9 * sign[c2_ok]] * 3),
+        "stable_rank_fc1_rho_per_seed": replicates([0.8 * sign[c2_ok]] * 3),
+        "phase_fc1_largest_bs_per_seed": replicates([1, 1, 1]),
+        "phase_fc1_smallest_bs_per_seed": replicates([4, 4, 4] if c3_ok else [0, 0, 0]),
+        "phase_fc1_inversions_per_seed": replicates([0, 0, 0]),
+        "test_acc_gain_per_seed": replicates([0.1 * sign[c4_ok], 0.12 * sign[c4_ok], 0.11 * sign[c4_ok]]),
+        "test_acc_rho_per_seed": replicates([-0.9 * sign[c4_ok]] * 3),
+    }
+    stats = {"train_acc_largest_bs": train_largest, "alpha_fc1_smallest_bs": 3.0, "alpha_fc1_largest_bs": 9.0,
+             "spearman_bs_alpha_fc1": 0.5, **{k: interval(s).estimate for k, s in samples.items()}}
+    return CARD.verdict(stats, {k: s.to_json() for k, s in samples.items()})
+
+
+def test_regime_gate_on_the_whole_claim():
+    for c3_ok in (True, False):  # an untrained largest batch makes any spectral outcome uninformative
+        out = _judge(0.18, c3_ok=c3_ok)  # the quick scale's largest batch: 8 steps
+        assert out["verdict"] == INCONCLUSIVE and out["reason_kind"] == OUT_OF_REGIME
+        assert "R1" in out["reason"] and not next(p for p in out["regime"] if p["id"] == "R1")["met"]
+    assert _judge(0.8)["verdict"] == REPRODUCED
+    assert _judge(0.8, c3_ok=False)["verdict"] == PARTIAL
+    assert _judge(float("nan"))["verdict"] == INCONCLUSIVE  # an undefined precondition is unmet
+    assert _judge(0.8, c4_ok=False)["verdict"] == PARTIAL
+
+
+def test_with_seed_set_gives_disjoint_seeds_and_keeps_set_zero():
+    for scale in SCALES:
+        cfg = load_params(REPO / "params.yaml", scale).claims[claim.CLAIM_ID]
+        assert claim.with_seed_set(cfg, 0) is cfg
+        one, two = claim.with_seed_set(cfg, 1), claim.with_seed_set(cfg, 2)
+        assert not set(one.seeds) & set(cfg.seeds) and not set(two.seeds) & (set(one.seeds) | set(cfg.seeds))
+        assert dataclasses.replace(one, seeds=cfg.seeds) == cfg  # nothing else changes (data subsets fixed)
+        bs = cfg.batch_sizes[0]
+        assert claim.run_key(one, bs, one.seeds[0]) == {**claim.run_key(cfg, bs, cfg.seeds[0]),
+                                                         "seed": cfg.seeds[0] + 1000}

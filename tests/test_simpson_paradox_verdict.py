@@ -1,0 +1,143 @@
+"""Claim simpson_paradox, card v2: bootstrap samples and null draws for every gating criterion, the null
+code on known answers, the regime, NaN as undecided, and disjoint seed sets."""
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REPO
+
+from claimbench.cards import INCONCLUSIVE, OUT_OF_REGIME, PASS, UNDECIDED, UNDEFINED, load_card
+from claimbench.claims import load_params
+from claimbench.claims import simpson_paradox as sp
+from claimbench.claims.simpson_paradox import analyse as A
+from claimbench.claims.simpson_paradox import figures as F
+from claimbench.claims.simpson_paradox import train as T
+from claimbench.intervals import Samples, interval
+from claimbench.results import ClaimResult, null_calibration
+from claimbench.stage import make_context
+
+CARD = load_card("simpson_paradox")
+GATING = [c for c in CARD.criteria if c.gating]
+
+
+def corpus(per_depth: int = 16, seed: int = 0, spread: float = 0.01) -> pd.DataFrame:
+    """A synthetic corpus with the claimed pattern: deeper models have a larger log spectral norm and a
+    higher test accuracy, but within a depth the norm falls slightly as accuracy rises (a scale metric's
+    paradox: reversed within depth);
+    within a depth alpha falls as accuracy rises, but deeper models have larger alpha, so pooled tau(alpha)
+    is about 0 (a shape metric). `spread`: test-accuracy step between models of one depth."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for depth, acc0, norm0, alpha0 in ((2, 0.6, 0.0, 3.0), (6, 0.8, 2.0, 4.5)):
+        for i in range(per_depth):
+            acc = acc0 + spread * i
+            rows.append({"conv_layers": depth, "test_acc": acc, "train_acc": acc + 0.02,
+                         "log_spectral_norm": norm0 + rng.uniform(0, 0.5) - 0.005 * i, "alpha": alpha0 - 0.1 * i,
+                         **{m: rng.normal() for m in A.METRICS if m not in ("log_spectral_norm", "alpha")}})
+    return pd.DataFrame(rows)
+
+
+def judge(df: pd.DataFrame, regime: dict | None = None, n_boot: int = 1000) -> dict:
+    """The card's verdict on a corpus table, as the framework computes it (with null calibration)."""
+    _, stats, samples = A.association_table(df, n_boot, seed=0)
+    res = ClaimResult(stats, samples=samples, null_draws=A.null_draws(df, seed=0))
+    stats.update({"diverged_models": 0, "test_acc_min": float(df.test_acc.min()),
+                  "test_acc_spread_over_noise_min": 5.0, **(regime or {})})
+    stats.update({k: interval(s).estimate for k, s in samples.items()})
+    return CARD.verdict(stats, {k: s.to_json() for k, s in samples.items()}, null_calibration(res, CARD))
+
+
+def test_the_claimed_pattern_is_reproduced_and_every_gating_criterion_is_calibrated():
+    v = judge(corpus())
+    by_id = {c["id"]: c for c in v["criteria"]}
+    assert by_id["S1"]["outcome"] == PASS and by_id["S2"]["outcome"] == PASS and v["verdict"] == "reproduced"
+    for c in GATING:
+        assert by_id[c.id]["null_draws"] == A.NULL_DRAWS >= 200
+        assert by_id[c.id]["null_pass_rate"] == 0.0  # a strong effect, but not in the null worlds
+
+
+def test_null_draws_on_known_answers():
+    df = corpus()
+    draws = A.null_draws(df, seed=0)
+    assert set(draws) == {c.id for c in GATING} and all(len(d) == A.NULL_DRAWS for d in draws.values())
+    for c in GATING:  # every draw gives every statistic the criterion checks, with a bootstrap
+        assert all({ch.statistic for ch in c.checks} <= set(d) for d in draws[c.id])
+        assert all(isinstance(s, Samples) and len(s.values) == A.NULL_BOOT for d in draws[c.id] for s in d.values())
+    est = lambda cid, name: np.array([d[name].estimate for d in draws[cid]])  # noqa: E731
+    # S1 (depth labels shuffled): tau_pooled is untouched, and each random "depth" group follows the pooled
+    # trend, so the paradox margin is about -1/2 |tau_pooled| (groups of 16 add noise)
+    pooled = est("S1", "abs_tau_pooled_log_spectral_norm")
+    assert np.allclose(pooled, pooled[0]) and pooled[0] > 0.3
+    assert np.median(est("S1", "paradox_margin_log_spectral_norm")) == pytest.approx(-pooled[0] / 2, abs=0.1)
+    # S2 (test accuracy permuted): E[tau] = 0 under permutation; the mean of 200 draws is within 3 se of 0
+    within = est("S2", "tau_mean_within_alpha")
+    assert abs(within.mean()) < 3 * within.std() / np.sqrt(len(within))
+    assert (est("S2", "shape_gap_signed_alpha") < 0).mean() > 0.5
+    # seeded: the same draws again
+    again = A.null_draws(df, seed=0)
+    assert again["S2"][7]["tau_mean_within_alpha"] == draws["S2"][7]["tau_mean_within_alpha"]
+
+
+def test_s2_needs_the_sign_hts_r_predicts():
+    df = corpus()
+    df["alpha"] = df.groupby("conv_layers")["alpha"].transform(lambda a: a.iloc[::-1].to_numpy())  # within: +1
+    by_id = {c["id"]: c for c in judge(df)["criteria"]}
+    assert by_id["S2"]["outcome"] == "fail"  # v1's sign-blind gap would have passed it
+    assert by_id["S2_rand_distance"]["gating"] is False
+
+
+def test_regime_unmet_makes_the_verdict_inconclusive():
+    v = judge(corpus(), regime={"test_acc_min": 0.11})  # a model at chance
+    assert v["verdict"] == INCONCLUSIVE and v["reason_kind"] == OUT_OF_REGIME and "R1" in v["reason"]
+    v = judge(corpus(), regime={"test_acc_spread_over_noise_min": 1.2})
+    assert v["verdict"] == INCONCLUSIVE and "R2" in v["reason"]
+    v = judge(corpus(), regime={"diverged_models": 1})
+    assert v["verdict"] == INCONCLUSIVE and "R1" in v["reason"]
+
+
+def test_regime_statistics_from_a_corpus():
+    df = corpus(spread=0.01)
+    cfg = replace(load_params(REPO / "params.yaml", "quick").claims["simpson_paradox"], test_examples=5000)
+    st = A.regime_statistics(df, [], cfg)
+    sd = df[df.conv_layers == 2].test_acc.std()  # same sd in both groups; p(1-p) larger at depth 2 (p 0.675)
+    p = df[df.conv_layers == 2].test_acc.mean()
+    assert st["test_acc_spread_over_noise_min"] == pytest.approx(sd / np.sqrt(p * (1 - p) / 5000))
+    assert st["diverged_models"] == 0 and st["test_acc_min"] == pytest.approx(0.6)
+    assert A.regime_statistics(corpus(spread=0.0), [], cfg)["test_acc_spread_over_noise_min"] == 0
+
+
+def test_a_nan_metric_is_undecided_not_a_pass(tmp_path):
+    df = corpus()
+    df.loc[3, "alpha"] = np.nan  # one model's alpha undefined (e.g. a failed power-law fit)
+    by_id = {c["id"]: c for c in judge(df)["criteria"]}
+    assert by_id["S2"]["outcome"] == UNDECIDED and by_id["S2"]["reason_kind"] == UNDEFINED
+    assert by_id["S1"]["outcome"] == PASS  # the other metric is unaffected
+    F.simpson_figure(df, "alpha", tmp_path / "alpha.png")  # the figure leaves the NaN model out
+    assert (tmp_path / "alpha.png").exists()
+
+
+def test_a_nan_layer_makes_the_model_metric_nan(monkeypatch):
+    import torch
+
+    layers = pd.DataFrame({m: [1.0, np.nan] if m == "alpha" else [1.0, 2.0] for m in A.METRICS})
+    monkeypatch.setattr(A, "analyze_matrices", lambda *a, **k: layers)
+    got = A.model_metrics({"w": torch.zeros(3, 3)}, min_evals=1)
+    assert np.isnan(got["alpha"]) and got["log_norm"] == 1.5  # not the mean over the finite layer
+
+
+def test_seed_sets_are_disjoint_and_set_0_keeps_its_run_keys(tmp_path):
+    ctx = make_context("simpson_paradox", "quick", str(REPO / "params.yaml"), tmp_path)
+    cfg = ctx.cfg
+    assert sp.with_seed_set(cfg, 0) is cfg
+    one, two = sp.with_seed_set(cfg, 1), sp.with_seed_set(cfg, 2)
+    seeds = [{sp.model_seed(hp, c) for hp in sp.grid(c)} for c in (cfg, one, two)]
+    assert all(len(s) == len(sp.grid(cfg)) for s in seeds)
+    assert not (seeds[0] & seeds[1] or seeds[0] & seeds[2] or seeds[1] & seeds[2])
+    assert len({sp.bootstrap_seed(c) for c in (cfg, one, two)}) == 3
+    assert one.seed == cfg.seed  # data subsets (balanced train subset, test subset) stay the same
+    keys0 = [s.key for s in T.plan(ctx)]
+    assert "seed_base" not in keys0[0]  # set 0's run keys are those of card v1's runs
+    keys1 = [s.key for s in T.plan(replace(ctx, cfg=one))]
+    assert not set(map(str, keys0)) & set(map(str, keys1))
