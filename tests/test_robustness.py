@@ -42,11 +42,11 @@ def test_seed_set_is_disjoint_and_zero_changes_nothing(claim_id):
     assert a != b, f"{claim_id}: seed set 1 plans exactly the runs of seed set 0"
 
 
-def _write(root, rel, verdict):
+def _write(root, rel, verdict, label=None):
     path = root / "results" / "quick" / rel / "metrics.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({
-        "claim_id": rel.split("/")[-1], "scale": "quick", "verdict": verdict, "verdict_label": verdict,
+        "claim_id": rel.split("/")[-1], "scale": "quick", "verdict": verdict, "verdict_label": label or verdict,
         "criteria": [{"id": "E1", "gating": True, "outcome": "pass"}], "statistics": {},
         "headline": {"label": "h", "value": 1.0, "interval": [0.5, 1.5]},
         "provenance": {"seeds": [0, 1], "git_sha": "abc"}}))
@@ -55,12 +55,16 @@ def _write(root, rel, verdict):
 def test_page_flags_a_verdict_that_differs(tmp_path):
     _write(tmp_path, "el2n_pruning", "reproduced")
     _write(tmp_path, "seedset1/el2n_pruning", "not reproduced")
-    _write(tmp_path, "neural_collapse", "inconclusive — underpowered")
-    _write(tmp_path, "seedset1/neural_collapse", "inconclusive — underpowered")
+    _write(tmp_path, "neural_collapse", "inconclusive", "inconclusive — underpowered")
+    _write(tmp_path, "seedset1/neural_collapse", "inconclusive", "inconclusive — underpowered")
+    _write(tmp_path, "simpson_paradox", "inconclusive", "inconclusive — underpowered")
+    _write(tmp_path, "seedset1/simpson_paradox", "inconclusive", "inconclusive — out of regime")
     text, differ = robustness.page(tmp_path, "quick", 1)
     assert differ == ["el2n_pruning"]
     assert "| el2n_pruning | reproduced | not reproduced | **no** |" in text
     assert "| neural_collapse | inconclusive — underpowered | inconclusive — underpowered | yes |" in text
+    assert "| simpson_paradox | inconclusive — underpowered | inconclusive — out of regime | yes (another reason) |" \
+        in text
     assert "| heavy_tail_phases | not run | not run | – |" in text
     assert "h: 1 [0.5, 1.5]" in text
 

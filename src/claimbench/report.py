@@ -120,7 +120,9 @@ def _detail_section(cid: str, card, results: dict, results_dir: Path) -> list[st
     for scale in REPORT_SCALES:
         rec = results.get((cid, scale))
         if rec is None:
-            lines += [f"**{scale}**: not run.", ""]
+            lines += [f"**{scale_label(card, scale)}**: not run.", ""]
+            if scale_label(card, scale) == "paper-like":
+                lines += ["Adapted from the paper: " + "; ".join(card.raw["adapted"]) + ".", ""]
             continue
         prov = rec["provenance"]
         sha = (prov.get("git_sha") or "?")[:10] + ("+dirty" if prov.get("git_dirty") else "")

@@ -35,7 +35,8 @@ def _summary(path: Path) -> dict | None:
     head = rec["headline"]
     iv = head.get("interval")
     value = fmt(head["value"]) + (f" [{fmt(iv[0])}, {fmt(iv[1])}]" if iv else "")
-    return {"verdict": rec.get("verdict_label", rec["verdict"]), "seeds": rec["provenance"]["seeds"],
+    return {"verdict": rec.get("verdict_label", rec["verdict"]), "outcome": rec["verdict"],
+            "seeds": rec["provenance"]["seeds"],
             "headline": f"{head['label']}: {value}", "git": (rec["provenance"].get("git_sha") or "?")[:10],
             "checks": " ".join(f"{c['id']}{ {'pass': '✓', 'fail': '✗'}.get(c.get('outcome'), '?') }"
                                + ("" if c["gating"] else "*") for c in rec["criteria"])}
@@ -48,7 +49,9 @@ def page(root: Path, scale: str, k: int) -> tuple[str, list[str]]:
              f"# Robustness at `{scale}`: verdicts under two disjoint seed sets", "",
              f"Seed set 0 is the judged run (results/{scale}/<claim>/); seed set {k} re-runs every claim with "
              f"disjoint replicate seeds (each claim's `with_seed_set`, +{1000 * k}) and the same data, code "
-             f"and card (results/{scale}/seedset{k}/<claim>/). ✓ pass, ✗ fail, ? undecided, * reported only.", "",
+             f"and card (results/{scale}/seedset{k}/<claim>/). *Same verdict* compares the outcome (reproduced, "
+             f"partially, not reproduced, inconclusive); *another reason* marks an inconclusive verdict whose "
+             f"reason differs. ✓ pass, ✗ fail, ? undecided, * reported only.", "",
              "| claim | seed set 0 | seed set " + str(k) + " | same verdict | checks (0) | checks (" + str(k) + ") |",
              "|---|---|---|---|---|---|"]
     differ = []
@@ -56,9 +59,13 @@ def page(root: Path, scale: str, k: int) -> tuple[str, list[str]]:
     for cid in CLAIM_ORDER:
         a = _summary(results / cid / "metrics.json")
         b = _summary(results / f"seedset{k}" / cid / "metrics.json")
-        same = "–" if a is None or b is None else ("yes" if a["verdict"] == b["verdict"] else "**no**")
-        if same == "**no**":
+        if a is None or b is None:
+            same = "–"
+        elif a["outcome"] != b["outcome"]:
+            same = "**no**"
             differ.append(cid)
+        else:  # same outcome; an inconclusive verdict may give a different reason
+            same = "yes" if a["verdict"] == b["verdict"] else "yes (another reason)"
         lines.append(md_row([cid, a["verdict"] if a else "not run", b["verdict"] if b else "not run", same,
                              a["checks"] if a else "–", b["checks"] if b else "–"]))
         for tag, s in (("0", a), (str(k), b)):
