@@ -20,6 +20,8 @@ user time with one thread; 5.4 min wall on a shared, oversubscribed 2-core box),
 of card v2, each like a CE run at w=1/8 (9.5-10.4 s of the 149 s run time of the quick suite on the quiet
 2-core box: about +13%); analyse ~5 s at quick (null draws included); gpu ~4 min on one H100 (estimate,
 not yet run); paper (60k images, 4 widths, 350 epochs, 3 seeds + 1 control): about a day on one GPU.
+Measured (card v2 judging run from clean, 2-core Xeon, 2026-11-26, default executor): quick = 179 s
+training + 4.6 s analysis (seed set 1: 179 s + 0.3 s).
 
 Files: train.py (one run per width, seed and loss variant, plus the control runs), analyse.py
 (statistics, per-seed samples, tables), null.py (null and control draws), figures.py (NC curves,
