@@ -20,7 +20,7 @@ annotations under `if TYPE_CHECKING:` are exempt; tests/test_layers.py checks it
     5  contract, lease
     6  executor
     7  claims/<id>/*
-    8  claims (the registry), stage, audit, report, reference, dvcgen, robustness
+    8  claims (the registry), stage, audit, report, reference, dvcgen, robustness, bench
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ LAYERS: dict[str, int] = {
     "contract": 5, "lease": 5,
     "executor": 6,
     "claims.*": 7,
-    "claims": 8, "stage": 8, "audit": 8, "report": 8, "reference": 8, "dvcgen": 8, "robustness": 8,
+    "claims": 8, "stage": 8, "audit": 8, "report": 8, "reference": 8, "dvcgen": 8, "robustness": 8, "bench": 8,
     "executor_bench": 7,
 }
 

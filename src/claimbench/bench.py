@@ -1,0 +1,300 @@
+"""CPU training-speed benchmark of every claim's model, against this CPU's matmul ceiling (a tool, not a test).
+
+    python -m claimbench.bench [--scale quick] [--seconds 3] [--models heavy_tail,el2n] [--threads N] [--json PATH]
+
+Per model, at the claim's settings of that scale (params.yaml, read through the claim registry), on the CPU:
+
+- **steps/s**: optimiser steps per second of `claimbench.train.fit`, the loop every claim trains with
+  (batch slicing, augmentation, lr schedule, forward, loss, backward, grad clip, optimiser step), on random
+  data of the claim's shapes and training-set size (capped at `POOL_CAP` examples), with the claim's model,
+  optimiser, loss and batch size. After a warm-up, the steps per call are calibrated so that `REPEATS` timed
+  calls (time.perf_counter) take about --seconds in all; the median rate is reported. ms/step = 1000 / steps/s.
+- **GFLOP/step**: floating-point operations of one training step (forward + backward; a multiply-add is 2),
+  counted by torch.utils.flop_counter.FlopCounterMode (matmuls, convolutions, attention); the optimiser's
+  and element-wise ops are not counted, so the figure is a lower bound. '–' where it cannot be counted.
+- **GFLOP/s** = GFLOP/step × steps/s; **% ceil** = GFLOP/s over the ceiling at the row's thread count.
+- **ceiling**: GFLOP/s of an `MATMUL_N`² @ `MATMUL_N`² matmul in the scale's dtype (float32; float64 at ci),
+  2·n³ / time, median over repeats, measured at every thread count a row uses.
+
+Threads: each row runs with the torch threads its claim's plan asks for (RunSpec.threads, else torch's
+default), or --threads N. The header gives torch's version, CPU model, kernel path (ATEN_CPU_CAPABILITY), dtype.
+Nothing is downloaded, no data files are read. A bad argument: one line on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from claimbench.claims import load_params, registry
+from claimbench.contract import Context, RunSpec
+from claimbench.errors import ClaimbenchError
+from claimbench.numerics import machine_facts, use_scale_dtype
+from claimbench.train import TrainConfig, cpu_threads, cross_entropy, fit
+
+REPEATS = 3          # timed calls per model; the median rate is reported
+POOL_CAP = 16384     # at most this many random training examples are held per model
+MATMUL_N = 2048      # side of the square matmul that measures the FLOP ceiling
+IMAGES = {"fashion-mnist": (1, 28), "cifar10": (3, 32)}  # dataset -> (channels, image side)
+CHAR_VOCAB = 65      # distinct characters of Tiny Shakespeare (the char LM's vocabulary)
+CPU = torch.device("cpu")
+
+
+@dataclass
+class Case:
+    """One model to time: `fit(model, data, tc with steps=k, loss_fn=loss)`; data = random (x, y) tensors."""
+
+    name: str
+    model: nn.Module
+    data: tuple[torch.Tensor, torch.Tensor]
+    tc: TrainConfig
+    loss: Callable = cross_entropy
+
+
+def images(n: int, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """min(n, POOL_CAP) random standardised images of `shape` and random labels of 10 classes."""
+    g, n = torch.Generator().manual_seed(0), min(n, POOL_CAP)
+    return torch.randn((n, *shape), generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+# ---------------------------------------------------------------- one function per claim: its Cases
+
+
+def heavy_tail_phases(cfg) -> list[Case]:
+    """MiniAlexNet, MSE on softmax, SGD momentum, lr × gamma per epoch: the smallest and largest batch size."""
+    from claimbench.models.mini_alexnet import MiniAlexNet, mse_on_softmax
+
+    c = IMAGES[cfg.dataset][0]  # 28 px: CIFAR-10 is centre-cropped to 28
+    n = 10 * cfg.train_per_class if cfg.train_per_class else {"fashion-mnist": 60000, "cifar10": 50000}[cfg.dataset]
+    return [Case(f"MiniAlexNet bs={bs}", MiniAlexNet(in_channels=c, num_classes=10), images(n, (c, 28, 28)),
+                 TrainConfig(epochs=cfg.epochs, batch_size=bs, lr=cfg.lr, momentum=cfg.momentum, schedule="exp",
+                             gamma=cfg.lr_decay), mse_on_softmax)
+            for bs in sorted({min(cfg.batch_sizes), max(cfg.batch_sizes)})]
+
+
+def simpson_paradox(cfg) -> list[Case]:
+    """The deepest VGG of the grid (most blocks and dense layers, widest, dropout and wd at their largest) at
+    the grid's smallest batch size (the one that takes the most steps), on the downsampled images."""
+    from claimbench.models.pgdl_vgg import PGDLVGG, VGGSpec
+
+    c, side = IMAGES[cfg.dataset][0], IMAGES[cfg.dataset][1] // cfg.downsample
+    spec = VGGSpec(max(cfg.blocks), max(cfg.dense_layers), max(cfg.last_filters), cfg.dense_width, max(cfg.dropout))
+    tc = TrainConfig(epochs=cfg.epochs, batch_size=min(cfg.batch_size), lr=cfg.lr, momentum=cfg.momentum,
+                     weight_decay=max(cfg.weight_decay), schedule="step" if cfg.lr_milestones else "constant",
+                     milestones=tuple(cfg.lr_milestones), gamma=cfg.lr_gamma)
+    name = f"PGDL VGG {spec.conv_layers}conv+{spec.dense_layers}fc f={spec.last_filters} bs={tc.batch_size}"
+    return [Case(name, PGDLVGG(spec, c, side, 10), images(cfg.train_examples, (c, side, side)), tc)]
+
+
+def activation_sparsity(cfg) -> list[Case]:
+    """The small ViT (AdamW, the image recipe) and the char LM (AdamW, grad clip 1) at their batch sizes."""
+    from claimbench.claims.activation_sparsity.train import image_train_config
+    from claimbench.claims.activation_sparsity.variants import build_model
+    from claimbench.models.relu_transformers import CharTransformer
+
+    s, t = cfg.vit_small, cfg.lm_block_size
+    vit = Case(f"ViT-small d={s.embed_dim} L={s.depth} p={cfg.patch_size} bs={cfg.batch_size}",
+               build_model(cfg, "vit_small", False), images(cfg.train_examples, (1, 28, 28)),
+               image_train_config(cfg, cfg.steps))
+    windows = min(1_000_000 // t, POOL_CAP)  # ~90% of Tiny Shakespeare's 1.1 M characters
+    tokens = torch.randint(0, CHAR_VOCAB, (windows, t + 1), generator=torch.Generator().manual_seed(0))
+    lm_tc = TrainConfig(epochs=10**6, steps=cfg.lm_steps, batch_size=cfg.lm_batch_size, lr=cfg.lm_lr,
+                        optimizer="adamw", weight_decay=cfg.weight_decay, schedule=cfg.schedule,
+                        warmup_steps=cfg.warmup_steps, grad_clip=1.0, drop_last=True)
+    lm = Case(f"char LM d={cfg.lm_d_model} L={cfg.lm_layers} T={t} bs={cfg.lm_batch_size}",
+              CharTransformer(CHAR_VOCAB, t, cfg.lm_d_model, cfg.lm_layers, cfg.lm_heads),
+              (tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()), lm_tc)
+    return [vit, lm]
+
+
+def neural_collapse(cfg) -> list[Case]:
+    """Width-scaled ResNet-18 at the largest width, CE, SGD momentum with wd, step lr, grad clip."""
+    from claimbench.claims.neural_collapse.train import NUM_CLASSES, loss_fn
+    from claimbench.models.resnet_width import WideResNet18
+
+    w = max(cfg.widths)
+    tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
+                     weight_decay=cfg.weight_decay, schedule="step", gamma=0.1, milestones=(3 / 7, 5 / 7),
+                     grad_clip=cfg.grad_clip, augment=cfg.augment)
+    return [Case(f"ResNet-18 w={w:g} stem/{cfg.stem_stride} bs={cfg.batch_size}",
+                 WideResNet18(w, NUM_CLASSES, 1, cfg.stem_stride), images(10 * cfg.train_per_class, (1, 28, 28)),
+                 tc, loss_fn(cfg, "ce"))]
+
+
+def el2n_pruning(cfg) -> list[Case]:
+    """The claim's network (FastCNN at quick) on its full-data recipe (SGD Nesterov, step lr, drop-last)."""
+    from claimbench.models.data_diet_nets import build_model
+
+    c, side = IMAGES[cfg.dataset]
+    return [Case(f"{cfg.model} w={cfg.width} bs={cfg.batch_size}", build_model(cfg.model, c, 10, cfg.width, side),
+                 images(cfg.train_size, (c, side, side)), cfg.train_config())]
+
+
+CLAIMS = {f.__name__: f for f in (heavy_tail_phases, simpson_paradox, activation_sparsity, neural_collapse,
+                                  el2n_pruning)}
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def run_steps(case: Case, k: int) -> None:
+    """k optimiser steps of the claim's training loop (progress bar off, as in a pipeline run)."""
+    tc = dataclasses.replace(case.tc, steps=k, checkpoint_every=10**9)
+    with contextlib.redirect_stderr(io.StringIO()):
+        fit(case.model, case.data, tc, seed=0, loss_fn=case.loss, desc="bench")
+
+
+def timed(fn: Callable, *args) -> float:
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
+
+
+def steps_per_second(case: Case, seconds: float) -> float:
+    """Median steps/s over REPEATS timed calls of ~seconds/REPEATS each, after a warm-up and calibration."""
+    run_steps(case, 2)  # warm-up: allocator, oneDNN primitives, optimiser state
+    k, t = 1, timed(run_steps, case, 1)
+    while t < seconds / (4 * REPEATS) and k < 2**20:
+        k *= 2
+        t = timed(run_steps, case, k)
+    k = max(1, round(k * seconds / REPEATS / t))
+    return statistics.median(k / timed(run_steps, case, k) for _ in range(REPEATS))
+
+
+def flops_per_step(case: Case) -> float | None:
+    """FLOPs of one training step (forward + backward) counted by FlopCounterMode; None if unavailable. The
+    CPU's fused attention kernels get torch's own SDPA formulas (causal attention counted as full)."""
+    try:
+        from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+        aten = torch.ops.aten  # formulas get shapes: (query, key, value, …) and (grad_out, query, key, value, …)
+        cpu_attention = {
+            aten._scaled_dot_product_flash_attention_for_cpu: lambda q, k, v, *_, **__: sdpa_flop_count(q, k, v),
+            aten._scaled_dot_product_flash_attention_for_cpu_backward:
+                lambda g, q, k, v, *_, **__: sdpa_backward_flop_count(g, q, k, v)}
+        with FlopCounterMode(display=False, custom_mapping=cpu_attention) as counter:
+            run_steps(case, 1)
+        return float(counter.get_total_flops()) or None
+    except Exception:  # noqa: BLE001 - an op the counter cannot handle: report '–', not fail
+        return None
+
+
+def matmul_ceiling(seconds: float) -> float:
+    """GFLOP/s of an MATMUL_N² matmul in the default dtype (median over ≥ 3 after a warm-up)."""
+    a, b = torch.randn(2, MATMUL_N, MATMUL_N, generator=torch.Generator().manual_seed(0))
+    a @ b  # warm-up
+    times: list[float] = []
+    while len(times) < 3 or (sum(times) < seconds and len(times) < 50):
+        times.append(timed(torch.matmul, a, b))
+    return 2 * MATMUL_N**3 / statistics.median(times) / 1e9
+
+
+def plan_threads(entry, ctx: Context) -> int | None:
+    """The torch threads the claim's plan asks for (its first run's RunSpec.threads; None = torch's default)."""
+    return next((s.threads for s in entry.train.plan(ctx) if isinstance(s, RunSpec)), None)
+
+
+def select(names: str | None) -> list[str]:
+    """Claim ids named in --models (exact, or a prefix of exactly one id); all if None."""
+    chosen = []
+    for name in filter(None, (n.strip() for n in (names or ",".join(CLAIMS)).split(","))):
+        hits = [c for c in CLAIMS if c == name] or [c for c in CLAIMS if c.startswith(name)]
+        if len(hits) != 1:
+            raise ClaimbenchError(f"bench: --models {name!r} names {'no' if not hits else 'more than one'} claim; "
+                                  f"choose among {', '.join(CLAIMS)}.")
+        chosen += [h for h in hits if h not in chosen]
+    return chosen
+
+
+def measure(claim: str, case: Case, threads: int, ceiling: float, seconds: float) -> dict:
+    """One table row: case's shapes, steps/s, FLOPs per step, GFLOP/s and its share of `ceiling`."""
+    rate, flops = steps_per_second(case, seconds), flops_per_step(case)
+    gflops = None if flops is None else flops * rate / 1e9
+    return {"model": case.name, "claim": claim, "batch": case.tc.batch_size, "input": list(case.data[0].shape[1:]),
+            "params_M": sum(q.numel() for q in case.model.parameters()) / 1e6, "optimizer": case.tc.optimizer,
+            "threads": threads, "steps_per_s": rate, "ms_per_step": 1000 / rate,
+            "gflop_per_step": None if flops is None else flops / 1e9, "gflop_per_s": gflops,
+            "pct_of_ceiling": None if gflops is None else 100 * gflops / ceiling}
+
+
+def bench(scale: str | None, seconds: float, models: str | None, threads: int | None, params: str) -> dict:
+    """Time every chosen claim's models; return the header facts and one row per model (see `measure`)."""
+    p = load_params(params, scale)
+    claims, entries, rows, ceilings = select(models), registry(), [], {}
+    use_scale_dtype(p.scale)
+    facts = machine_facts()  # torch threads here: torch's default
+    default_threads = facts["torch_threads"]
+    for claim in claims:
+        ctx = Context(claim, p.scale, p.claims[claim], p, CPU, Path.cwd())
+        n = threads or plan_threads(entries[claim], ctx) or default_threads
+        with cpu_threads(n, CPU):
+            if n not in ceilings:
+                ceilings[n] = matmul_ceiling(min(seconds, 2.0))
+            rows += [measure(claim, case, n, ceilings[n], seconds) for case in CLAIMS[claim](p.claims[claim])]
+    return {"scale": p.scale, "seconds": seconds, "torch": torch.__version__, **facts, "matmul_n": MATMUL_N,
+            "ceiling_gflop_per_s": {str(k): v for k, v in sorted(ceilings.items())}, "rows": rows}
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def table(res: dict) -> str:
+    """The results as a markdown table under a header of machine facts."""
+    ceil = ", ".join(f"{v:.1f} GFLOP/s at {k} thread{'s' * (k != '1')}" for k, v in res["ceiling_gflop_per_s"].items())
+    lines = [f"claimbench.bench · scale {res['scale']} · ~{res['seconds']:g} s per model · median of {REPEATS}",
+             f"torch {res['torch']} · CPU {res['cpu_model']} · kernels {res['cpu_kernels']} · "
+             f"dtype {res['float_dtype']} · torch threads {res['torch_threads']} (default)",
+             f"FLOP ceiling ({res['matmul_n']}² @ {res['matmul_n']}² matmul, {res['float_dtype']}): {ceil}", "",
+             "| claim | model | input | params (M) | optim | threads | steps/s | ms/step | GFLOP/step | GFLOP/s "
+             "| % ceil |", "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in res["rows"]:
+        shape = "×".join(map(str, [r["batch"], *r["input"]]))
+        lines.append(f"| {r['claim']} | {r['model']} | {shape} | {r['params_M']:.3f} | {r['optimizer']} | "
+                     f"{r['threads']} | {r['steps_per_s']:.1f} | {r['ms_per_step']:.2f} | "
+                     f"{_fmt(r['gflop_per_step'], '.4f')} | {_fmt(r['gflop_per_s'], '.2f')} | "
+                     f"{_fmt(r['pct_of_ceiling'], '.1f')} |")
+    return "\n".join(lines)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (main), instead of argparse's usage block
+        raise ClaimbenchError(f"bench: {message} (see --help)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = _Parser(prog="python -m claimbench.bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--scale", default=None, help="ci | quick | gpu | paper (default: params.yaml's)")
+    ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per model (default 3)")
+    ap.add_argument("--models", default=None, help="comma-separated claim ids or unique prefixes (default: all)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads for every model (default: the claim's)")
+    ap.add_argument("--json", default=None, metavar="PATH", help="also write the numbers to this JSON file")
+    ap.add_argument("--params", default="params.yaml", help="params file (default: ./params.yaml)")
+    try:
+        args = ap.parse_args(argv)
+        if args.seconds <= 0 or (args.threads is not None and args.threads < 1):
+            raise ClaimbenchError("bench: --seconds must be > 0 and --threads ≥ 1.")
+        res = bench(args.scale, args.seconds, args.models, args.threads, args.params)
+    except ClaimbenchError as e:
+        print(str(e).splitlines()[0], file=sys.stderr)
+        return 2
+    print(table(res))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
