@@ -13,7 +13,7 @@ import pytest
 
 from claimbench.contract import Context
 from claimbench.errors import ClaimbenchError
-from claimbench.executor import SweepFailed, collect, execute
+from claimbench.executor import ATTEMPTS, SweepFailed, collect, execute, run_compute
 from claimbench.lease import LEASE, Lease, RunLeased
 from claimbench.params import DataParams, ExecutorParams, Params
 from claimbench.sweep import DONE, run_dir
@@ -176,3 +176,19 @@ def test_a_ray_that_cannot_start_or_connect_is_one_line(monkeypatch):
         with pytest.raises(ClaimbenchError, match=r"could not start or reach Ray \(10.0.0.9:6379\): ") as e:
             ray_session(ExecutorParams(kind="ray", address="10.0.0.9:6379"))
         assert "\n" not in str(e.value) and "check `ray status`" in str(e.value)
+
+
+def test_each_finished_attempt_records_its_own_compute(tmp_path):
+    ctx = make_ctx(tmp_path, n=2, barrier=False)
+    report = execute(ctx, fake_claim, ExecutorParams())
+    for rec in report.records:
+        cost = run_compute(rec.dir)
+        assert cost["attempts"] == cost["finished"] == 1 and cost["wall_s"] >= 0 and cost["cpu_s"] >= 0
+    d = report.records[0].dir
+    with open(d / ATTEMPTS, "a") as f:  # a killed attempt (start, no end) and a line cut mid-write
+        f.write('{"pid": 1, "start": 0, "resumed_from_checkpoint": true}\n{"pid": 1, "end"')
+    (d / ATTEMPTS).write_text((d / ATTEMPTS).read_text() + '\n{"pid": 2, "wall_s": 2.5, "cpu_s": 4.0}\n')
+    cost = run_compute(d)
+    assert (cost["attempts"], cost["finished"]) == (2, 2)
+    assert cost["wall_s"] >= 2.5 and cost["cpu_s"] >= 4.0
+    assert run_compute(tmp_path / "nowhere") == {"wall_s": 0.0, "cpu_s": 0.0, "attempts": 0, "finished": 0}

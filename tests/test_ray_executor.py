@@ -137,9 +137,11 @@ def test_claim_ci_sweep_on_ray_matches_local_survives_a_killed_worker_and_resubm
     on_ray = execute(ctx, train, RAY)
     killer.stop.set()
     assert killer.killed is not None, "no run was caught mid-run with a checkpoint: nothing was killed"
-    attempts = [json.loads(x) for x in (killer.killed / "attempts.jsonl").read_text().splitlines()]
+    lines = [json.loads(x) for x in (killer.killed / "attempts.jsonl").read_text().splitlines()]
+    attempts = [a for a in lines if "start" in a]  # the other lines: a finished attempt's own compute
     assert len(attempts) >= 2 and attempts[-1]["resumed_from_checkpoint"], attempts
     assert attempts[0]["pid"] != attempts[-1]["pid"]
+    assert [a["pid"] for a in lines if "wall_s" in a] == [attempts[-1]["pid"]]  # the killed attempt never ended
     assert same(on_ray.records) == same(local), "Ray's records differ from the local executor's"
     assert on_ray.submitted == len(local)
     again = execute(ctx, train, RAY)

@@ -151,6 +151,7 @@ def attempt(ctx: Context, module: str, spec: RunSpec, ex: ExecutorParams, base: 
                                 "resumed_from_checkpoint": (d / CHECKPOINT).exists()}) + "\n")
         data = _data(ctx, train_side)
         threads = _threads(ex, spec)
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             with contextlib.nullcontext() if threads is None else cpu_threads(threads, ctx.device):
                 record = train_side.run_one(ctx, d, data, **spec.args)
@@ -160,8 +161,32 @@ def attempt(ctx: Context, module: str, spec: RunSpec, ex: ExecutorParams, base: 
             (d / "error.log").write_text(traceback.format_exc())
             first = (str(e).splitlines() or [""])[0]
             raise ClaimbenchError(f"{type(e).__name__}: {first} (traceback: {d / 'error.log'})") from None
+        with open(d / ATTEMPTS, "a") as f:  # this attempt's own compute: what the report's cost column sums
+            f.write(json.dumps({"pid": os.getpid(), "end": time.time(), "wall_s": round(time.perf_counter() - t0, 3),
+                                "cpu_s": round(time.process_time() - c0, 3), "threads": threads,
+                                "device": str(ctx.device)}) + "\n")
         write_done(d, spec.key, record)
     return record
+
+
+def run_compute(d: Path) -> dict:
+    """A run folder's own compute: {'wall_s', 'cpu_s' (sums over its finished attempts, seconds),
+    'attempts' (started), 'finished' (attempts with a recorded end)}. An attempt killed mid-run leaves no
+    end line, so its time is not counted; a run trained before compute was recorded gives finished 0."""
+    out = {"wall_s": 0.0, "cpu_s": 0.0, "attempts": 0, "finished": 0}
+    path = d / ATTEMPTS
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill: nothing to count
+        if "start" in entry:
+            out["attempts"] += 1
+        if "wall_s" in entry:
+            out["finished"] += 1
+            out["wall_s"] += float(entry["wall_s"])
+            out["cpu_s"] += float(entry.get("cpu_s", 0.0))
+    return out
 
 
 def _attempt_copy(ctx: Context, module: str, spec: RunSpec, ex: ExecutorParams) -> tuple[dict, bytes]:
