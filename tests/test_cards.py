@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from claimbench.cards import (INCONCLUSIVE, NOT_REPRODUCED, PARTIAL, REPRODUCED, all_cards, load_card, parse_card)
+from claimbench.cards import INCONCLUSIVE, NOT_REPRODUCED, PARTIAL, REPRODUCED, all_cards, load_card, parse_card
 from claimbench.errors import CardError
 from claimbench.intervals import bootstrap, interval, replicates
 
@@ -183,7 +183,8 @@ def test_a_criterion_that_passes_the_null_too_often_cannot_pass():
         (lambda c: c.update(version=2, changelog=[{"version": 2, "date": "2026-11-26", "what": "x"}]), "lacks 'why'"),
         (lambda c: c.update(interval={"replicates": "bca", "bootstrap": "percentile", "level": 0.95}), "interval must"),
         (lambda c: c.update(regime=[{"id": "R", "text": "t", "why": "w", "applies_to": ["C7"],
-                                     "checks": [{"statistic": "s", "op": ">", "threshold": 0}]}]), "names criterion 'C7'"),
+                                     "checks": [{"statistic": "s", "op": ">", "threshold": 0}]}]),
+         "names criterion 'C7'"),
     ],
 )
 def test_malformed_cards_are_rejected(mutate, message):

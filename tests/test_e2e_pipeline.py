@@ -21,7 +21,8 @@ def provenance_of(root):
 def test_dvc_repro_ci_scale_writes_every_claim_and_report(ci_repo):
     for claim_id in registry():
         rec = json.loads((ci_repo / "results" / "ci" / claim_id / "metrics.json").read_text())
-        assert rec["scale"] == "ci" and rec["verdict"] in {"reproduced", "partially reproduced", "not reproduced", "inconclusive"}
+        assert rec["scale"] == "ci"
+        assert rec["verdict"] in {"reproduced", "partially reproduced", "not reproduced", "inconclusive"}
         assert rec["verdict"] != "inconclusive" or rec["verdict_reason"]
         prov = rec["provenance"]
         assert prov["git_sha"] and prov["wall_s"] >= 0 and prov["float_dtype"] == "float64"

@@ -81,14 +81,20 @@ def nasty_root(tmp_path, monkeypatch):
     raw["criteria"][0]["checks"][0]["statistic"] = "acc|train"
     raw["headline"]["statistic"] = "acc|train"
     raw["verdict"]["reproduced"] = ["T|1"]
+    result = ClaimResult({"acc|train": 0.75, "n_runs": 2}, setup={"dataset": "a|b", "model": "two\nlines"})
+    return toy_repo(tmp_path, monkeypatch, raw, result, "quick")
+
+
+def toy_repo(tmp_path, monkeypatch, raw: dict, result: ClaimResult, scale: str):
+    """A repo whose only card is `raw` (the card folder patched in) and whose one result is `result`
+    judged by it and written by the pipeline at `scale`; README with empty claims-table markers."""
     cards = tmp_path / "cards"
     cards.mkdir()
-    (cards / "toy.yaml").write_text(yaml.safe_dump(raw))
+    (cards / "toy.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True))
     monkeypatch.setattr(claimbench.cards, "CARD_DIR", cards)
     prov = json.loads((FIXTURES / "toy_metrics.json").read_text())["provenance"]
-    result = ClaimResult({"acc|train": 0.75, "n_runs": 2}, setup={"dataset": "a|b", "model": "two\nlines"})
     root = tmp_path / "repo"
-    write_result(result, parse_card(raw, "toy"), root / "results" / "quick" / "toy", "quick", prov)
+    write_result(result, parse_card(raw, "toy"), root / "results" / scale / "toy", scale, prov)
     (root / "README.md").write_text(f"# x\n\n{report.README_START}\n{report.README_END}\n")
     return root
 
@@ -138,18 +144,10 @@ def v2_root(tmp_path, monkeypatch):
                regime=[{"id": "R1", "text": "runs trained", "why": "w",
                         "checks": [{"statistic": "n_runs", "op": ">=", "threshold": 1}]}])
     raw["criteria"][0].update(null="labels shuffled", checks=[{"statistic": "train_acc", "op": ">", "threshold": 0.5}])
-    cards = tmp_path / "cards"
-    cards.mkdir()
-    (cards / "toy.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True))
-    monkeypatch.setattr(claimbench.cards, "CARD_DIR", cards)
-    prov = json.loads((FIXTURES / "toy_metrics.json").read_text())["provenance"]
     result = ClaimResult({"n_runs": 2}, samples={"train_acc": replicates([0.45, 0.6, 0.75])},
                          null_draws={"T1": [{"train_acc": replicates([0.9, 0.95, 1.0] if i == 0 else [0.1, 0.2, 0.3])}
                                              for i in range(20)]})  # 1 of 20 passes
-    root = tmp_path / "repo"
-    write_result(result, parse_card(raw, "toy"), root / "results" / "paper" / "toy", "paper", prov)
-    (root / "README.md").write_text(f"# x\n\n{report.README_START}\n{report.README_END}\n")
-    return root
+    return toy_repo(tmp_path, monkeypatch, raw, result, "paper")
 
 
 def test_report_shows_intervals_undecided_checks_nulls_and_paper_like(v2_root):

@@ -54,7 +54,7 @@ def findings(path: Path, cards: dict[str, Card]) -> list[tuple[str, str]]:
         why_card = f" ({judged['reason']})" if judged["reason"] else ""
         found.append(("verdict", f"stored verdict {rec.get('verdict')!r}{why_stored} but the card gives "
                                  f"{judged['verdict']!r}{why_card}"))
-    if rec.get("provenance", {}).get("card_version", 1) != card.version:
+    if prov.get("card_version", 1) != card.version:
         found.append(("card", f"judged by card version {prov.get('card_version', 1)}, the card is now version "
                               f"{card.version}"))
     found += _criteria_findings(judged["criteria"], rec.get("criteria", []))
@@ -130,7 +130,14 @@ def audit_report(root: Path) -> list[str]:
     """results/claims.md, results/claims_table.csv and README's block equal a fresh render."""
     import io
 
-    from claimbench.report import NULL_PAGE, README_END, README_START, load_results, null_page, render  # late: report imports audit
+    from claimbench.report import (  # late: report imports audit
+        NULL_PAGE,
+        README_END,
+        README_START,
+        load_results,
+        null_page,
+        render,
+    )
 
     try:
         text, df, block = render(root)
@@ -142,7 +149,8 @@ def audit_report(root: Path) -> list[str]:
                         "run `dvc repro report` and commit")
     null_path = root / "results" / NULL_PAGE
     if not null_path.exists() or null_path.read_text() != null_page(all_cards(), load_results(root / "results")):
-        problems.append(f"results/{NULL_PAGE} is not what the report stage generates; run `dvc repro report` and commit")
+        problems.append(f"results/{NULL_PAGE} is not what the report stage generates; run `dvc repro report` "
+                        f"and commit")
     buf = io.StringIO()
     df.to_csv(buf, index=False)
     if (root / "results" / "claims_table.csv").read_text() != buf.getvalue():

@@ -64,7 +64,10 @@ A criterion whose null pass rate exceeds ``NULL_MAX_PASS_RATE`` (5%) is rewritte
 | every deciding criterion is decided: some ``partially_if_any`` passes      | partially reproduced              |
 | every deciding criterion is decided: none of ``partially_if_any`` passes   | not reproduced                    |
 | undecided criteria, but every pass/fail they could take gives one outcome  | that outcome                      |
-| otherwise: the undecided criteria could change the outcome                 | inconclusive — underpowered / out of regime / undefined (the undecided criteria's reasons, out of regime first) |
+| otherwise: the undecided criteria could change the outcome                 | inconclusive — (reason)          |
+
+The reason of an inconclusive verdict is the first of: out of regime, undefined, miscalibrated, underpowered
+among the undecided criteria that could change the outcome.
 
 The deciding criteria are those named in ``reproduced`` and ``partially_if_any``. Every inconclusive
 verdict carries its reason: which criteria, their interval against their threshold, and the outcomes
@@ -205,9 +208,9 @@ class Criterion:
             if missing:
                 raise ValueError(f"criterion {self.id}: null draw #{i} lacks {missing}; a null draw must give every "
                                  f"statistic the criterion checks")
-            stats = {k: v for k, v in draw.items() if not isinstance(v, Samples)}
-            ivs = {k: interval(v) for k, v in draw.items() if isinstance(v, Samples)}
-            passes += self.evaluate(stats, ivs)["outcome"] == PASS
+            samples = {k: v for k, v in draw.items() if isinstance(v, Samples)}
+            stats = {k: v for k, v in draw.items() if k not in samples}
+            passes += self.evaluate(stats, as_intervals(samples))["outcome"] == PASS
         return {"pass_rate": passes / len(draws), "draws": len(draws)}
 
 
@@ -331,7 +334,8 @@ def _checks(raw_checks: Any, where: str) -> tuple[Check, ...]:
             raise CardError(f"card {where}: threshold {thr!r} must be a number.")
         unknown = sorted(set(ch) - {"statistic", "op", "threshold", "exact"})
         if unknown:
-            raise CardError(f"card {where}: check key {unknown[0]!r} unknown; allowed: statistic, op, threshold, exact.")
+            raise CardError(f"card {where}: check key {unknown[0]!r} unknown; allowed: statistic, op, threshold, "
+                            f"exact.")
         checks.append(Check(str(_need(ch, "statistic", where)), op, float(thr), bool(ch.get("exact", False))))
     if not checks:
         raise CardError(f"card {where}: needs at least one check.")

@@ -65,6 +65,15 @@ def layer_of(module: str) -> int:
     return LAYERS[parts[0]]
 
 
+SEED_SET_STRIDE = 1000  # seed set k moves every replicate seed by k · 1000 (claimbench.robustness)
+
+
+def seed_offset(k: int) -> int:
+    """What a claim's `with_seed_set(cfg, k)` adds to each replicate seed: disjoint from set 0 for k ≥ 1
+    as long as a claim's seeds stay below SEED_SET_STRIDE."""
+    return SEED_SET_STRIDE * k
+
+
 @dataclass
 class Context:
     """Everything a claim's train/analyse needs. Paths are absolute under the repository root.

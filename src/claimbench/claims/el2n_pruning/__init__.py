@@ -39,6 +39,7 @@ from typing import Literal
 
 import torch
 
+from claimbench.contract import SEED_SET_STRIDE, seed_offset
 from claimbench.errors import ParamsError
 from claimbench.params import in_unit_interval, positive
 from claimbench.sweep import Record
@@ -53,7 +54,6 @@ METHOD_LABEL = {"el2n": "EL2N (early)", "random": "random", "grand_init": "GraNd
                 "grand_early": "GraNd (early)", "input_norm": "input norm"}
 SCORES = "scores.pt"           # per run: name -> (N,) float scores of the training examples
 DATA_STATS = "data_stats.pt"   # data_stats run: input_norm (N,), corrupted_<mode> (N,) bool
-SEED_SET_STRIDE = 1000         # seed set k adds k · 1000 to every replicate seed
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ class Config:
 def with_seed_set(cfg: Config, k: int) -> Config:
     """cfg with every replicate seed (score/noise inits, pruned inits, random subsets) moved by k · 1000:
     disjoint from seed set 0. The data subsets and corruption masks stay. k = 0: cfg itself."""
-    return dataclasses.replace(cfg, seed_base=cfg.seed_base + SEED_SET_STRIDE * k) if k else cfg
+    return dataclasses.replace(cfg, seed_base=cfg.seed_base + seed_offset(k)) if k else cfg
 
 
 def ensemble_seeds(cfg: Config) -> list[list[int]]:

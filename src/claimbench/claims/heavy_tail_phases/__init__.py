@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from claimbench.contract import seed_offset
 from claimbench.errors import ParamsError
 from claimbench.params import positive
 
@@ -61,7 +62,7 @@ class Config:
 def with_seed_set(cfg: Config, k: int) -> Config:
     """cfg with replicate seeds disjoint from seed set 0 (each seed + 1000·k; k = 0: cfg itself). The data
     subsets (derive_seed of the claim) stay fixed."""
-    return cfg if k == 0 else replace(cfg, seeds=[s + 1000 * k for s in cfg.seeds])
+    return cfg if k == 0 else replace(cfg, seeds=[s + seed_offset(k) for s in cfg.seeds])
 
 
 def run_key(cfg: Config, batch_size: int, seed: int) -> dict:

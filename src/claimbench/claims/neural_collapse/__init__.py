@@ -36,6 +36,7 @@ from typing import Literal
 import numpy as np
 
 from claimbench.collapse_losses import LOSS_NAMES
+from claimbench.contract import seed_offset
 from claimbench.errors import ParamsError
 from claimbench.params import positive
 
@@ -97,8 +98,8 @@ def with_seed_set(cfg: Config, k: int) -> Config:
     the data subsets (subset_seed) stay. k = 0 returns cfg itself."""
     if k == 0:
         return cfg
-    return replace(cfg, seeds=[s + 1000 * k for s in cfg.seeds],
-                   control_seeds=[s + 1000 * k for s in cfg.control_seeds])
+    return replace(cfg, seeds=[s + seed_offset(k) for s in cfg.seeds],
+                   control_seeds=[s + seed_offset(k) for s in cfg.control_seeds])
 
 
 def nc_epochs(epochs: int, points: int) -> list[int]:

@@ -34,6 +34,7 @@ import itertools
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
+from claimbench.contract import seed_offset
 from claimbench.data import derive_seed
 from claimbench.params import in_unit_interval, positive
 
@@ -102,4 +103,4 @@ def bootstrap_seed(cfg: Config) -> int:
 def with_seed_set(cfg: Config, k: int) -> Config:
     """Seed set k: every model and bootstrap seed moved by 1000·k (disjoint from set 0); data subsets kept.
     With ``pgdl_task`` the released models are fixed, so only the bootstrap changes."""
-    return cfg if k == 0 else replace(cfg, seed_base=cfg.seed_base + 1000 * k)
+    return cfg if k == 0 else replace(cfg, seed_base=cfg.seed_base + seed_offset(k))
