@@ -101,11 +101,34 @@ def test_image_run_records_its_curve_and_resumes_from_its_checkpoint(ctx, tmp_pa
     cfg = ctx.cfg
     first_pass = min(cfg.train_examples // cfg.batch_size, cfg.other_steps)
     assert first["first_pass_step"] == first_pass
-    marks = log_spaced_steps(cfg.other_steps, cfg.n_measurements, always=(first_pass,))
+    half = first["half_lr_time_step"]
+    assert half == T.half_lr_time_step(T.image_train_config(cfg, cfg.other_steps), cfg.other_steps)
+    marks = log_spaced_steps(cfg.other_steps, cfg.n_measurements, always=(first_pass, half))
     assert [p["step"] for p in first["curve"]] == [0, *[m for m in marks if 0 < m <= cfg.other_steps]]
-    assert first_pass in [p["step"] for p in first["curve"]]
+    assert {first_pass, half} <= {p["step"] for p in first["curve"]}
     assert 0 <= first["test_acc"] <= 100 and set(first["reliability"]) >= {"confidence", "accuracy", "count"}
     assert "train_acc" not in first  # recorded by the runs on random or noisy labels only (A4's fit gate)
     torch.manual_seed(123)  # a resumed run must not depend on the global RNG state it finds
     again = T.run_one(ctx, tmp_path, data, **spec.args)
     assert json.dumps(again) == json.dumps(first)  # (empty reliability bins are NaN, which != NaN)
+
+
+def test_half_lr_time_step_splits_the_summed_learning_rate_in_two(ctx):
+    """Constant rate: half the steps; warmup pushes it later; cosine to 0 spends half its summed rate by the
+    x with x/2 + sin(pi x)/(2 pi) = 1/4, x = 0.265 of the run: the last doubling of optimisation time is 3/4 of it."""
+    tc = T.image_train_config(ctx.cfg, 100)
+    flat = dataclasses.replace(tc, schedule="constant", warmup_steps=0)
+    assert T.half_lr_time_step(flat, 100) == 50
+    assert T.half_lr_time_step(dataclasses.replace(flat, warmup_steps=20), 100) == 55  # 10 + 80 lr-steps: 45 at 55
+    assert T.half_lr_time_step(dataclasses.replace(flat, schedule="cosine"), 100) == 27
+
+
+@pytest.mark.needs_data
+def test_random_label_runs_train_on_their_subset_and_record_their_fit(ctx, tmp_path):
+    """random_label_examples = 64: the run sees 64 images (first pass 64 // batch), measures and fits on them."""
+    ctx = dataclasses.replace(ctx, cfg=dataclasses.replace(ctx.cfg, random_label_examples=64))
+    spec = next(s for s in T.plan(ctx) if s.args["name"] == "random_labels")
+    rec = T.run_one(ctx, tmp_path, T.load_data(ctx), **spec.args)
+    assert rec["train_examples"] == 64 and rec["steps_per_epoch"] == 64 // ctx.cfg.batch_size
+    assert rec["first_pass_step"] == min(64 // ctx.cfg.batch_size, ctx.cfg.variant_steps)
+    assert 0 <= rec["train_acc"] <= 100

@@ -61,7 +61,7 @@ def test_a_nan_run_makes_its_cells_and_replicate_nan_not_skipped():
 
 @pytest.mark.parametrize("bad", [
     {"epochs": 2, "score_epoch": 2},
-    {"keep_fractions": [0.9, 0.5]},
+    {"keep_fractions": [0.9, 0.7]},
     {"keep_fractions": [0.7, 0.5, 1.0]},
     {"methods": ["el2n", "random"]},
     {"replicates": 1},

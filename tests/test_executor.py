@@ -13,7 +13,7 @@ import pytest
 
 from claimbench.contract import Context
 from claimbench.errors import ClaimbenchError
-from claimbench.executor import ATTEMPTS, SweepFailed, collect, execute, run_compute
+from claimbench.executor import ATTEMPTS, SweepFailed, collect, execute, plan_compute, run_compute
 from claimbench.lease import LEASE, Lease, RunLeased
 from claimbench.params import DataParams, ExecutorParams, Params
 from claimbench.sweep import DONE, run_dir
@@ -192,3 +192,18 @@ def test_each_finished_attempt_records_its_own_compute(tmp_path):
     assert (cost["attempts"], cost["finished"]) == (2, 2)
     assert cost["wall_s"] >= 2.5 and cost["cpu_s"] >= 4.0
     assert run_compute(tmp_path / "nowhere") == {"wall_s": 0.0, "cpu_s": 0.0, "attempts": 0, "finished": 0}
+
+
+def test_plan_compute_sums_the_runs_own_records_and_does_not_shrink_on_a_cached_rerun(tmp_path):
+    """The cost column's source: the plan's run folders, barrier runs included; re-executing a finished plan
+    (all cached) leaves it unchanged, where a stage's wall time would fall to ~0."""
+    ctx = make_ctx(tmp_path)
+    report = execute(ctx, fake_claim, ExecutorParams())
+    first = plan_compute(ctx, fake_claim)
+    expect = sum(run_compute(r.dir)["wall_s"] for r in report.records)
+    assert first["runs"] == first["runs_recorded"] == 6
+    assert first["wall_s"] == pytest.approx(expect, abs=0.1) and first["cpu_s"] >= 0
+    again = execute(ctx, fake_claim, ExecutorParams())
+    assert again.submitted == 0 and plan_compute(ctx, fake_claim) == first
+    (report.records[0].dir / ATTEMPTS).unlink()  # a run trained before compute was recorded
+    assert plan_compute(ctx, fake_claim)["runs_recorded"] == 5

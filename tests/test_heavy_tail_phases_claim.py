@@ -159,7 +159,8 @@ def _fake_runs(folder, sizes, seeds, width):
             w = {"fc1.weight": width[bs] * torch.randn(384, 4096, generator=gen, dtype=torch.float64),
                  "fc2.weight": width[bs] * torch.randn(192, 384, generator=gen, dtype=torch.float64)}
             torch.save(w, d / "model.pt")
-            rec = {"train_acc": 0.9, "test_acc": 0.5 - bs / 1000 + seed / 100, "steps": 1000 // bs}
+            rec = {"train_acc": 0.9, "test_acc": 0.5 - bs / 1000 + seed / 100, "steps": 2 * (1000 // bs),
+                   "epochs": 2}
             records.append(Record({"batch_size": bs, "seed": seed}, f"bs={bs} seed={seed}", d, rec))
     return records
 
@@ -175,6 +176,7 @@ def test_analyse_and_figures_from_finished_runs(tmp_path):
     st = result.statistics
     assert (st["smallest_bs"], st["largest_bs"]) == (4, 64)
     assert st["test_acc_diff"] == pytest.approx(0.06)
+    assert st["lr_steps_smallest_bs"] == pytest.approx(250 * (1 + 0.95))  # bs 4: 2 epochs of 250 steps
     assert st["test_acc_diff_se"] == pytest.approx(math.hypot(0.005, 0.005))  # seed SE 0.005 at each size
     assert st["spearman_bs_alpha_fc1"] == pytest.approx(stats.spearmanr(runs["batch_size"], runs["fc1_alpha"])[0])
     esds = result.figure_data["esds"]

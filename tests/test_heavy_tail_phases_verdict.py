@@ -1,5 +1,5 @@
-"""heavy_tail_phases card v2: per-seed samples, null draws (batch-size labels shuffled within seed),
-the regime gate on C4, NaN hardening for diverged runs, and disjoint seed sets."""
+"""heavy_tail_phases card v3: per-seed samples, null draws (batch-size labels shuffled within seed),
+the regime gates (R1 on the whole claim, R2 on C3), NaN hardening for diverged runs, disjoint seed sets."""
 
 import dataclasses
 import itertools
@@ -46,19 +46,27 @@ def _runs(folder, sizes, seeds, acc=lambda bs, seed: (0.9, 0.5 - bs / 1000 + see
             w["fc1.weight"][0, 0] = float("nan")
         torch.save(w, d / "model.pt")
         train, test = acc(bs, seed)
-        rec = {"train_acc": train, "test_acc": test, "steps": 1000 // bs}
+        rec = {"train_acc": train, "test_acc": test, "steps": 1000 // bs, "epochs": 1}
         records.append(Record({"batch_size": bs, "seed": seed}, f"bs={bs} seed={seed}", d, rec))
     return records
 
 
-def test_card_v2_rule_c1_reported_claim_behind_regime():
-    assert CARD.version == 2 and CARD.raw["changelog"][-1]["version"] == 2
+def test_card_v3_rule_c1_reported_claim_behind_regime():
+    assert CARD.version == 3 and CARD.raw["changelog"][-1]["version"] == 3
     by_id = {c.id: c for c in CARD.criteria}
     assert not by_id["C1"].gating and all(by_id[c].gating for c in ("C2", "C3", "C4"))
     assert CARD.reproduced == ("C2", "C3", "C4") and CARD.partially_if_any == ("C2", "C3")
-    (r1,) = CARD.regime
+    r1, r2 = CARD.regime
     assert r1.applies_to is None and r1.checks[0].statistic == "train_acc_largest_bs"  # gates the whole claim
+    assert tuple(r2.applies_to) == ("C3",) and r2.checks[0].statistic == "lr_steps_smallest_bs"
+    assert r2.checks[0].threshold == round(6250 * (1 - 0.95**100) / 0.05)  # the paper's bs-8 run (Bulk-decay)
     assert all(c.null for c in GATING)
+
+
+def test_lr_steps_known_values():
+    assert A.lr_steps(6_250 * 100, 100, 0.95) == pytest.approx(124_259.93, abs=0.01)
+    assert A.lr_steps(3000, 6, 0.95) == pytest.approx(500 * sum(0.95**e for e in range(6)))
+    assert A.lr_steps(300, 3, 1.0) == 300
 
 
 def test_every_gating_check_has_samples_and_null_draws(tmp_path):
@@ -74,6 +82,8 @@ def test_every_gating_check_has_samples_and_null_draws(tmp_path):
     assert set(null) == {c.id for c in GATING} and all(0 <= v["pass_rate"] <= 1 for v in null.values())
     st = result.statistics
     assert st["train_acc_largest_bs"] == pytest.approx(0.9) and st["train_acc_largest_bs_min"] == pytest.approx(0.9)
+    assert st["lr_steps_smallest_bs"] == 500  # bs 2: 1000 // 2 steps in one epoch (lr constant within it)
+    assert result.tables["per_run"]["lr_steps"].tolist() == [1000 // bs for bs in sizes for _ in seeds]
     gain = result.samples["test_acc_gain_per_seed"].values  # 0.5 − bs/1000 + seed/100: 2 vs 32
     np.testing.assert_allclose(gain, [0.03] * 3)
     np.testing.assert_allclose(result.samples["test_acc_rho_per_seed"].values, [-1.0] * 3)
@@ -169,7 +179,7 @@ def test_diverged_run_gives_nan_not_a_phase(tmp_path):
     assert ("fc1", 8) not in result.figure_data["esds"] and ("fc1", 2) in result.figure_data["esds"]
 
 
-def _judge(train_largest, c2_ok=True, c3_ok=True, c4_ok=True):
+def _judge(train_largest, c2_ok=True, c3_ok=True, c4_ok=True, lr_steps=200_000.0):
     sign = {True: 1.0, False: -1.0}
     samples = {
         "softrank_fc1_rho_per_seed": replicates([0.9 * sign[c2_ok]] * 3),
@@ -180,7 +190,8 @@ def _judge(train_largest, c2_ok=True, c3_ok=True, c4_ok=True):
         "test_acc_gain_per_seed": replicates([0.1 * sign[c4_ok], 0.12 * sign[c4_ok], 0.11 * sign[c4_ok]]),
         "test_acc_rho_per_seed": replicates([-0.9 * sign[c4_ok]] * 3),
     }
-    stats = {"train_acc_largest_bs": train_largest, "alpha_fc1_smallest_bs": 3.0, "alpha_fc1_largest_bs": 9.0,
+    stats = {"train_acc_largest_bs": train_largest, "lr_steps_smallest_bs": lr_steps,
+             "alpha_fc1_smallest_bs": 3.0, "alpha_fc1_largest_bs": 9.0,
              "spearman_bs_alpha_fc1": 0.5, **{k: interval(s).estimate for k, s in samples.items()}}
     return CARD.verdict(stats, {k: s.to_json() for k, s in samples.items()})
 
@@ -194,6 +205,17 @@ def test_regime_gate_on_the_whole_claim():
     assert _judge(0.8, c3_ok=False)["verdict"] == PARTIAL
     assert _judge(float("nan"))["verdict"] == INCONCLUSIVE  # an undefined precondition is unmet
     assert _judge(0.8, c4_ok=False)["verdict"] == PARTIAL
+
+
+def test_regime_r2_holds_c3_to_the_papers_training_time():
+    for c3_ok in (True, False):  # too short a run: C3 is out of regime whatever its phases say
+        out = _judge(0.8, c3_ok=c3_ok, lr_steps=2_649.0)  # quick: bs 2, 1000 images, 6 epochs
+        crit = {c["id"]: c for c in out["criteria"]}
+        assert crit["C3"]["outcome"] == UNDECIDED and crit["C3"]["reason_kind"] == OUT_OF_REGIME
+        assert crit["C2"]["outcome"] == "pass" and crit["C4"]["outcome"] == "pass"  # still judged
+        assert out["verdict"] == INCONCLUSIVE and out["reason_kind"] == OUT_OF_REGIME  # partial or reproduced
+    assert _judge(0.8, lr_steps=124_260.0)["verdict"] == REPRODUCED
+    assert _judge(0.8, c2_ok=False, c3_ok=False, lr_steps=124_260.0)["verdict"] != INCONCLUSIVE
 
 
 def test_with_seed_set_gives_disjoint_seeds_and_keeps_set_zero():

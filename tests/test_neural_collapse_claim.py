@@ -27,7 +27,7 @@ from claimbench.params import build_config
 from claimbench.results import null_calibration
 from claimbench.stage import make_context, run_train
 from claimbench.sweep import Record
-from claimbench.train import config_hash
+from claimbench.train import TrainConfig, config_hash, lr_at
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = {"train_per_class": 10, "test_per_class": None, "widths": [1.0, 0.5], "epochs": 2, "batch_size": 8,
@@ -37,6 +37,50 @@ RAW = {"train_per_class": 10, "test_per_class": None, "widths": [1.0, 0.5], "epo
 def test_nc_epochs_are_log_spaced_and_include_first_and_last():
     assert nc.nc_epochs(35, 8) == [1, 2, 3, 5, 8, 13, 21, 35]
     assert nc.nc_epochs(1, 4) == [1]
+
+
+@pytest.mark.parametrize("epochs,batches", [(35, 8), (100, 8), (7, 3), (220, 4)])
+def test_the_decay_epoch_is_the_last_whole_epoch_at_the_full_lr(epochs, batches):
+    """phase_epochs()['decay'] agrees with the training schedule (train.lr_at) step by step."""
+    tcfg = TrainConfig(epochs=epochs, batch_size=1, lr=1.0, schedule="step", milestones=nc.LR_MILESTONES)
+    total = epochs * batches
+    full = [lr_at(tcfg, s, total, batches) == 1.0 for s in range(total)]
+    last_full_epoch = max(e for e in range(1, epochs + 1) if all(full[: e * batches]))
+    ph = nc.phase_epochs(epochs)
+    assert ph["decay"] == last_full_epoch and ph["window"] == round(0.75 * last_full_epoch)
+    assert ph["end_window"] == round(0.75 * epochs)
+
+
+def test_measure_epochs_add_the_plateau_window_and_wd_time_matches_the_paper():
+    cfg = build_config(nc.Config, {**RAW, "epochs": 35, "train_per_class": 50, "batch_size": 64, "lr": 0.05},
+                       "neural_collapse.ci")
+    assert nc.measure_epochs(cfg) == [1, 2, 3, 5, 8, 11, 13, 15, 21, 26, 35]
+    assert nc.wd_time(cfg) == pytest.approx(0.05 * 5e-4 * 120)  # 8 batches x 35 epochs, 3/7 at the full lr
+    paper = dataclasses.replace(cfg, train_per_class=4500, batch_size=128, epochs=100, lr=0.1)
+    assert nc.wd_time(paper) == pytest.approx(nc.PAPER_WD_TIME) and nc.PAPER_WD_TIME == pytest.approx(0.7543)
+    assert [ch.threshold for r in load_card("neural_collapse").regime for ch in r.checks if r.id == "R3"] == \
+        [pytest.approx(nc.PAPER_WD_TIME, abs=5e-4)]
+
+
+def test_regime_statistics_read_the_plateau_window_and_the_end_of_the_full_lr_phase():
+    """E = 35: window epochs 11 -> 15 (full lr), end window 26 -> 35. One FL run still drifts (NC3 -20%) and
+    sits at 98% train accuracy at the decay; NC1 is outside the plateau metrics; a missing epoch is NaN."""
+    rows = []
+    for loss in LOSS_NAMES:
+        for seed in (0, 1):
+            drift = loss == "fl" and seed == 1
+            for e, nc1, nc23, acc in ((11, 2.0, 1.0, 1.0), (15, 1.0, 0.8 if drift else 0.95, 0.98 if drift else 1.0),
+                                      (26, 0.5, 0.5, 1.0), (35, 0.45, 0.5, 1.0)):
+                rows.append({"variant": loss, "width": 1.0, "seed": seed, "epoch": e, "nc1": nc1, "nc2": nc23,
+                             "nc3": nc23 if e != 15 or not drift else 0.8, "train_acc": acc})
+    hist = pd.DataFrame(rows)
+    s = A.regime_statistics(hist, 1.0, 35)
+    assert s["nc_plateau_change_max"] == pytest.approx(0.2)  # NC1's 50% change is not in the window
+    assert s["train_acc_at_decay_min_largest_pct"] == pytest.approx(98.0)
+    assert s["nc_end_change_max"] == pytest.approx(0.1)  # NC1 0.5 -> 0.45
+    gap = A.regime_statistics(hist[~((hist["variant"] == "ce") & (hist["epoch"] == 15))], 1.0, 35)
+    assert math.isnan(gap["nc_plateau_change_max"]) and math.isnan(gap["train_acc_at_decay_min_largest_pct"])
+    assert math.isnan(A.regime_statistics(hist, 1.0, 3)["nc_plateau_change_max"])  # window = decay = epoch 1
 
 
 def test_plan_is_one_run_per_width_seed_and_variant_with_stable_keys(ci_root):
@@ -50,8 +94,14 @@ def test_plan_is_one_run_per_width_seed_and_variant_with_stable_keys(ci_root):
     secondary = plan[-1].key
     assert secondary["ls_alpha"] == 0.05 and "ls_alpha_secondary" not in secondary and "widths" not in secondary
     assert plan[0].label == "ce w=0.5 seed=0"
-    # folder names as the pre-contract code made them: a changed key would silently retrain every run
-    assert [config_hash(plan[i].key) for i in (0, -1)] == ["c4502a0651e9", "3b0a5d7897c2"]
+    # folder names pinned: a changed key silently retrains every run. Card v3 changed them on purpose
+    # (probe_epochs: runs measured without the plateau window's epochs must not be reused).
+    assert [config_hash(plan[i].key) for i in (0, -1)] == ["0bfcc43e0e05", "66ce0a653f3b"]
+    assert plan[0].key["probe_epochs"] == nc.measure_epochs(ctx.cfg)
+    fewer = T.plan(dataclasses.replace(ctx, cfg=dataclasses.replace(ctx.cfg, other_width_seeds=1)))
+    assert [(s.args["width"], s.args["seed"]) for s in fewer][:4] == [(0.5, 0)] * 4 and len(fewer) == 14
+    assert [config_hash(s.key) for s in fewer] == [config_hash(s.key) for s in plan if s.args["width"] == 1.0
+                                                   or s.args["seed"] == 0]  # not part of any key
 
 
 def test_control_runs_are_ce_at_the_largest_width_and_leave_the_other_keys_alone(ci_root):
@@ -231,7 +281,7 @@ def test_card_margin_and_thresholds_match_the_code():
     assert {ch.statistic for ch in n1.checks} == set(A.COLLAPSE_STATS.values())
     assert {ch.statistic for ch in n2.checks} == set(A.DIFF_STATS.values())
     assert sorted({abs(ch.threshold) for ch in n2.checks}) == [nc.EQUIVALENCE_MARGIN_PP]
-    assert [c.id for c in card.criteria if c.gating] == ["N1", "N2"] and card.version == 2
+    assert [c.id for c in card.criteria if c.gating] == ["N1", "N2"] and card.version == 3
 
 
 def test_verdict_pass_fail_nan_and_out_of_regime():
@@ -240,7 +290,8 @@ def test_verdict_pass_fail_nan_and_out_of_regime():
             "nc3_ratio_worst_loss": [0.1, 0.12], "acc_diff_ls_ce_pp": [0.1, 0.12],
             "acc_diff_fl_ce_pp": [-0.1, -0.11], "acc_diff_mse_ce_pp": [0.0, 0.02]}
     samples = {k: replicates(v) for k, v in good.items()}
-    in_regime = {"train_acc_min_largest_pct": 100.0}
+    in_regime = {"train_acc_min_largest_pct": 100.0, "train_acc_at_decay_min_largest_pct": 99.5,
+                 "nc_plateau_change_max": 0.02, "wd_time_full_lr": 1.0}
     assert card.verdict(in_regime, samples)["verdict"] == "reproduced"
     far = {**samples, "acc_diff_mse_ce_pp": replicates([4.0, 4.1])}  # MSE 4 points off CE: N2 fails
     v = card.verdict(in_regime, far)
@@ -249,9 +300,12 @@ def test_verdict_pass_fail_nan_and_out_of_regime():
     nan = {**samples, "nc1_ratio_worst_loss": replicates([0.01, float("nan")])}
     v = card.verdict(in_regime, nan)
     assert v["criteria"][0]["outcome"] == UNDECIDED and v["criteria"][0]["reason_kind"] == UNDEFINED
-    for under in ({"train_acc_min_largest_pct": 97.0}, {"train_acc_min_largest_pct": float("nan")}, {}):
-        v = card.verdict(under, samples)
-        assert v["verdict"] == INCONCLUSIVE and v["reason_kind"] == OUT_OF_REGIME and "R1" in v["reason"]
+    for rid, key, bad in (("R1", "train_acc_min_largest_pct", 97.0), ("R1", "train_acc_min_largest_pct", math.nan),
+                          ("R1", "train_acc_at_decay_min_largest_pct", 66.0),
+                          ("R2", "nc_plateau_change_max", 0.2), ("R3", "wd_time_full_lr", 0.003)):
+        v = card.verdict({**in_regime, key: bad}, samples)
+        assert v["verdict"] == INCONCLUSIVE and v["reason_kind"] == OUT_OF_REGIME and rid in v["reason"], (rid, bad)
+    assert card.verdict({}, samples)["verdict"] == INCONCLUSIVE
 
 
 @pytest.mark.parametrize("key,value,message", [

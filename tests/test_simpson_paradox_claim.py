@@ -38,7 +38,7 @@ def test_vgg_rejects_too_many_pools():
         PGDLVGG(VGGSpec(4, 1, 32, 16, 0.0), 1, 14, 10)
 
 
-@pytest.mark.parametrize("scale, n_models, min_per_depth", [("quick", 32, 12), ("gpu", 96, 48), ("paper", 96, 48)])
+@pytest.mark.parametrize("scale, n_models, min_per_depth", [("quick", 108, 54), ("gpu", 144, 72), ("paper", 96, 48)])
 def test_grids_are_balanced_over_depths(scale, n_models, min_per_depth):
     cfg = load_params(REPO / "params.yaml", scale).claims["simpson_paradox"]
     points = sp.grid(cfg)
@@ -48,10 +48,11 @@ def test_grids_are_balanced_over_depths(scale, n_models, min_per_depth):
 
 
 def small_ctx(root, **changes):
-    """The ci context in folder `root` on the CPU, with a smaller corpus (and `changes` to the Config)."""
+    """The ci context in folder `root` on the CPU, with a smaller corpus (and `changes` to the Config), its
+    runs in this process (executor workers 1, whatever params.yaml says)."""
     ctx = make_context("simpson_paradox", "ci", str(REPO / "params.yaml"), root)
     cfg = replace(ctx.cfg, train_examples=200, test_examples=200, n_boot=20, **changes)
-    params = replace(ctx.params, data=replace(ctx.params.data, device="cpu"))
+    params = replace(ctx.params, data=replace(ctx.params.data, device="cpu"), executor=ExecutorParams(workers=1))
     return replace(ctx, cfg=cfg, params=params, device=torch.device("cpu"))
 
 

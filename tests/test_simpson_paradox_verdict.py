@@ -1,5 +1,6 @@
-"""Claim simpson_paradox, card v2: bootstrap samples and null draws for every gating criterion, the null
-code on known answers, the regime, NaN as undecided, and disjoint seed sets."""
+"""Claim simpson_paradox, card v3: bootstrap samples and null draws for every gating criterion, the null
+code on known answers, the regime (the trained-model corpus rule, alpha fit noise), NaN as undecided, and
+disjoint seed sets."""
 
 from dataclasses import replace
 
@@ -35,6 +36,7 @@ def corpus(per_depth: int = 16, seed: int = 0, spread: float = 0.01) -> pd.DataF
             acc = acc0 + spread * i
             rows.append({"conv_layers": depth, "test_acc": acc, "train_acc": acc + 0.02,
                          "log_spectral_norm": norm0 + rng.uniform(0, 0.5) - 0.005 * i, "alpha": alpha0 - 0.1 * i,
+                         "alpha_se": 0.1,
                          **{m: rng.normal() for m in A.METRICS if m not in ("log_spectral_norm", "alpha")}})
     return pd.DataFrame(rows)
 
@@ -43,8 +45,8 @@ def judge(df: pd.DataFrame, regime: dict | None = None, n_boot: int = 1000) -> d
     """The card's verdict on a corpus table, as the framework computes it (with null calibration)."""
     _, stats, samples = A.association_table(df, n_boot, seed=0)
     res = ClaimResult(stats, samples=samples, null_draws=A.null_draws(df, seed=0))
-    stats.update({"diverged_models": 0, "test_acc_min": float(df.test_acc.min()),
-                  "test_acc_spread_over_noise_min": 5.0, **(regime or {})})
+    stats.update({"trained_fraction_min": 1.0, "test_acc_spread_over_noise_min": 5.0,
+                  "alpha_spread_over_fit_noise_min": 5.0, **(regime or {})})
     stats.update({k: interval(s).estimate for k, s in samples.items()})
     return CARD.verdict(stats, {k: s.to_json() for k, s in samples.items()}, null_calibration(res, CARD))
 
@@ -89,12 +91,21 @@ def test_s2_needs_the_sign_hts_r_predicts():
 
 
 def test_regime_unmet_makes_the_verdict_inconclusive():
-    v = judge(corpus(), regime={"test_acc_min": 0.11})  # a model at chance
+    v = judge(corpus(), regime={"trained_fraction_min": 14 / 16})  # two of a depth's 16 models did not train
     assert v["verdict"] == INCONCLUSIVE and v["reason_kind"] == OUT_OF_REGIME and "R1" in v["reason"]
+    assert judge(corpus(), regime={"trained_fraction_min": 15 / 16})["verdict"] == "reproduced"  # one did not
     v = judge(corpus(), regime={"test_acc_spread_over_noise_min": 1.2})
     assert v["verdict"] == INCONCLUSIVE and "R2" in v["reason"]
-    v = judge(corpus(), regime={"diverged_models": 1})
-    assert v["verdict"] == INCONCLUSIVE and "R1" in v["reason"]
+
+
+def test_alpha_within_fit_noise_puts_s2_out_of_regime_not_failed():
+    df = corpus()
+    df["alpha"] = df.groupby("conv_layers")["alpha"].transform(lambda a: a.iloc[::-1].to_numpy())  # S2 fails
+    v = judge(df, regime={"alpha_spread_over_fit_noise_min": 1.5})
+    by_id = {c["id"]: c for c in v["criteria"]}
+    assert by_id["S2"]["outcome"] == UNDECIDED and by_id["S2"]["reason_kind"] == OUT_OF_REGIME
+    assert by_id["S2"]["outcome_in_regime"] == "fail" and by_id["S1"]["outcome"] == PASS
+    assert v["verdict"] == INCONCLUSIVE  # reproduced or partially: S1 alone does not decide
 
 
 def test_regime_statistics_from_a_corpus():
@@ -104,8 +115,27 @@ def test_regime_statistics_from_a_corpus():
     sd = df[df.conv_layers == 2].test_acc.std()  # same sd in both groups; p(1-p) larger at depth 2 (p 0.675)
     p = df[df.conv_layers == 2].test_acc.mean()
     assert st["test_acc_spread_over_noise_min"] == pytest.approx(sd / np.sqrt(p * (1 - p) / 5000))
+    assert st["alpha_spread_over_fit_noise_min"] == pytest.approx(df[df.conv_layers == 2].alpha.std() / 0.1)
     assert st["diverged_models"] == 0 and st["test_acc_min"] == pytest.approx(0.6)
+    assert st["trained_fraction_min"] == 1 and st["excluded_models"] == 0
     assert A.regime_statistics(corpus(spread=0.0), [], cfg)["test_acc_spread_over_noise_min"] == 0
+
+
+def test_models_that_did_not_train_leave_the_corpus_and_are_counted_by_depth():
+    full = corpus()
+    full.loc[[3, 20], "test_acc"] = [0.11, 0.19]  # one model of each depth below twice chance
+    cfg = load_params(REPO / "params.yaml", "quick").claims["simpson_paradox"]
+    assert cfg.trained_min_acc == 0.2  # the card's rule at quick (twice chance)
+    df = full[A.trained(full, 0.2)].reset_index(drop=True)
+    st = A.regime_statistics(df, [], cfg, A.grid_per_depth(full, []))
+    assert st["trained_fraction_min"] == 15 / 16 and st["excluded_models"] == 2 and st["test_acc_min"] >= 0.2
+    full.loc[4, "test_acc"] = 0.15  # a second one at depth 2
+    df = full[A.trained(full, 0.2)]
+    assert A.regime_statistics(df, [], cfg, A.grid_per_depth(full, []))["trained_fraction_min"] == 14 / 16
+    # the analysed statistics are those of the corpus without them, whatever their accuracy was
+    same = corpus().drop(index=[3, 4, 20]).reset_index(drop=True)
+    got, want = (pd.Series(A.association_table(d, 50, 0)[1]) for d in (df.reset_index(drop=True), same))
+    assert got.equals(want)  # NaN (undefined group statistics) compare equal here
 
 
 def test_a_nan_metric_is_undecided_not_a_pass(tmp_path):
@@ -121,10 +151,11 @@ def test_a_nan_metric_is_undecided_not_a_pass(tmp_path):
 def test_a_nan_layer_makes_the_model_metric_nan(monkeypatch):
     import torch
 
-    layers = pd.DataFrame({m: [1.0, np.nan] if m == "alpha" else [1.0, 2.0] for m in A.METRICS})
+    layers = pd.DataFrame({m: [1.0, np.nan] if m == "alpha" else [1.0, 2.0] for m in (*A.METRICS, "sigma")})
     monkeypatch.setattr(A, "analyze_matrices", lambda *a, **k: layers)
     got = A.model_metrics({"w": torch.zeros(3, 3)}, min_evals=1)
     assert np.isnan(got["alpha"]) and got["log_norm"] == 1.5  # not the mean over the finite layer
+    assert got["alpha_se"] == pytest.approx(np.sqrt(1 + 4) / 2)  # sqrt(sum of the layers' sigma²) / layers
 
 
 def test_seed_sets_are_disjoint_and_set_0_keeps_its_run_keys(tmp_path):

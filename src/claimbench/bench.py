@@ -1,6 +1,7 @@
 """CPU training-speed benchmark of every claim's model, against this CPU's matmul ceiling (a tool, not a test).
 
-    python -m claimbench.bench [--scale quick] [--seconds 3] [--models heavy_tail,el2n] [--threads N] [--json PATH]
+    python -m claimbench.bench [--scale quick] [--seconds 3] [--models heavy_tail,el2n] [--threads N]
+                               [--workers W] [--json PATH]
 
 Per model, at the claim's settings of that scale (params.yaml, read through the claim registry), on the CPU:
 
@@ -15,6 +16,10 @@ Per model, at the claim's settings of that scale (params.yaml, read through the 
 - **GFLOP/s** = GFLOP/step × steps/s; **% ceil** = GFLOP/s over the ceiling at the row's thread count.
 - **ceiling**: GFLOP/s of an `MATMUL_N`² @ `MATMUL_N`² matmul in the scale's dtype (float32; float64 at ci),
   2·n³ / time, median over repeats, measured at every thread count a row uses.
+
+Workers (--workers W > 1): each model is timed in W spawned processes at once, as the local executor's W
+workers train W runs side by side; steps/s is their sum (throughput) and % ceil is against the ceiling at
+W × threads threads. Compare `--threads 2` (one run on both cores) with `--workers 2 --threads 1`.
 
 Threads: each row runs with the torch threads its claim's plan asks for (RunSpec.threads, else torch's
 default), or --threads N. The header gives torch's version, CPU model, kernel path (ATEN_CPU_CAPABILITY), dtype.
@@ -229,7 +234,34 @@ def measure(claim: str, case: Case, threads: int, ceiling: float, seconds: float
             "pct_of_ceiling": None if gflops is None else 100 * gflops / ceiling}
 
 
-def bench(scale: str | None, seconds: float, models: str | None, threads: int | None, params: str) -> dict:
+def _worker_rate(claim: str, index: int, scale: str, params: str, threads: int, seconds: float) -> float:
+    """In a spawned worker: steps/s of the claim's index-th model at `threads` threads."""
+    p = load_params(params, scale)
+    use_scale_dtype(p.scale)
+    with cpu_threads(threads, CPU):
+        return steps_per_second(CLAIMS[claim](p.claims[claim])[index], seconds)
+
+
+def measure_workers(claim: str, index: int, case: Case, p, params: str, threads: int, workers: int,
+                    ceiling: float, seconds: float) -> dict:
+    """`measure` for W processes at once: summed steps/s, FLOPs per step counted here."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_worker_rate, claim, index, p.scale, params, threads, seconds) for _ in range(workers)]
+        rate = sum(f.result() for f in futures)
+    flops = flops_per_step(case)
+    gflops = None if flops is None else flops * rate / 1e9
+    return {"model": case.name, "claim": claim, "batch": case.tc.batch_size, "input": list(case.data[0].shape[1:]),
+            "params_M": sum(q.numel() for q in case.model.parameters()) / 1e6, "optimizer": case.tc.optimizer,
+            "threads": f"{workers}×{threads}", "steps_per_s": rate, "ms_per_step": 1000 / rate,
+            "gflop_per_step": None if flops is None else flops / 1e9, "gflop_per_s": gflops,
+            "pct_of_ceiling": None if gflops is None else 100 * gflops / ceiling}
+
+
+def bench(scale: str | None, seconds: float, models: str | None, threads: int | None, params: str,
+          workers: int = 1) -> dict:
     """Time every chosen claim's models; return the header facts and one row per model (see `measure`)."""
     p = load_params(params, scale)
     claims, entries, rows, ceilings = select(models), registry(), [], {}
@@ -239,11 +271,19 @@ def bench(scale: str | None, seconds: float, models: str | None, threads: int | 
     for claim in claims:
         ctx = Context(claim, p.scale, p.claims[claim], p, CPU, Path.cwd())
         n = threads or plan_threads(entries[claim], ctx) or default_threads
+        total = n * workers
+        with cpu_threads(total, CPU):
+            if total not in ceilings:
+                ceilings[total] = matmul_ceiling(min(seconds, 2.0))
         with cpu_threads(n, CPU):
-            if n not in ceilings:
-                ceilings[n] = matmul_ceiling(min(seconds, 2.0))
-            rows += [measure(claim, case, n, ceilings[n], seconds) for case in CLAIMS[claim](p.claims[claim])]
-    return {"scale": p.scale, "seconds": seconds, "torch": torch.__version__, **facts, "matmul_n": MATMUL_N,
+            cases = CLAIMS[claim](p.claims[claim])
+            if workers > 1:
+                rows += [measure_workers(claim, i, case, p, params, n, workers, ceilings[total], seconds)
+                         for i, case in enumerate(cases)]
+            else:
+                rows += [measure(claim, case, n, ceilings[n], seconds) for case in cases]
+    return {"scale": p.scale, "seconds": seconds, "workers": workers, "torch": torch.__version__, **facts,
+            "matmul_n": MATMUL_N,
             "ceiling_gflop_per_s": {str(k): v for k, v in sorted(ceilings.items())}, "rows": rows}
 
 
@@ -254,7 +294,8 @@ def _fmt(v: float | None, spec: str) -> str:
 def table(res: dict) -> str:
     """The results as a markdown table under a header of machine facts."""
     ceil = ", ".join(f"{v:.1f} GFLOP/s at {k} thread{'s' * (k != '1')}" for k, v in res["ceiling_gflop_per_s"].items())
-    lines = [f"claimbench.bench · scale {res['scale']} · ~{res['seconds']:g} s per model · median of {REPEATS}",
+    lines = [f"claimbench.bench · scale {res['scale']} · ~{res['seconds']:g} s per model · median of {REPEATS}"
+             + (f" · {res['workers']} worker processes at once (steps/s summed)" if res.get("workers", 1) > 1 else ""),
              f"torch {res['torch']} · CPU {res['cpu_model']} · kernels {res['cpu_kernels']} · "
              f"dtype {res['float_dtype']} · torch threads {res['torch_threads']} (default)",
              f"FLOP ceiling ({res['matmul_n']}² @ {res['matmul_n']}² matmul, {res['float_dtype']}): {ceil}", "",
@@ -280,13 +321,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per model (default 3)")
     ap.add_argument("--models", default=None, help="comma-separated claim ids or unique prefixes (default: all)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads for every model (default: the claim's)")
+    ap.add_argument("--workers", type=int, default=1, help="time each model in W processes at once (default 1)")
     ap.add_argument("--json", default=None, metavar="PATH", help="also write the numbers to this JSON file")
     ap.add_argument("--params", default="params.yaml", help="params file (default: ./params.yaml)")
     try:
         args = ap.parse_args(argv)
-        if args.seconds <= 0 or (args.threads is not None and args.threads < 1):
-            raise ClaimbenchError("bench: --seconds must be > 0 and --threads ≥ 1.")
-        res = bench(args.scale, args.seconds, args.models, args.threads, args.params)
+        if args.seconds <= 0 or (args.threads is not None and args.threads < 1) or args.workers < 1:
+            raise ClaimbenchError("bench: --seconds must be > 0, --threads ≥ 1 and --workers ≥ 1.")
+        res = bench(args.scale, args.seconds, args.models, args.threads, args.params, args.workers)
     except ClaimbenchError as e:
         print(str(e).splitlines()[0], file=sys.stderr)
         return 2

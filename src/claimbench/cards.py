@@ -100,7 +100,10 @@ OUT_OF_REGIME, UNDEFINED, MISCALIBRATED, UNDERPOWERED = "out of regime", "undefi
 REASON_ORDER = (OUT_OF_REGIME, UNDEFINED, MISCALIBRATED, UNDERPOWERED)
 NULL_MAX_PASS_RATE = 0.05
 CARD_KEYS = {"id", "title", "paper", "claim", "setup", "paper_numbers", "headline", "criteria", "verdict",
-             "version", "changelog", "interval", "regime", "adapted"}
+             "version", "changelog", "interval", "regime", "adapted", "power"}
+POWER_KEYS = {"pilot", "statistics", "cost", "cpu_limit", "gpu"}
+POWER_ROW_KEYS = {"statistic", "method", "sd", "expected", "expected_source", "replicates", "p_pass", "p_fail", "how"}
+POWER_METHODS = ("student_t", "bootstrap")
 DEFAULT_INTERVAL = {"replicates": METHODS["replicates"], "bootstrap": METHODS["bootstrap"], "level": 0.95}
 
 
@@ -362,6 +365,44 @@ def _changelog(raw: dict, where: str) -> None:
                         f"method); got {iv!r}.")
 
 
+def _power(power: Any, where: str, criteria: list[Criterion]) -> None:
+    """Validate the optional `power:` block (issue 15): the pilot it was sized from, one row per gating
+    statistic (pilot SD, expected effect and its source, chosen replicates, P(pass)), the cost, and where a
+    CPU cannot decide the claim, `cpu_limit`: what it would need. Rows name statistics the criteria check."""
+    if power is None:
+        return
+    pw = f"{where} power"
+    if not isinstance(power, dict):
+        raise CardError(f"card {pw}: must be a mapping with pilot, statistics, cost.")
+    unknown = sorted(set(power) - POWER_KEYS)
+    if unknown:
+        raise CardError(f"card {pw}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(POWER_KEYS))}.")
+    for key in ("pilot", "statistics", "cost"):
+        _need(power, key, pw)
+    checked = {ch.statistic for c in criteria for ch in c.checks}
+    for i, row in enumerate(power["statistics"]):
+        rw = f"{pw} row #{i + 1}"
+        if not isinstance(row, dict):
+            raise CardError(f"card {rw}: must be a mapping.")
+        unknown = sorted(set(row) - POWER_ROW_KEYS)
+        if unknown:
+            raise CardError(f"card {rw}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(POWER_ROW_KEYS))}.")
+        for key in ("statistic", "method", "sd", "expected", "expected_source", "replicates", "p_pass"):
+            _need(row, key, rw)
+        if row["method"] not in POWER_METHODS:
+            raise CardError(f"card {rw}: method {row['method']!r} unknown; allowed: {', '.join(POWER_METHODS)}.")
+        if row["statistic"] not in checked:
+            raise CardError(f"card {rw}: statistic {row['statistic']!r} is not checked by any criterion.")
+        if not 0 <= float(row["p_pass"]) <= 1:
+            raise CardError(f"card {rw}: p_pass {row['p_pass']} must lie in [0, 1].")
+
+
+def power_checks(card: Card, statistic: str) -> list[tuple[str, float]]:
+    """Every (op, threshold) the card's gating criteria apply to `statistic` (what a power row must clear)."""
+    return [(ch.op, float(ch.threshold)) for c in card.criteria if c.gating for ch in c.checks
+            if ch.statistic == statistic]
+
+
 def parse_card(raw: dict, where: str) -> Card:
     if not isinstance(raw, dict):
         raise CardError(f"card {where}: must be a mapping.")
@@ -397,6 +438,7 @@ def parse_card(raw: dict, where: str) -> Card:
                 raise CardError(f"card {pw}: applies_to names criterion {bad[0]!r}, which the card does not define.")
         regime.append(Precondition(str(_need(p, "id", pw)), str(_need(p, "text", pw)), str(_need(p, "why", pw)),
                                    tuple(applies) if applies else None, _checks(_need(p, "checks", pw), pw)))
+    _power(raw.get("power"), where, criteria)
     rule = _need(raw, "verdict", where)
     reproduced = tuple(_need(rule, "reproduced", f"{where} verdict"))
     partial = tuple(rule.get("partially_if_any", ()))

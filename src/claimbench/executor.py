@@ -103,6 +103,26 @@ def collect(ctx: Context, train_side: Any) -> list[Record]:
     return walk(ctx, train_side.plan(ctx), lambda specs: read_records(ctx.runs_dir, specs, fix))
 
 
+def plan_compute(ctx: Context, train_side: Any) -> dict:
+    """The claim's compute as its runs recorded it: {'runs', 'runs_recorded' (runs with a finished attempt
+    on record), 'wall_s', 'cpu_s' (sums of `run_compute` over the plan's run folders, seconds)}. Unlike a
+    stage's wall time this does not shrink when a re-invocation finds the runs cached."""
+    fix = f"run the train stage first (`python stages/{ctx.claim_id}.py train --scale {ctx.scale}`)"
+    total = {"runs": 0, "runs_recorded": 0, "wall_s": 0.0, "cpu_s": 0.0}
+
+    def read(specs: list[RunSpec]) -> list[Record]:
+        for spec in specs:
+            c = run_compute(run_dir(ctx.runs_dir, spec.key))
+            total["runs"] += 1
+            total["runs_recorded"] += int(c["finished"] > 0)
+            total["wall_s"] += c["wall_s"]
+            total["cpu_s"] += c["cpu_s"]
+        return read_records(ctx.runs_dir, specs, fix)
+
+    walk(ctx, train_side.plan(ctx), read)
+    return {**total, "wall_s": round(total["wall_s"], 1), "cpu_s": round(total["cpu_s"], 1)}
+
+
 # ---------------------------------------------------------------- one attempt (any process)
 
 _DATA: dict[tuple, Any] = {}  # per process: the claim's data, loaded once

@@ -61,6 +61,19 @@ def outcome_symbol(c: dict) -> str:
     return SYMBOL.get(c.get("outcome"), "✓" if c.get("passed") else "✗")
 
 
+def cost_text(prov: dict, device: bool = True) -> str:
+    """The result's compute: the sum of its runs' own recorded wall time (run folders' attempts.jsonl) plus
+    its analysis, and their CPU time; '≥' when some runs predate the record. Results written before runs
+    recorded compute fall back to the stage's wall time (which a cached re-run under-reports)."""
+    c = prov.get("compute")
+    where = f", {prov['device']}" if device else ""
+    if not c or not c.get("runs_recorded"):
+        return f"{prov['wall_s'] / 60:.1f} min (stage wall){where}"
+    partial = "≥ " if c["runs_recorded"] < c["runs"] else ""
+    wall = (c["wall_s"] + c.get("analyse_wall_s", 0.0)) / 60
+    return f"{partial}{wall:.1f} min ({c['cpu_s'] / 60:.1f} CPU-min) over {c['runs']} runs{where}"
+
+
 def md_row(cells: list) -> str:
     """One hand-assembled Markdown table row, each cell escaped (| and newlines)."""
     return "| " + " | ".join(markdown_escape(c) for c in cells) + " |"
@@ -102,7 +115,7 @@ def summary_rows(cards: dict, results: dict) -> pd.DataFrame:
                                          for c in rec["criteria"]),
                     "verdict": rec.get("verdict_label", rec["verdict"]),
                     "dataset": rec["setup"].get("dataset", "–"), "model": rec["setup"].get("model", "–"),
-                    "cost": f"{prov['wall_s'] / 60:.1f} min, {prov['device']}",
+                    "cost": cost_text(prov),
                 })
             rows.append(row)
     return pd.DataFrame(rows)
@@ -117,6 +130,7 @@ def _detail_section(cid: str, card, results: dict, results_dir: Path) -> list[st
     lines += [f"*{paper.get('authors', '')}, {paper.get('title', '')}* ({paper.get('venue', '')}, "
               f"arXiv {paper.get('arxiv', '–')}). Card: [`{cid}.yaml`](../src/claimbench/cards/{cid}.yaml).", "",
               f"> {card.raw['claim'].strip()}", ""]
+    lines += power_section(card)
     for scale in REPORT_SCALES:
         rec = results.get((cid, scale))
         if rec is None:
@@ -129,7 +143,7 @@ def _detail_section(cid: str, card, results: dict, results_dir: Path) -> list[st
         label = scale_label(card, scale)
         lines += [f"**{label}**: **{rec.get('verdict_label', rec['verdict'])}** — {prov['device']}, torch "
                   f"{prov['torch']}, git {sha}, card v{prov.get('card_version', 1)}, seeds {prov['seeds']}, "
-                  f"{prov['wall_s'] / 60:.1f} min.", ""]
+                  f"cost {cost_text(prov, device=False)}.", ""]
         if rec.get("verdict_reason"):
             lines += [f"Reason: {rec['verdict_reason']}.", ""]
         if label == "paper-like":
@@ -162,6 +176,25 @@ def _detail_section(cid: str, card, results: dict, results_dir: Path) -> list[st
             links.append(f"[{f.stem}.png]({scale}/figures/{cid}/{f.name})")
         if links:
             lines += ["Tables and figures: " + ", ".join(links), ""]
+    return lines
+
+
+def power_section(card) -> list[str]:
+    """The card's power analysis (issue 15): per gating statistic the pilot SD, the expected effect and its
+    source, the replicates chosen and P(the whole interval clears the check); the cost; any CPU limit."""
+    power = card.raw.get("power")
+    if not power:
+        return []
+    lines = [f"Power analysis (card v{card.version}; pilot: {' '.join(str(power['pilot']).split())})", "",
+             "| statistic | interval | pilot SD | expected if the claim holds | replicates | P(pass) |",
+             "|---|---|---|---|---|---|"]
+    for row in power["statistics"]:
+        lines.append(md_row([f"`{row['statistic']}`", row["method"], fmt(row["sd"], 3),
+                             f"{fmt(row['expected'], 3)} ({row['expected_source']})", str(row["replicates"]),
+                             f"{float(row['p_pass']):.0%}"]))
+    lines += ["", f"Cost: {' '.join(str(power['cost']).split())}", ""]
+    if power.get("cpu_limit"):
+        lines += [f"Beyond a CPU: {' '.join(str(power['cpu_limit']).split())}", ""]
     return lines
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -69,8 +70,13 @@ def provenance(device: torch.device, wall_s: float, seeds: list[int], scale: str
     # What the pipeline itself rewrites mid-run (lock, results, README table) does not make the code dirty.
     status = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
                   ":!dvc.lock", ":!results", ":!README.md")
+    sha = _git("rev-parse", "HEAD")
+    env_sha = os.environ.get("CLAIMBENCH_GIT_SHA")
     return {
-        "git_sha": _git("rev-parse", "HEAD"),
+        # A machine given a copy of the working tree without .git (the GPU box) is told the commit it runs
+        # through env CLAIMBENCH_GIT_SHA; git_dirty is then unknown (None) and git_sha_source says so.
+        "git_sha": sha or env_sha or None,
+        "git_sha_source": "git" if sha else ("env CLAIMBENCH_GIT_SHA" if env_sha else None),
         "git_dirty": bool(status) if status is not None else None,
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,

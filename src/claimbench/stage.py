@@ -22,7 +22,7 @@ from claimbench.cards import load_card
 from claimbench.claims import ClaimEntry
 from claimbench.contract import Context
 from claimbench.errors import ClaimbenchError
-from claimbench.executor import collect, execute
+from claimbench.executor import collect, execute, plan_compute
 from claimbench.numerics import use_scale_dtype
 from claimbench.params import config_dict
 from claimbench.results import provenance, write_result
@@ -70,8 +70,10 @@ def run_analyse(ctx: Context, entry: ClaimEntry, figures: bool = True) -> dict:
     analyse_wall = time.time() - t0
     info_path = ctx.artifacts_dir / TRAIN_INFO
     train_wall = json.loads(info_path.read_text())["wall_s"] if info_path.exists() else 0.0
+    compute = plan_compute(ctx, entry.train)  # the runs' own compute: a cached re-run does not shrink it
     prov = provenance(ctx.device, train_wall + analyse_wall, result.seeds, ctx.scale,
                       {"train_wall_s": train_wall, "analyse_wall_s": round(analyse_wall, 1),
+                       "compute": {**compute, "analyse_wall_s": round(analyse_wall, 1)},
                        "config": config_dict(ctx.cfg), "seed_set": ctx.seed_set})
     record = write_result(result, card, ctx.results_dir, ctx.scale, prov)
     ctx.log(f"{ctx.claim_id} @ {ctx.scale}: {record['verdict_label']} "

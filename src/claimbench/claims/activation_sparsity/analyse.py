@@ -19,6 +19,9 @@ LABELS = {"vit_small": "ViT small", "vit_large": "ViT large", "vit_topk": "ViT s
           "char_lm": "char LM (Tiny Shakespeare)", "mixer": "MLP-Mixer", "mlp": "2-layer MLP",
           "label_noise_base": "ViT small, 40% label noise", "label_noise_topk": "ViT small, Top-k, 40% label noise"}
 RANDOM_LABEL_RUNS = ("random_labels", "random_inputs")
+# Regime R2 (the nnz% curve has flattened): statistic -> the runs whose end value the criteria judge.
+FLATTENED = {"late_drop_ref_max": ("vit_small", "char_lm"), "late_drop_scaling_max": ("vit_small", "vit_large"),
+             "late_drop_random_max": RANDOM_LABEL_RUNS}
 
 Runs = dict[str, dict[int, dict]]  # run name -> seed -> record (seeds ascending)
 
@@ -51,6 +54,12 @@ def lowest(values: list[float]) -> float:
     return float(v.min()) if len(v) else float("nan")
 
 
+def highest(values: list[float]) -> float:
+    """The largest value; NaN if any is NaN or there are none."""
+    v = np.array(values, dtype=float)
+    return float(v.max()) if len(v) else float("nan")
+
+
 def statistics(runs: Runs, reps: dict[str, list[float]], first_seed: int) -> dict[str, float]:
     """Every statistic: per-run statistics (mean over the run's seeds; replicated ones are replaced by
     their replicate mean by the framework), the A4 fit gate, and the Top-k comparison at `first_seed`."""
@@ -67,6 +76,10 @@ def statistics(runs: Runs, reps: dict[str, list[float]], first_seed: int) -> dic
     # A4's regime gate: the lowest train accuracy (%) on its own random labels over every random-label run
     stats["random_label_fit_train_acc_min"] = lowest(
         [r.get("train_acc") for run in RANDOM_LABEL_RUNS for r in runs[run].values()])
+    # R2: the largest late drop (1 − end / nnz% at half the optimisation time) over those runs, every seed
+    for stat, names in FLATTENED.items():
+        recs = [r for n in names for r in runs.get(n, {}).values()]
+        stats[stat] = highest([run_statistics(Curve.of(r))["late_drop"] for r in recs])
     stats.update({"base_test_acc": base["test_acc"], "base_ece": base["ece"],
                   "base_corrupted_acc": base["corrupted_acc"]})
     if "vit_topk" in runs:
@@ -115,6 +128,7 @@ def summary_table(runs: Runs) -> pd.DataFrame:
                          "worst layer end/init (excl. first)": s["worst_layer_end_over_init"],
                          "first-pass step": s["first_pass_step"],
                          "first-pass/init test": s["first_pass_over_init_test"],
+                         "late drop (R2)": s["late_drop"],
                          "train acc % (random labels)": rec.get("train_acc", float("nan")),
                          "test acc %": rec.get("test_acc", float("nan"))})
     return pd.DataFrame(rows)

@@ -31,12 +31,14 @@ def is_token_mlp(layer_name: str) -> bool:
 class Curve:
     """steps: (P,) measured optimiser steps, ascending, step 0 first; layers: the L per-token MLP layers in
     depth order; nnz: probe -> (P, L) nonzero % per step and layer; first_pass: optimiser steps of the first
-    pass over the training data (no example repeated up to it)."""
+    pass over the training data (no example repeated up to it); half_lr_time: the step after which half of
+    the run's summed learning rate is spent (NaN in records made before it was stored)."""
 
     steps: np.ndarray
     layers: tuple[str, ...]
     nnz: dict[str, np.ndarray]
     first_pass: int
+    half_lr_time: float = float("nan")
 
     @classmethod
     def of(cls, rec: dict) -> Curve:
@@ -47,7 +49,8 @@ class Curve:
         nnz = {probe: np.array([[_num(p[probe]["layers"][n]) for n in layers] for p in points])
                for probe in PROBES}
         first = rec.get("first_pass_step", min(rec["steps_per_epoch"], rec["total_steps"]))
-        return cls(np.array([p["step"] for p in points]), layers, nnz, int(first))
+        return cls(np.array([p["step"] for p in points]), layers, nnz, int(first),
+                   float(rec.get("half_lr_time_step", float("nan"))))
 
     def shuffled(self, rng: np.random.Generator) -> Curve:
         """The same measurements with their step labels permuted (one permutation for both probes): the
@@ -76,7 +79,19 @@ def run_statistics(c: Curve) -> dict[str, float]:
     at = int(np.flatnonzero(c.steps <= c.first_pass).max())
     out["first_pass_step"] = float(c.steps[at])
     out["first_pass_over_init_test"] = _ratio(test[at].mean(), test[0].mean())
+    out["late_drop"] = late_drop(c)
     return out
+
+
+def late_drop(c: Curve) -> float:
+    """How much the layer-mean nnz% still falls over the last doubling of optimisation time (summed learning
+    rate): 1 − end / value at the half_lr_time step, the larger over the train and test probes; NaN without
+    a measurement there (regime R2: the curve has flattened when this is small)."""
+    hits = np.flatnonzero(c.steps == c.half_lr_time)
+    if not len(hits):
+        return float("nan")
+    drops = [1 - _ratio(c.nnz[p][-1].mean(), c.nnz[p][hits[0]].mean()) for p in PROBES]
+    return float(np.max(drops))  # NaN if either is NaN
 
 
 def _ratio(a: float, b: float) -> float:

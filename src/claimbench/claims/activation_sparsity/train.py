@@ -28,7 +28,16 @@ from claimbench.metrics.activation_sparsity import log_spaced_steps, sparsity_re
 from claimbench.metrics.calibration import expected_calibration_error, reliability_bins
 from claimbench.models.relu_transformers import CharTransformer, char_windows
 from claimbench.sweep import CHECKPOINT
-from claimbench.train import Callback, TrainConfig, TrainState, fit, predict, prepare_model, seed_everything
+from claimbench.train import (
+    Callback,
+    TrainConfig,
+    TrainState,
+    fit,
+    lr_at,
+    predict,
+    prepare_model,
+    seed_everything,
+)
 
 
 class SparsityTracker(Callback):
@@ -99,6 +108,19 @@ def first_pass_step(n: int, batch_size: int, steps: int) -> int:
     return min(n // batch_size, steps)
 
 
+def half_lr_time_step(tc: TrainConfig, steps: int) -> int:
+    """The step after which half of the run's optimisation time (the sum of its learning rates over the
+    `steps` optimiser steps) is spent: the start of the last doubling of optimisation time, over which
+    the flattening regime (R2) measures the late drop of nnz%."""
+    lrs = [lr_at(tc, s, steps, 1) for s in range(steps)]
+    total, acc = sum(lrs), 0.0
+    for s, lr in enumerate(lrs):
+        if acc >= total / 2:
+            return s
+        acc += lr
+    return steps
+
+
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     """Top-1 accuracy in %; NaN if any logit is not finite (a diverged model has no accuracy)."""
     if not torch.isfinite(logits).all():
@@ -139,15 +161,20 @@ def train_image(ctx: Context, run_dir: Path, data: Data, name: str, steps: int, 
     cfg: Config = ctx.cfg
     task = data.images
     x, y = data.inputs(inputs, seed), data.labels(labels, seed)
+    if labels == "random" and cfg.random_label_examples:  # small enough to be memorised (A4's regime R1)
+        x, y = x[: cfg.random_label_examples], y[: cfg.random_label_examples]
     seed_everything(derive_seed(name, seed))
     net = prepare_model(build_model(cfg, model, topk), ctx.device)
     probes = {"train": x[: cfg.probe_examples], "test": task.x_test[: cfg.probe_examples]}
     first_pass = first_pass_step(len(x), cfg.batch_size, steps)
-    tracker = SparsityTracker(probes, log_spaced_steps(steps, cfg.n_measurements, always=(first_pass,)))
-    fit(net, (x, y), image_train_config(cfg, steps), seed=derive_seed(name, seed, "data"),
+    tc = image_train_config(cfg, steps)
+    half = half_lr_time_step(tc, steps)
+    tracker = SparsityTracker(probes, log_spaced_steps(steps, cfg.n_measurements, always=(first_pass, half)))
+    fit(net, (x, y), tc, seed=derive_seed(name, seed, "data"),
         callbacks=[tracker], checkpoint=run_dir / CHECKPOINT, desc=name)
     rec = {"curve": tracker.records, "device": str(ctx.device), "steps_per_epoch": len(x) // cfg.batch_size,
-           "first_pass_step": first_pass, "total_steps": steps}
+           "first_pass_step": first_pass, "half_lr_time_step": half, "total_steps": steps,
+           "train_examples": len(x)}
     if labels != "true":
         n_fit = min(cfg.eval_examples, len(x))
         rec["train_acc"] = accuracy(predict(net, x[:n_fit]), y[:n_fit])
@@ -172,11 +199,13 @@ def train_char_lm(ctx: Context, run_dir: Path, data: Data, steps: int, seed: int
                                           cfg.lm_layers, cfg.lm_heads), ctx.device)
     probes = {"train": x[: cfg.lm_probe_windows], "test": xv.to(ctx.device)}
     first_pass = first_pass_step(len(x), cfg.lm_batch_size, steps)
-    tracker = SparsityTracker(probes, log_spaced_steps(steps, cfg.n_measurements, always=(first_pass,)))
     tc = TrainConfig(epochs=10**6, steps=steps, batch_size=cfg.lm_batch_size, lr=cfg.lm_lr,
                      optimizer="adamw", weight_decay=cfg.weight_decay, schedule=cfg.schedule,
                      warmup_steps=cfg.warmup_steps, grad_clip=1.0, drop_last=True)
+    half = half_lr_time_step(tc, steps)
+    tracker = SparsityTracker(probes, log_spaced_steps(steps, cfg.n_measurements, always=(first_pass, half)))
     state = fit(model, (x, y), tc, seed=derive_seed("char_lm", seed, "data"), callbacks=[tracker],
                 checkpoint=run_dir / CHECKPOINT, desc="char_lm")
     return {"curve": tracker.records, "final_train_loss": state.last_loss, "total_steps": steps,
-            "steps_per_epoch": len(x) // cfg.lm_batch_size, "first_pass_step": first_pass}
+            "steps_per_epoch": len(x) // cfg.lm_batch_size, "first_pass_step": first_pass,
+            "half_lr_time_step": half}

@@ -125,21 +125,30 @@ def _by_batch_size(records: list[Record]) -> dict[int, list[Record]]:
     return groups
 
 
+def lr_steps(steps: int, epochs: int, decay: float) -> float:
+    """Learning-rate-weighted SGD steps Σ_t lr_t / lr_0 of a run of `steps` steps over `epochs` equal epochs
+    with the lr × `decay` after every epoch: the run's training time in steps at the initial lr."""
+    per_epoch = steps / epochs
+    return float(steps if decay == 1 else per_epoch * (1 - decay**epochs) / (1 - decay))
+
+
 def _finite(w: torch.Tensor) -> bool:
     return bool(torch.isfinite(w).all())
 
 
-def _spectra(records: list[Record]) -> tuple[list[dict], list[dict], dict]:
-    """(per-run rows, per-batch-size rows of the seed-pooled ESDs, {(layer, batch size): pooled
-    eigenvalues (ascending, float64)}). A run with a non-finite FC weight is `diverged`: its metrics and
-    accuracies are NaN, and so is every pooled metric of its batch size (no pooled ESD)."""
+def _spectra(records: list[Record], decay: float) -> tuple[list[dict], list[dict], dict]:
+    """(per-run rows (lr_steps: see lr_steps; `decay` = the lr factor per epoch), per-batch-size rows of
+    the seed-pooled ESDs, {(layer, batch size): pooled eigenvalues (ascending, float64)}). A run with a
+    non-finite FC weight is `diverged`: its metrics and accuracies are NaN, and so is every pooled metric of
+    its batch size (no pooled ESD)."""
     per_run, pooled, esds = [], [], {}
     for bs, group in _by_batch_size(records).items():
         mats = {name: [] for name in LAYERS}
         for rec in group:
             seed = rec.key["seed"]
             weights = rec.tensors("model.pt", "weights")
-            row = {"batch_size": bs, "seed": seed, **{k: rec[k] for k in ("train_acc", "test_acc", "steps")}}
+            row = {"batch_size": bs, "seed": seed, **{k: rec[k] for k in ("train_acc", "test_acc", "steps")},
+                   "lr_steps": lr_steps(rec["steps"], rec["epochs"], decay)}
             diverged = not all(_finite(weights[f"{name}.weight"]) for name in LAYERS)
             if diverged:
                 row.update(train_acc=NAN, test_acc=NAN)  # the argmax of NaN logits measures nothing
@@ -182,7 +191,7 @@ def _index(v) -> float | int:
 
 
 def _analyse(records: list[Record], cfg: Config) -> ClaimResult:
-    per_run, pooled, esds = _spectra(records)
+    per_run, pooled, esds = _spectra(records, cfg.lr_decay)
     runs, table = pd.DataFrame(per_run), pd.DataFrame(pooled)
     acc = runs.groupby("batch_size").agg(
         train_acc=("train_acc", _mean),
@@ -235,6 +244,8 @@ def _analyse(records: list[Record], cfg: Config) -> ClaimResult:
     train_largest = seed_grid(runs, "train_acc")[:, -1]
     statistics["train_acc_largest_bs"] = float(np.mean(train_largest))  # regime R1: NaN if a run is missing
     statistics["train_acc_largest_bs_min"] = float(np.min(train_largest))
+    # regime R2 (gates C3): the smallest batch size's training time in lr-weighted steps, fewest over seeds
+    statistics["lr_steps_smallest_bs"] = float(np.min(seed_grid(runs, "lr_steps")[:, 0]))
     return ClaimResult(
         statistics=statistics,
         samples={name: replicates(v) for name, v in seed_values(bs, grids).items()},

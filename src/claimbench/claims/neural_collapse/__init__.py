@@ -14,14 +14,18 @@ NC metrics (metrics/collapse.py) on the un-augmented training subset in eval mod
 log-spaced epochs; test accuracy of the final model. Card v2: a seed is the replicate; N1 judges the
 worst loss per seed (NC2 against a random classifier of the same shape), N2 each loss minus CE per seed
 within ±EQUIVALENCE_MARGIN_PP; CE also runs under `control_seeds` at the largest width (N2's control).
+Card v3: regime R2 (NC2/NC3 plateau over the last quarter of the full-lr phase, measured at
+phase_epochs) and R3 (lr x weight decay x full-lr steps, wd_time, at least the paper's shortest schedule).
 
 Expected cost (train + analyse): ci ~10 s CPU time; quick ~2 min CPU time (measured before card v2: 107 s
 user time with one thread; 5.4 min wall on a shared, oversubscribed 2-core box), plus the 2 control runs
 of card v2, each like a CE run at w=1/8 (9.5-10.4 s of the 149 s run time of the quick suite on the quiet
-2-core box: about +13%); analyse ~5 s at quick (null draws included); gpu ~4 min on one H100 (estimate,
+2-core box: about +13%); analyse ~5 s at quick (null draws included); gpu: see below (estimate,
 not yet run); paper (60k images, 4 widths, 350 epochs, 3 seeds + 1 control): about a day on one GPU.
 Measured (card v2 judging run from clean, 2-core Xeon, 2026-11-26, default executor): quick = 179 s
-training + 4.6 s analysis (seed set 1: 179 s + 0.3 s).
+training + 4.6 s analysis (seed set 1: 179 s + 0.3 s). Card v3: quick unchanged (~180 core-s; out of regime
+R3 by design, see the card's power block); gpu re-sized to 16 runs x 7,040 steps, ~4-6.4 min on one H100
+with 3 workers (estimate: 5-8 ms per eager step; not yet run). Pilots: ~30 core-s per 100 epochs at w=1/8.
 
 Files: train.py (one run per width, seed and loss variant, plus the control runs), analyse.py
 (statistics, per-seed samples, tables), null.py (null and control draws), figures.py (NC curves,
@@ -30,6 +34,7 @@ accuracy vs width).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
@@ -85,6 +90,10 @@ class Config:
     # N2's positive control: CE at the largest width under these extra seeds, so that one loss is seen
     # under len(seeds) + len(control_seeds) seeds (reported, never gating); [] = no control runs.
     control_seeds: list[int] = field(default_factory=list)
+    # The first `other_width_seeds` of `seeds` also run at the widths below the largest (N3, reported only,
+    # compares widths); null = every seed. Lets a scale spend its budget on the judged (largest) width.
+    other_width_seeds: int | None = field(default=None, metadata=_check(lambda v: v is None or v >= 1,
+                                                                        "null or >= 1"))
 
     def __post_init__(self):
         shared = sorted(set(self.seeds) & set(self.control_seeds))
@@ -108,6 +117,43 @@ def nc_epochs(epochs: int, points: int) -> list[int]:
     return sorted({1, epochs, *(round(float(e)) for e in grid)})
 
 
+NUM_CLASSES = 10
+# Regime R3's bound: the paper's shortest schedule (CIFAR-10, 45k images, batch 128 = 352 steps/epoch, 100
+# epochs, lr 0.1, weight decay 5e-4): 0.1 × 5e-4 × ceil(3/7 × 35,200) = 0.754 at the full learning rate.
+PAPER_WD_TIME = 0.1 * 5e-4 * math.ceil(3 / 7 * 100 * 352)
+# The step schedule's milestones (fractions of training, as the reference code) and the plateau window:
+# the last PLATEAU_FRACTION of the full-learning-rate phase (card v3, regime R2).
+LR_MILESTONES = (3 / 7, 5 / 7)
+PLATEAU_FRACTION = 0.25
+
+
+def phase_epochs(epochs: int) -> dict[str, int]:
+    """Epochs that bound the plateau window: 'decay' = the last epoch wholly at the full learning rate
+    (floor(3/7 · epochs); lr_at decays at step/total >= 3/7), 'window' = the window's first epoch
+    (the last PLATEAU_FRACTION of the full-lr phase), 'end_window' = the first epoch of the last
+    PLATEAU_FRACTION of training (reported); all >= 1."""
+    decay = max(1, math.floor(LR_MILESTONES[0] * epochs))
+    return {"window": max(1, round((1 - PLATEAU_FRACTION) * decay)), "decay": decay,
+            "end_window": max(1, round((1 - PLATEAU_FRACTION) * epochs))}
+
+
+def wd_time(cfg: Config) -> float:
+    """lr × weight decay × optimiser steps at the full learning rate (steps s of `total` with s/total < 3/7;
+    batches of ceil(N / batch_size) per epoch): the full-lr phase in weight-decay relaxation times (regime R3)."""
+    total = cfg.epochs * math.ceil(NUM_CLASSES * cfg.train_per_class / cfg.batch_size)
+    return cfg.lr * cfg.weight_decay * math.ceil(LR_MILESTONES[0] * total)
+
+
+def measure_epochs(cfg: Config) -> list[int]:
+    """Epochs at which the probe measures NC: the log-spaced grid plus the plateau window's ends."""
+    return sorted({*nc_epochs(cfg.epochs, cfg.nc_points), *phase_epochs(cfg.epochs).values()})
+
+
+def seeds_at(cfg: Config, width: float) -> list[int]:
+    """Seeds trained at `width`: all of `seeds` at the largest width, the first `other_width_seeds` elsewhere."""
+    return list(cfg.seeds) if width == max(cfg.widths) else list(cfg.seeds)[: cfg.other_width_seeds]
+
+
 def variants(cfg: Config, width: float) -> list[str]:
     """Loss variants trained at `width`: the four losses, plus LS at the secondary alpha at the largest width."""
     extra = [SECONDARY_LS] if cfg.ls_alpha_secondary is not None and width == max(cfg.widths) else []
@@ -117,6 +163,8 @@ def variants(cfg: Config, width: float) -> list[str]:
 def run_key(cfg: Config, width: float, seed: int, variant: str) -> dict:
     """Cache key of one run: every setting that changes it (not the lists of widths/seeds swept)."""
     settings = {k: v for k, v in asdict(cfg).items()
-                if k not in ("widths", "seeds", "ls_alpha_secondary", "control_seeds")}
+                if k not in ("widths", "seeds", "ls_alpha_secondary", "control_seeds", "other_width_seeds")}
     alpha = cfg.ls_alpha_secondary if variant == SECONDARY_LS else cfg.ls_alpha
-    return {**settings, "ls_alpha": alpha, "width": width, "seed": seed, "variant": variant}
+    # probe_epochs (card v3): a run measured at other epochs lacks the plateau window's NC values
+    return {**settings, "ls_alpha": alpha, "width": width, "seed": seed, "variant": variant,
+            "probe_epochs": measure_epochs(cfg)}

@@ -11,7 +11,16 @@ import math
 import numpy as np
 import pandas as pd
 
-from claimbench.claims.neural_collapse import EQUIVALENCE_MARGIN_PP, REFERENCE_LOSS, SECONDARY_LS, Config, nc_epochs
+from claimbench.claims.neural_collapse import (
+    EQUIVALENCE_MARGIN_PP,
+    PAPER_WD_TIME,
+    REFERENCE_LOSS,
+    SECONDARY_LS,
+    Config,
+    measure_epochs,
+    phase_epochs,
+    wd_time,
+)
 from claimbench.claims.neural_collapse import null as N
 from claimbench.collapse_losses import LOSS_NAMES
 from claimbench.contract import Context
@@ -24,6 +33,8 @@ NUM_CLASSES = 10
 COLLAPSE_STATS = {"nc1": "nc1_ratio_worst_loss", "nc2": "nc2_over_random_worst_loss", "nc3": "nc3_ratio_worst_loss"}
 PER_SEED_COLUMNS = {"nc1": "nc1_ratio", "nc2": "nc2_over_random", "nc3": "nc3_ratio"}  # collapse_per_seed
 # N2's per-seed statistics: test accuracy of each loss minus CE's, same seed (points)
+# Regime R2's plateau metrics (card v3): the W-centred classifier geometry N1 gates; see the card for NC1.
+PLATEAU_METRICS = ("nc2", "nc3")
 DIFF_STATS = {loss: f"acc_diff_{loss}_ce_pp" for loss in LOSS_NAMES if loss != REFERENCE_LOSS}
 
 
@@ -98,6 +109,31 @@ def per_seed_collapse(hist: pd.DataFrame, width: float, seeds: list[int], nc2_ra
     return values, table, firsts
 
 
+def regime_statistics(hist: pd.DataFrame, width: float, epochs: int) -> dict[str, float]:
+    """Terminal phase and plateau over the four losses and all seeds at `width` (NaN propagates):
+    train_acc_at_decay_min_largest_pct = the lowest train accuracy (%) at the end of the full-lr phase;
+    nc_plateau_change_max = the largest |NC(decay) / NC(window) - 1| over PLATEAU_METRICS across the last
+    PLATEAU_FRACTION of the full-lr phase (regime R2); nc_end_change_max = the same for NC1-3 across the
+    last PLATEAU_FRACTION of training (reported: the decayed lr makes it small by construction). A window
+    of one epoch (very short runs) gives NaN: no plateau can be read."""
+    h = hist[(hist["width"] == width) & hist["variant"].isin(LOSS_NAMES)]
+    runs = h[["variant", "seed"]].drop_duplicates()
+    ph = phase_epochs(epochs)
+
+    def at(epoch: int) -> pd.DataFrame:  # one row per (loss, seed); NaN where that epoch was not measured
+        return runs.merge(h[h["epoch"] == epoch], on=["variant", "seed"], how="left")
+
+    def change(metrics: tuple[str, ...], a: int, b: int) -> float:  # NaN for an empty window (a == b)
+        if a >= b:
+            return math.nan
+        first, last = at(a), at(b)
+        return float(np.max([(last[m] / first[m] - 1).abs().max(skipna=False) for m in metrics]))
+
+    return {"train_acc_at_decay_min_largest_pct": 100 * float(at(ph["decay"])["train_acc"].min(skipna=False)),
+            "nc_plateau_change_max": change(PLATEAU_METRICS, ph["window"], ph["decay"]),
+            "nc_end_change_max": change(("nc1", "nc2", "nc3"), ph["end_window"], epochs)}
+
+
 def per_seed_differences(runs: list[dict], width: float, seeds: list[int]) -> dict[str, list[float]]:
     """N2's per-seed values: test accuracy (points) of each non-CE loss minus CE's at `width`, same seed."""
     acc = {(r["variant"], r["seed"]): 100 * r["test_acc"] for r in runs if r["width"] == width}
@@ -131,7 +167,8 @@ def setup(cfg: Config) -> dict[str, str]:
             "losses": f"CE, LS a={cfg.ls_alpha} (also a={cfg.ls_alpha_secondary} at the largest width), "
                       f"FL g={cfg.focal_gamma}, MSE target {cfg.mse_scale}*onehot",
             "nc": "W-centred NC2/NC3 gate (nc_loss convention); uncentred and Papyan variants reported",
-            "replicates": f"seeds {list(cfg.seeds)} (each: every loss from one init and data order); N2 control: CE "
+            "replicates": f"seeds {list(cfg.seeds)} (each: every loss from one init and data order; widths below "
+                          f"the largest: the first {cfg.other_width_seeds or len(cfg.seeds)}); N2 control: CE "
                           f"at width {max(cfg.widths)} under seeds {list(cfg.control_seeds) or 'none'}"}
 
 
@@ -164,6 +201,8 @@ def analyse(records: list[Record], ctx: Context) -> ClaimResult:
     # Regime: every loss at the largest width in the terminal phase (final train accuracy, NaN propagates).
     judged = [r for r in runs if r["width"] == largest and r["variant"] in LOSS_NAMES]
     stats["train_acc_min_largest_pct"] = float(np.min([100 * r["final"]["train_acc"] for r in judged]))
+    stats |= regime_statistics(hist, largest, cfg.epochs) | {"wd_time_full_lr": wd_time(cfg),
+                                                             "wd_time_paper_shortest": PAPER_WD_TIME}
 
     # N1: per seed, the worst loss; NC2 against a random classifier of the same feature dimension d.
     features = {(r.record["variant"], r.record["seed"]): r.tensors("features.pt", "final features")
@@ -193,10 +232,11 @@ def analyse(records: list[Record], ctx: Context) -> ClaimResult:
                        tables={"nc_history": hist, "nc_final": final, "accuracy": acc, "collapse_largest": nc_table,
                                "collapse_per_seed": per_seed, "equivalence": equivalence_table(diffs),
                                "ce_seeds": pd.DataFrame(ce)},
-                       details={"nc_epochs": nc_epochs(cfg.epochs, cfg.nc_points),
+                       details={"nc_epochs": measure_epochs(cfg), "plateau_epochs": phase_epochs(cfg.epochs),
                                 "null": {"seed": N.NULL_SEED, "draws": N.NULL_DRAWS,
                                          "N1": "final features with labels permuted (NC1); random Gaussian "
                                                "classifier of the same shape (NC2, NC3)",
                                          "N2": f"one non-CE loss off CE by ±{EQUIVALENCE_MARGIN_PP} pt, others equal; "
                                                f"control: all equal; seed noise {sigma:.3g} pt ({source})"}},
-                       figure_data={"variant_labels": variant_labels(cfg)})
+                       figure_data={"variant_labels": variant_labels(cfg), "phases": phase_epochs(cfg.epochs),
+                                    "epochs": cfg.epochs})

@@ -1,5 +1,6 @@
-"""Neural collapse, figure side: NC1-3 against epoch at the largest width (nc_vs_epoch.png) and test
-accuracy against width per loss (accuracy_vs_width.png), drawn from the ClaimResult's tables."""
+"""Neural collapse, figure side: NC1-3 against epoch at the largest width with the plateau window and lr
+decays marked (nc_vs_epoch.png) and test accuracy against width per loss (accuracy_vs_width.png), drawn
+from the ClaimResult's tables and figure_data."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from claimbench import plotting
-from claimbench.claims.neural_collapse import SECONDARY_LS, VARIANT_ORDER
+from claimbench.claims.neural_collapse import LR_MILESTONES, SECONDARY_LS, VARIANT_ORDER
 from claimbench.collapse_losses import LOSS_NAMES
 from claimbench.contract import Context
 from claimbench.results import ClaimResult
@@ -29,8 +30,10 @@ def variant_style(labels: dict[str, str]) -> dict[str, tuple[str, tuple]]:
     return {v: (labels[v], colours[i]) for i, v in enumerate(VARIANT_ORDER)}
 
 
-def plot_nc_curves(hist: pd.DataFrame, style: dict, width: float, path: Path) -> None:
-    """Seed-mean NC1, NC2, NC3 (log) against epoch (log) per loss variant at `width`."""
+def plot_nc_curves(hist: pd.DataFrame, style: dict, width: float, phases: dict[str, int], epochs: int,
+                   path: Path) -> None:
+    """Seed-mean NC1, NC2, NC3 (log) against epoch (log) per loss variant at `width`; shaded: regime R2's
+    plateau window (the last quarter of the full-lr phase), dotted: the lr decays."""
     h = hist[hist["width"] == width].groupby(["variant", "epoch"])[["nc1", "nc2", "nc3"]].mean().reset_index()
     fig, axes = plotting.subplots(1, 3, figsize=(13, 3.6))
     for ax, m, title in zip(axes, ("nc1", "nc2", "nc3"), ("NC1  tr(Σ_W Σ_B⁺)/K", "NC2  classifier–ETF distance",
@@ -40,6 +43,9 @@ def plot_nc_curves(hist: pd.DataFrame, style: dict, width: float, path: Path) ->
             label, colour = style[variant]
             ax.plot(g["epoch"], g[m], marker="o", ms=3, color=colour, label=label,
                     ls="--" if variant == SECONDARY_LS else "-")
+        ax.axvspan(phases["window"], phases["decay"], color="0.9", zorder=0)
+        for frac in LR_MILESTONES:
+            ax.axvline(frac * epochs, color="0.5", ls=":", lw=1)
         ax.set(xscale="log", yscale="log", xlabel="epoch", title=title)
     axes[-1].legend(title=f"width {width:g}, seed mean", loc="upper left", bbox_to_anchor=(1.02, 1))
     plotting.save(fig, path)
@@ -66,5 +72,5 @@ def figures(result: ClaimResult, ctx: Context) -> None:
     """Draw both figures into ctx.figures_dir."""
     style = variant_style(result.figure_data["variant_labels"])
     plot_nc_curves(result.tables["nc_history"], style, result.statistics["largest_width"],
-                   ctx.figures_dir / "nc_vs_epoch.png")
+                   result.figure_data["phases"], result.figure_data["epochs"], ctx.figures_dir / "nc_vs_epoch.png")
     plot_accuracy(result.tables["accuracy"], style, ctx.figures_dir / "accuracy_vs_width.png")

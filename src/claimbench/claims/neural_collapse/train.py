@@ -13,7 +13,16 @@ from pathlib import Path
 
 import torch
 
-from claimbench.claims.neural_collapse import REFERENCE_LOSS, SECONDARY_LS, Config, nc_epochs, run_key, variants
+from claimbench.claims.neural_collapse import (
+    LR_MILESTONES,
+    REFERENCE_LOSS,
+    SECONDARY_LS,
+    Config,
+    measure_epochs,
+    run_key,
+    seeds_at,
+    variants,
+)
 from claimbench.collapse_losses import make_loss
 from claimbench.contract import Context, RunSpec
 from claimbench.data import balanced_subset, derive_seed, load_fashion_mnist, normalize
@@ -83,11 +92,12 @@ def load_data(ctx: Context) -> dict[str, torch.Tensor]:
 
 
 def plan(ctx: Context) -> list[RunSpec]:
-    """Every (width, seed, loss variant), widths ascending, then seeds, then variants in VARIANT_ORDER; then
-    N2's control runs: CE at the largest width under each control seed (an ordinary CE run's key)."""
+    """Every (width, seed at that width, loss variant), widths ascending, then seeds, then variants in
+    VARIANT_ORDER; then N2's control runs: CE at the largest width under each control seed (an ordinary CE
+    run's key)."""
     cfg: Config = ctx.cfg
     main = [RunSpec(run_key(cfg, w, s, v), f"{v} w={w:g} seed={s}", {"width": w, "seed": s, "variant": v})
-            for w in sorted(cfg.widths) for s in cfg.seeds for v in variants(cfg, w)]
+            for w in sorted(cfg.widths) for s in seeds_at(cfg, w) for v in variants(cfg, w)]
     w = max(cfg.widths)
     control = [RunSpec(run_key(cfg, w, s, REFERENCE_LOSS), f"{REFERENCE_LOSS} w={w:g} seed={s} (control)",
                        {"width": w, "seed": s, "variant": REFERENCE_LOSS}) for s in cfg.control_seeds]
@@ -101,9 +111,9 @@ def run_one(ctx: Context, run_dir: Path, data: dict, width: float, seed: int, va
     seed_everything(seed)  # same init and data order for every loss at a (width, seed)
     model = prepare_model(WideResNet18(width, NUM_CLASSES, 1, cfg.stem_stride), ctx.device)
     tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
-                       weight_decay=cfg.weight_decay, schedule="step", gamma=0.1, milestones=(3 / 7, 5 / 7),
+                       weight_decay=cfg.weight_decay, schedule="step", gamma=0.1, milestones=LR_MILESTONES,
                        grad_clip=cfg.grad_clip, augment=cfg.augment, checkpoint_every=max(1, cfg.epochs // 7))
-    probe = CollapseProbe(data["x_train"], data["y_train"], nc_epochs(cfg.epochs, cfg.nc_points))
+    probe = CollapseProbe(data["x_train"], data["y_train"], measure_epochs(cfg))
     fn = loss_fn(cfg, variant)
     fit(model, (data["x_train"], data["y_train"]), tcfg, seed=seed, loss_fn=fn, callbacks=[probe],
         checkpoint=run_dir / CHECKPOINT, desc=f"nc {variant} w={width} s={seed}")

@@ -17,15 +17,17 @@ Card v2: a replicate is a bootstrap resample of the corpus (models resampled wit
 gating statistics (S1: |τ_pooled| and the paradox margin of log spectral norm; S2: the signed mean
 within-depth τ of α and the signed gap) are judged on their percentile intervals; null draws shuffle the
 depth labels (S1) or permute test accuracy across models (S2), computed from the corpus table in analyse.
+Card v3: models testing below ``trained_min_acc`` leave the analysed corpus (regime R1 counts them), and
+regime R3 compares α's within-depth spread with its power-law fit noise (α_se) before S2 is judged.
 
 Expected cost (2-core CPU; measured on a shared, ~3.5x oversubscribed one, so uncontended is lower):
-ci ≈ 19 s wall (8 models, 7 s CPU); quick ≈ 50 s wall with card v1's 4 epochs (32 models, 16 per depth,
-14 px images, 33 s CPU), about 25% more with card v2's 5 epochs; analyse ≈ 10 s at quick (3.5 s of it the
-400 null draws); gpu: the full 96-model grid at 28 px, several models at once on one GPU (the Ray
-executor's gpus_per_run packs runs on it), aimed at 2–4 min on one H100 but never run (no GPU was
-available); paper: PGDL's protocol on CIFAR-10, 1200 epochs (days), or the released PGDL checkpoints.
+ci ≈ 19 s wall (8 models, 7 s CPU); quick (card v3: 108 models, 54 per depth) ≈ 160 core-s training
+(1.5 core-s per model at 1 thread; pilot seed set 9 summed 159 s over its runs) + ≈ 25 CPU s analysis
+(spectral metrics ≈ 8 s, 1000-draw bootstraps, 200 null draws x 100); gpu (card v3: 144 models, 64/128
+filters at 28 px) estimated 3-5 min on one H100 with 3 workers (2-5 ms per eager step, ≈ 105k steps)
+but never run; paper: PGDL's protocol on CIFAR-10, 1200 epochs (days), or the released PGDL checkpoints.
 Measured (card v2 judging run from clean, 2-core Xeon, 2026-11-26, default executor): quick = 56 s
-training + 4.6 s analysis (seed set 1: 50 s + 3 s).
+training + 4.6 s analysis for v2's 32 models (seed set 1: 50 s + 3 s). Card v3 judging run: (lead fills in).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from claimbench.params import in_unit_interval, positive
 CLAIM_ID = "simpson_paradox"
 
 GRID = ("blocks", "dense_layers", "last_filters", "dropout", "weight_decay", "batch_size")
-ANALYSIS_ONLY = ("n_boot", "min_evals", "pgdl_task")  # settings that never change a trained model
+ANALYSIS_ONLY = ("n_boot", "min_evals", "pgdl_task", "trained_min_acc")  # never change a trained model
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class Config:
     pgdl_task: a PGDL task folder (…/task1_v4); when set, its models are analysed instead of training.
     seed_base: added to the model and bootstrap seeds (robustness seed sets, `with_seed_set`); the data
     subsets keep `seed`.
+    trained_min_acc: card v3 regime R1: a model testing below it is left out of the analysed corpus (0.2,
+    twice chance, at quick/gpu; 0 keeps every model: ci, whose 1-epoch smoke-test models sit near chance).
     """
 
     blocks: list[int] = field(metadata=positive())
@@ -76,6 +80,7 @@ class Config:
     min_evals: int = field(default=10, metadata=positive())
     pgdl_task: str | None = None
     seed_base: int = 0
+    trained_min_acc: float = field(default=0.0, metadata=in_unit_interval())
 
 
 def grid(cfg: Config) -> list[dict]:

@@ -1,0 +1,71 @@
+"""Wall time of a whole-suite command, with provenance: ``python -m claimbench.timed_run NAME -- CMD ...``.
+
+Runs CMD (e.g. ``dvc repro``, or ``python -m claimbench.robustness``) in the repository root and writes
+``results/suite_runs/NAME.json``: the command, its exit status, start/end (UTC), wall seconds, the finished
+runs each folder of artifacts/<scale>/ held at start and end (``from_clean``: none at start), the git commit and
+whether tracked code was dirty, the executor settings, and the machine (CPU model, kernels, cores).
+Issue 15's budget (`quick` ≤ 30 min from clean on a 2-core CPU) is read from these files, not typed in.
+Exit status: CMD's; a bad call is one line on stderr and status 2.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from claimbench.claims import load_params
+from claimbench.numerics import machine_facts
+from claimbench.results import _git
+from claimbench.sweep import DONE
+
+OUT_DIR = Path("results") / "suite_runs"
+
+
+def finished_runs(artifacts: Path) -> dict[str, int]:
+    """Finished runs (DONE markers) under each sub-folder of `artifacts`: a claim, or a seed set's folder."""
+    if not artifacts.exists():
+        return {}
+    return {d.name: sum(1 for _ in d.rglob(DONE)) for d in sorted(artifacts.iterdir()) if d.is_dir()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) < 3 or argv[1] != "--" or not argv[0].replace("-", "").replace("_", "").isalnum():
+        print("timed_run: usage: python -m claimbench.timed_run NAME -- CMD [ARGS...] (NAME: letters, digits, - _)",
+              file=sys.stderr)
+        return 2
+    name, cmd = argv[0], argv[2:]
+    params = load_params("params.yaml")
+    artifacts = Path("artifacts") / params.scale
+    before = finished_runs(artifacts)
+    start, t0 = dt.datetime.now(dt.UTC), time.time()
+    rc = subprocess.call(cmd)
+    wall = time.time() - t0
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock", ":!results",
+                  ":!README.md")
+    record = {
+        "name": name, "command": " ".join(cmd), "exit_status": rc, "scale": params.scale,
+        "start_utc": start.isoformat(timespec="seconds"),
+        "end_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "wall_s": round(wall, 1), "wall_min": round(wall / 60, 2),
+        "from_clean": not any(before.values()), "finished_runs_at_start": before,
+        "finished_runs_at_end": finished_runs(artifacts),
+        "git_sha": _git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None,
+        "executor": {"kind": params.executor.kind, "workers": params.executor.workers,
+                     "env": os.environ.get("CLAIMBENCH_EXECUTOR")},
+        "cpu_count": os.cpu_count(), **machine_facts(),
+    }
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"timed_run {name}: {record['wall_min']} min, exit {rc}, from clean: {record['from_clean']} "
+          f"-> {OUT_DIR / (name + '.json')}", file=sys.stderr)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
