@@ -30,3 +30,16 @@ def test_timed_run_refuses_a_bad_call(capsys):
     assert timed_run.main(["probe", "dvc", "repro"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "usage" in err
+
+
+def test_an_explicit_commit_wins_over_a_copied_git(monkeypatch):
+    """The GPU box's copy carries a stale .git: CLAIMBENCH_GIT_SHA, when set, is what provenance records."""
+    import torch
+
+    from claimbench.results import provenance
+
+    monkeypatch.setenv("CLAIMBENCH_GIT_SHA", "abc123")
+    prov = provenance(torch.device("cpu"), 1.0, [0], "ci")
+    assert (prov["git_sha"], prov["git_sha_source"], prov["git_dirty"]) == ("abc123", "env CLAIMBENCH_GIT_SHA", None)
+    monkeypatch.delenv("CLAIMBENCH_GIT_SHA")
+    assert provenance(torch.device("cpu"), 1.0, [0], "ci")["git_sha_source"] == "git"

@@ -73,11 +73,12 @@ def provenance(device: torch.device, wall_s: float, seeds: list[int], scale: str
     sha = _git("rev-parse", "HEAD")
     env_sha = os.environ.get("CLAIMBENCH_GIT_SHA")
     return {
-        # A machine given a copy of the working tree without .git (the GPU box) is told the commit it runs
-        # through env CLAIMBENCH_GIT_SHA; git_dirty is then unknown (None) and git_sha_source says so.
-        "git_sha": sha or env_sha or None,
-        "git_sha_source": "git" if sha else ("env CLAIMBENCH_GIT_SHA" if env_sha else None),
-        "git_dirty": bool(status) if status is not None else None,
+        # A machine given a copy of the working tree (the GPU box: its .git, if any, is a stale snapshot) is
+        # told the commit it runs through env CLAIMBENCH_GIT_SHA, which then wins over git; git_dirty is then
+        # unknown (None) and git_sha_source says which was used.
+        "git_sha": env_sha or sha or None,
+        "git_sha_source": "env CLAIMBENCH_GIT_SHA" if env_sha else ("git" if sha else None),
+        "git_dirty": None if env_sha else (bool(status) if status is not None else None),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "cuda": torch.version.cuda if device.type == "cuda" else None,
