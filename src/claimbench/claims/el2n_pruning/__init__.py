@@ -21,14 +21,17 @@ independent unit: its own score ensemble, its own label-noise ensemble and its o
 Steps 1, 3 and 4 come first; a barrier then builds each replicate's step-2 runs from its own scores.
 
 Expected cost (train + analyse): ci ≈ 10–20 s on a 2-core CPU (300-image subset, 21 runs). quick (card
-v3: fast CNN, 12k-image Fashion-MNIST subset, 10 epochs, 6 replicates, 50% pruned only, permute noise;
-43 runs: 12 score, 12 noise, 1 data_stats, 18 pruned) ≈ 340–460 single-thread core-s of training
-(pilot-measured per run: score 12.4–17.4, pruned 9–12.7, noise 1.4–1.7 core-s), ≈ 3–4 min wall with 2
+v3: fast CNN, 12k-image Fashion-MNIST subset, 10 epochs, 10 replicates, 50% pruned only, permute noise;
+71 runs: 20 score, 20 noise, 1 data_stats, 30 pruned) ≈ 570–770 single-thread core-s of training
+(pilot-measured per run: score 12.4–17.4, pruned 9–12.7, noise 1.4–1.7 core-s), ≈ 5–6 min wall with 2
 workers; analyse ≈ 6–8 s (1000 null draws per criterion). gpu ≈ 2–3 min of one H100 (estimate, never run;
 ResNet-18 low-res, 6k images, 8 epochs, 5 replicates, 36 runs); paper = ResNet-18 on all 60k images,
 200 epochs, 4 replicates × 10 inits: GPU-days. Card v2 (5 epochs, 3 replicates, 30% and 50% pruned, 37
 runs), measured from clean on the 2-core Xeon, 2026-11-26, default executor: 111 s training + 4 s
 analysis (seed set 1: 121 s + 1.5 s).
+Measured (card v3 judging run from clean, 2-core Xeon, 2026-11-26, executor workers 2): quick = 350 s training
+wall (677 s summed over its 71 runs) + 8.5 s analysis; seed set 1: 338 s (661 s) + 4.1 s. gpu (one H100, five
+claims sharing it, 3 workers each): 36 runs in 333 s (899 s summed run wall).
 """
 
 from __future__ import annotations

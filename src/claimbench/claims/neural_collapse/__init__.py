@@ -30,6 +30,9 @@ with 3 workers (estimate: 5-8 ms per eager step; not yet run). Pilots: ~30 core-
 Files: train.py (one run per width, seed and loss variant, plus the control runs), analyse.py
 (statistics, per-seed samples, tables), null.py (null and control draws), figures.py (NC curves,
 accuracy vs width).
+Measured (card v3 judging run from clean, 2-core Xeon, 2026-11-26, executor workers 2): quick = 113 s training
+wall (206 s summed over its 20 runs) + 3.5 s analysis; seed set 1: 110 s (197 s) + 0.4 s. gpu (one H100,
+shared by five claims, then alone with 7 workers): 16 runs, 1,970 s summed run wall (≈ 17 ms per step).
 """
 
 from __future__ import annotations

@@ -27,7 +27,10 @@ ci ≈ 19 s wall (8 models, 7 s CPU); quick (card v3: 108 models, 54 per depth) 
 filters at 28 px) estimated 3-5 min on one H100 with 3 workers (2-5 ms per eager step, ≈ 105k steps)
 but never run; paper: PGDL's protocol on CIFAR-10, 1200 epochs (days), or the released PGDL checkpoints.
 Measured (card v2 judging run from clean, 2-core Xeon, 2026-11-26, default executor): quick = 56 s
-training + 4.6 s analysis for v2's 32 models (seed set 1: 50 s + 3 s). Card v3 judging run: (lead fills in).
+training + 4.6 s analysis for v2's 32 models (seed set 1: 50 s + 3 s).
+Measured (card v3 judging run from clean, 2-core Xeon, 2026-11-26, executor workers 2): quick = 98 s training
+wall (185 s summed over its 108 runs) + 18.8 s analysis; seed set 1: 102 s (189 s) + 16.7 s. gpu (one H100,
+five claims sharing it, 3 workers each): 144 runs, 1,410 s summed run wall, 37 s analysis.
 """
 
 from __future__ import annotations
