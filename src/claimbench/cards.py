@@ -365,6 +365,17 @@ def _changelog(raw: dict, where: str) -> None:
                         f"method); got {iv!r}.")
 
 
+def _keys(block: Any, allowed: set[str], required: tuple[str, ...], where: str) -> None:
+    """`block` is a mapping whose keys are all in `allowed` and include every `required` one."""
+    if not isinstance(block, dict):
+        raise CardError(f"card {where}: must be a mapping with {', '.join(required)}.")
+    unknown = sorted(set(block) - allowed)
+    if unknown:
+        raise CardError(f"card {where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}.")
+    for key in required:
+        _need(block, key, where)
+
+
 def _power(power: Any, where: str, criteria: list[Criterion]) -> None:
     """Validate the optional `power:` block (issue 15): the pilot it was sized from, one row per gating
     statistic (pilot SD, expected effect and its source, chosen replicates, P(pass)), the cost, and where a
@@ -372,23 +383,12 @@ def _power(power: Any, where: str, criteria: list[Criterion]) -> None:
     if power is None:
         return
     pw = f"{where} power"
-    if not isinstance(power, dict):
-        raise CardError(f"card {pw}: must be a mapping with pilot, statistics, cost.")
-    unknown = sorted(set(power) - POWER_KEYS)
-    if unknown:
-        raise CardError(f"card {pw}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(POWER_KEYS))}.")
-    for key in ("pilot", "statistics", "cost"):
-        _need(power, key, pw)
+    _keys(power, POWER_KEYS, ("pilot", "statistics", "cost"), pw)
     checked = {ch.statistic for c in criteria for ch in c.checks}
     for i, row in enumerate(power["statistics"]):
         rw = f"{pw} row #{i + 1}"
-        if not isinstance(row, dict):
-            raise CardError(f"card {rw}: must be a mapping.")
-        unknown = sorted(set(row) - POWER_ROW_KEYS)
-        if unknown:
-            raise CardError(f"card {rw}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(POWER_ROW_KEYS))}.")
-        for key in ("statistic", "method", "sd", "expected", "expected_source", "replicates", "p_pass"):
-            _need(row, key, rw)
+        _keys(row, POWER_ROW_KEYS, ("statistic", "method", "sd", "expected", "expected_source", "replicates",
+                                    "p_pass"), rw)
         if row["method"] not in POWER_METHODS:
             raise CardError(f"card {rw}: method {row['method']!r} unknown; allowed: {', '.join(POWER_METHODS)}.")
         if row["statistic"] not in checked:
