@@ -223,9 +223,9 @@ def select(names: str | None) -> list[str]:
     return chosen
 
 
-def measure(claim: str, case: Case, threads: int, ceiling: float, seconds: float) -> dict:
-    """One table row: case's shapes, steps/s, FLOPs per step, GFLOP/s and its share of `ceiling`."""
-    rate, flops = steps_per_second(case, seconds), flops_per_step(case)
+def row(claim: str, case: Case, threads: int | str, rate: float, ceiling: float) -> dict:
+    """One table row: case's shapes, `rate` (steps/s), FLOPs per step, GFLOP/s and its share of `ceiling`."""
+    flops = flops_per_step(case)
     gflops = None if flops is None else flops * rate / 1e9
     return {"model": case.name, "claim": claim, "batch": case.tc.batch_size, "input": list(case.data[0].shape[1:]),
             "params_M": sum(q.numel() for q in case.model.parameters()) / 1e6, "optimizer": case.tc.optimizer,
@@ -242,27 +242,20 @@ def _worker_rate(claim: str, index: int, scale: str, params: str, threads: int, 
         return steps_per_second(CLAIMS[claim](p.claims[claim])[index], seconds)
 
 
-def measure_workers(claim: str, index: int, case: Case, p, params: str, threads: int, workers: int,
-                    ceiling: float, seconds: float) -> dict:
-    """`measure` for W processes at once: summed steps/s, FLOPs per step counted here."""
+def workers_rate(claim: str, index: int, scale: str, params: str, threads: int, workers: int,
+                 seconds: float) -> float:
+    """Steps/s of the claim's index-th model summed over `workers` spawned processes timing it at once."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_worker_rate, claim, index, p.scale, params, threads, seconds) for _ in range(workers)]
-        rate = sum(f.result() for f in futures)
-    flops = flops_per_step(case)
-    gflops = None if flops is None else flops * rate / 1e9
-    return {"model": case.name, "claim": claim, "batch": case.tc.batch_size, "input": list(case.data[0].shape[1:]),
-            "params_M": sum(q.numel() for q in case.model.parameters()) / 1e6, "optimizer": case.tc.optimizer,
-            "threads": f"{workers}×{threads}", "steps_per_s": rate, "ms_per_step": 1000 / rate,
-            "gflop_per_step": None if flops is None else flops / 1e9, "gflop_per_s": gflops,
-            "pct_of_ceiling": None if gflops is None else 100 * gflops / ceiling}
+        futures = [pool.submit(_worker_rate, claim, index, scale, params, threads, seconds) for _ in range(workers)]
+        return sum(f.result() for f in futures)
 
 
 def bench(scale: str | None, seconds: float, models: str | None, threads: int | None, params: str,
           workers: int = 1) -> dict:
-    """Time every chosen claim's models; return the header facts and one row per model (see `measure`)."""
+    """Time every chosen claim's models; return the header facts and one row per model (see `row`)."""
     p = load_params(params, scale)
     claims, entries, rows, ceilings = select(models), registry(), [], {}
     use_scale_dtype(p.scale)
@@ -277,11 +270,10 @@ def bench(scale: str | None, seconds: float, models: str | None, threads: int | 
                 ceilings[total] = matmul_ceiling(min(seconds, 2.0))
         with cpu_threads(n, CPU):
             cases = CLAIMS[claim](p.claims[claim])
-            if workers > 1:
-                rows += [measure_workers(claim, i, case, p, params, n, workers, ceilings[total], seconds)
-                         for i, case in enumerate(cases)]
-            else:
-                rows += [measure(claim, case, n, ceilings[n], seconds) for case in cases]
+            for i, case in enumerate(cases):
+                rate = (workers_rate(claim, i, p.scale, params, n, workers, seconds) if workers > 1
+                        else steps_per_second(case, seconds))
+                rows.append(row(claim, case, f"{workers}×{n}" if workers > 1 else n, rate, ceilings[total]))
     return {"scale": p.scale, "seconds": seconds, "workers": workers, "torch": torch.__version__, **facts,
             "matmul_n": MATMUL_N,
             "ceiling_gflop_per_s": {str(k): v for k, v in sorted(ceilings.items())}, "rows": rows}

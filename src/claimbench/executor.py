@@ -97,17 +97,21 @@ def walk(ctx: Context, plan: Sequence[RunSpec | Barrier],
     return records
 
 
+def _read(ctx: Context, specs: list[RunSpec]) -> list[Record]:
+    """The finished records of `specs`, through `sweep.read_records` (the one reader)."""
+    fix = f"run the train stage first (`python stages/{ctx.claim_id}.py train --scale {ctx.scale}`)"
+    return read_records(ctx.runs_dir, specs, fix)
+
+
 def collect(ctx: Context, train_side: Any) -> list[Record]:
     """Every finished run of the claim's plan, read through `sweep.read_records` (the one reader)."""
-    fix = f"run the train stage first (`python stages/{ctx.claim_id}.py train --scale {ctx.scale}`)"
-    return walk(ctx, train_side.plan(ctx), lambda specs: read_records(ctx.runs_dir, specs, fix))
+    return walk(ctx, train_side.plan(ctx), lambda specs: _read(ctx, specs))
 
 
 def plan_compute(ctx: Context, train_side: Any) -> dict:
     """The claim's compute as its runs recorded it: {'runs', 'runs_recorded' (runs with a finished attempt
     on record), 'wall_s', 'cpu_s' (sums of `run_compute` over the plan's run folders, seconds)}. Unlike a
     stage's wall time this does not shrink when a re-invocation finds the runs cached."""
-    fix = f"run the train stage first (`python stages/{ctx.claim_id}.py train --scale {ctx.scale}`)"
     total = {"runs": 0, "runs_recorded": 0, "wall_s": 0.0, "cpu_s": 0.0}
 
     def read(specs: list[RunSpec]) -> list[Record]:
@@ -117,7 +121,7 @@ def plan_compute(ctx: Context, train_side: Any) -> dict:
             total["runs_recorded"] += int(c["finished"] > 0)
             total["wall_s"] += c["wall_s"]
             total["cpu_s"] += c["cpu_s"]
-        return read_records(ctx.runs_dir, specs, fix)
+        return _read(ctx, specs)
 
     walk(ctx, train_side.plan(ctx), read)
     return {**total, "wall_s": round(total["wall_s"], 1), "cpu_s": round(total["cpu_s"], 1)}

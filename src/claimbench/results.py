@@ -63,22 +63,27 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def git_state() -> dict:
+    """{'git_sha', 'git_sha_source', 'git_dirty'} of the code being run. A machine given a copy of the working
+    tree (the GPU box: its .git, if any, is a stale snapshot) is told the commit it runs through env
+    CLAIMBENCH_GIT_SHA, which then wins over git; git_dirty is then unknown (None). What the pipeline itself
+    rewrites mid-run (lock, results, README table) does not make the code dirty."""
+    env_sha = os.environ.get("CLAIMBENCH_GIT_SHA")
+    if env_sha:
+        return {"git_sha": env_sha, "git_sha_source": "env CLAIMBENCH_GIT_SHA", "git_dirty": None}
+    sha = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock", ":!results",
+                  ":!README.md")
+    return {"git_sha": sha or None, "git_sha_source": "git" if sha else None,
+            "git_dirty": bool(status) if status is not None else None}
+
+
 def provenance(device: torch.device, wall_s: float, seeds: list[int], scale: str, extra: dict | None = None) -> dict:
     """Where and how a number was made. git_dirty: the tracked code/config had uncommitted changes."""
     import torchvision
 
-    # What the pipeline itself rewrites mid-run (lock, results, README table) does not make the code dirty.
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                  ":!dvc.lock", ":!results", ":!README.md")
-    sha = _git("rev-parse", "HEAD")
-    env_sha = os.environ.get("CLAIMBENCH_GIT_SHA")
     return {
-        # A machine given a copy of the working tree (the GPU box: its .git, if any, is a stale snapshot) is
-        # told the commit it runs through env CLAIMBENCH_GIT_SHA, which then wins over git; git_dirty is then
-        # unknown (None) and git_sha_source says which was used.
-        "git_sha": env_sha or sha or None,
-        "git_sha_source": "env CLAIMBENCH_GIT_SHA" if env_sha else ("git" if sha else None),
-        "git_dirty": None if env_sha else (bool(status) if status is not None else None),
+        **git_state(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "cuda": torch.version.cuda if device.type == "cuda" else None,

@@ -4,7 +4,7 @@ Runs ``python stages/<claim_id>.py all --scale S [--params P]`` for each claim, 
 (on one GPU, several small claims share it), each under its own `--timeout` (seconds) so one slow claim
 cannot take the others' results with it; each claim's log goes to `--log-dir`. Writes
 ``results/suite_runs/<scale>-suite.json``: per claim its exit status and wall seconds, the whole wall time,
-the git commit (or env CLAIMBENCH_GIT_SHA on a copy without .git) and the machine.
+the git commit (`results.git_state`: env CLAIMBENCH_GIT_SHA wins when set) and the machine.
 Exit status: 0 if every claim finished, else 1; a bad argument is one line on stderr and status 2.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from claimbench import claims as claim_registry
 from claimbench.errors import ClaimbenchError
 from claimbench.numerics import machine_facts
-from claimbench.results import _git
+from claimbench.results import git_state
 from claimbench.timed_run import OUT_DIR
 
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"[{len(done)}/{len(chosen)}, {time.time() - t0:.0f} s in all]", file=sys.stderr, flush=True)
     record = {"scale": args.scale, "params": args.params, "parallel": args.parallel, "timeout_s": args.timeout,
               "start_utc": start.isoformat(timespec="seconds"), "wall_s": round(time.time() - t0, 1),
-              "claims": done, "git_sha": _git("rev-parse", "HEAD") or os.environ.get("CLAIMBENCH_GIT_SHA"),
+              "claims": done, **git_state(),
               "cpu_count": os.cpu_count(), **machine_facts()}
     try:
         import torch

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from claimbench.claims import load_params
 from claimbench.numerics import machine_facts
-from claimbench.results import _git
+from claimbench.results import git_state
 from claimbench.sweep import DONE
 
 OUT_DIR = Path("results") / "suite_runs"
@@ -46,8 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     start, t0 = dt.datetime.now(dt.UTC), time.time()
     rc = subprocess.call(cmd)
     wall = time.time() - t0
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock", ":!results",
-                  ":!README.md")
     record = {
         "name": name, "command": " ".join(cmd), "exit_status": rc, "scale": params.scale,
         "start_utc": start.isoformat(timespec="seconds"),
@@ -55,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": round(wall, 1), "wall_min": round(wall / 60, 2),
         "from_clean": not any(before.values()), "finished_runs_at_start": before,
         "finished_runs_at_end": finished_runs(artifacts),
-        "git_sha": _git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None,
+        **git_state(),
         "executor": {"kind": params.executor.kind, "workers": params.executor.workers,
                      "env": os.environ.get("CLAIMBENCH_EXECUTOR")},
         "cpu_count": os.cpu_count(), **machine_facts(),
