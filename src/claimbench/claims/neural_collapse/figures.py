@@ -16,8 +16,9 @@ from claimbench.results import ClaimResult
 
 _HISTORY = "results/${scale}/neural_collapse/tables/nc_history.csv"
 DVC_PLOTS = [  # colour_by/marks: claimbench keys, made into a template by claimbench.dvcgen (docs/dvc.md)
-    *({f"neural_collapse_{nc}_vs_epoch": {"colour_by": "variant", "x": "epoch", "y": {_HISTORY: nc},
-                                          "title": f"Neural collapse: {nc.upper()} vs epoch, by loss (all widths, seeds)"}}
+    *({f"neural_collapse_{nc}_vs_epoch": {
+        "colour_by": "variant", "x": "epoch", "y": {_HISTORY: nc},
+        "title": f"Neural collapse: {nc.upper()} vs epoch, by loss (all widths, seeds)"}}
       for nc in ("nc1", "nc2", "nc3")),
     {"neural_collapse_accuracy_vs_width": {
         "colour_by": "variant", "marks": "lines", "x": "width",
