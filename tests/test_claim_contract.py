@@ -81,7 +81,7 @@ def test_dvc_stages_outs_and_metrics_follow_the_convention(claim_id):
     assert train["cmd"] == f"python stages/{claim_id}.py train"
     assert analyse["cmd"] == f"python stages/{claim_id}.py analyse"
     for stage in (train, analyse):
-        assert set(stage["params"]) == {"scale", claim_id}
+        assert set(stage["params"]) == {"scale", f"{claim_id}.${{scale}}"}  # only its scale's block
     assert train["outs"] == [{f"artifacts/${{scale}}/{claim_id}": {"persist": True}}]
     assert f"artifacts/${{scale}}/{claim_id}" in analyse["deps"]
     assert f"src/claimbench/cards/{claim_id}.yaml" in analyse["deps"]

@@ -9,19 +9,30 @@ Per claim two stages, whose code deps are the files Python actually imports (the
                 results.py, cards.py) + the card + the artifacts -> results/${scale}/<id>, figures
 
 so editing a figure re-runs only the analysis. `report` reads every card and committed result.
-`--check` exits 1 if dvc.yaml is not what the registry makes (tests/test_claim_contract.py runs it).
+A stage's params are `scale` and `<id>.${scale}`: only its own scale's block, so editing the `gpu`
+block of a claim leaves its `quick` stages up to date.
+
+Plots (docs/dvc.md): every claim's figure folder is an image plot (`dvc plots diff` shows the old and the
+new PNG side by side), and each claim's figures.py `DVC_PLOTS` adds data plots. A data plot may carry two
+claimbench keys, replaced here by a Vega-Lite template that this module writes to .dvc/plots/:
+`colour_by` ("method", or "conv_layers:O" for an ordered group) colours the points by that table
+column, one panel per revision; `marks` is "points" (default), "lines" (a line per group) or "fits"
+(plus one least-squares line per group and a dashed pooled one: Simpson's paradox at a glance).
+`--check` exits 1 if dvc.yaml or a template is not what the registry makes (tests/test_claim_contract.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import json
 import sys
 from pathlib import Path
 
 import yaml
 
 from claimbench.claims import ClaimEntry, registry
+from claimbench.errors import ClaimbenchError
 
 SRC = Path(__file__).resolve().parent.parent  # .../src
 HEADER = """\
@@ -32,7 +43,13 @@ HEADER = """\
 # then `report` builds results/claims.md from every claim card and committed result. Deps are the files
 # each side imports. ${scale} comes from params.yaml, so results of each scale live apart. The executor
 # (params.yaml `executor:`) is deliberately not a stage param: it changes where runs train, not what.
+# A stage's params are `scale` and its claim's `<id>.${scale}` block only (editing `gpu` reruns no quick stage).
+# Plots: each claim's figure folder (images; `dvc plots diff` shows them side by side) and the claims'
+# DVC_PLOTS; `claimbench_*` templates are generated into .dvc/plots/ (docs/dvc.md).
 """
+TEMPLATE_DIR = Path(".dvc") / "plots"  # DVC's own folder for custom templates, relative to the repository
+TEMPLATE_PREFIX = "claimbench_"
+MARKS = ("points", "lines", "fits")
 
 
 def _module_file(name: str) -> Path | None:
@@ -110,7 +127,7 @@ def claim_stages(entry: ClaimEntry) -> dict:
     train = closure(folder / "train.py", pkg / "executor.py")
     analyse = closure(folder / "analyse.py", folder / "figures.py", folder / "train.py", pkg / "executor.py",
                       pkg / "results.py", pkg / "cards.py")
-    params = ["scale", cid]
+    params = ["scale", f"{cid}.${{scale}}"]  # only this scale's block: editing `gpu` leaves `quick` stages clean
     return {
         f"{cid}_train": {"cmd": f"python stages/{cid}.py train", "params": params,
                          "deps": runner + _rel(train),
@@ -120,6 +137,96 @@ def claim_stages(entry: ClaimEntry) -> dict:
               "outs": [{f"results/${{scale}}/{cid}": {"cache": False}},
                        {f"results/${{scale}}/figures/{cid}": {"cache": False}}]},
     }
+
+
+class PlotSpecError(ClaimbenchError, ValueError):
+    """A figures.py DVC_PLOTS entry has a bad `colour_by` or `marks`."""
+
+
+def _colour(colour_by: str) -> tuple[str, str]:
+    """("conv_layers", "ordinal") from "conv_layers:O"; a plain name is nominal."""
+    field, _, kind = colour_by.partition(":")
+    types = {"": "nominal", "N": "nominal", "O": "ordinal"}
+    if not field.isidentifier() or kind not in types:
+        raise PlotSpecError(f"DVC_PLOTS colour_by {colour_by!r}: want a column name, optionally ':O' (ordered) "
+                            "or ':N'; fix it in the claim's figures.py")
+    return field, types[kind]
+
+
+def template_name(colour_by: str, marks: str) -> str:
+    field, kind = _colour(colour_by)
+    return f"{TEMPLATE_PREFIX}{marks}_by_{field}" + ("_ordered" if kind == "ordinal" else "")
+
+
+def grouped_template(colour_by: str, marks: str = "points") -> dict:
+    """Vega-Lite spec for DVC: points coloured by the table column `colour_by`, one panel per revision.
+
+    DVC hands every CSV cell over as a string (empty for NaN), so x, y and a numeric group are parsed first
+    and rows whose x or y is not a finite number are dropped (the figures say how many are undefined)."""
+    if marks not in MARKS:
+        raise PlotSpecError(f"DVC_PLOTS marks {marks!r}: want one of {', '.join(MARKS)}; fix it in the claim's "
+                            "figures.py")
+    field, kind = _colour(colour_by)
+    x, y = "<DVC_METRIC_X>", "<DVC_METRIC_Y>"
+    enc_x = {"field": x, "type": "quantitative", "title": "<DVC_METRIC_X_LABEL>", "scale": {"zero": False}}
+    enc_y = {"field": y, "type": "quantitative", "title": "<DVC_METRIC_Y_LABEL>", "scale": {"zero": False}}
+    colour = {"field": field, "type": kind, "title": field}
+    points = {"mark": {"type": "point", "filled": True, "tooltip": {"content": "data"}},
+              "encoding": {"x": enc_x, "y": enc_y, "color": colour}}
+    layers = [points]
+    if marks == "lines":
+        layers.append({"mark": {"type": "line"}, "encoding": {"x": enc_x, "y": enc_y, "color": colour}})
+    if marks == "fits":
+        layers.append({"transform": [{"regression": y, "on": x, "groupby": [field]}], "mark": {"type": "line"},
+                       "encoding": {"x": enc_x, "y": enc_y, "color": colour}})
+        layers.append({"transform": [{"regression": y, "on": x}],
+                       "mark": {"type": "line", "color": "black", "strokeDash": [6, 3]},
+                       "encoding": {"x": enc_x, "y": enc_y}})
+    as_number = "isFinite(toNumber(datum['{f}'])) ? toNumber(datum['{f}']) : datum['{f}']"
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "data": {"values": "<DVC_METRIC_DATA>"},
+        "title": {"text": "<DVC_METRIC_TITLE>", "anchor": "middle"},
+        "transform": [
+            {"calculate": f"toNumber(datum['{x}'])", "as": x},
+            {"calculate": f"toNumber(datum['{y}'])", "as": y},
+            {"filter": f"isFinite(datum['{x}']) && isFinite(datum['{y}'])"},
+            {"calculate": as_number.format(f=field), "as": field},
+        ],
+        "facet": {"column": {"field": "rev", "type": "nominal", "title": "revision"}},
+        "spec": {"width": 300, "height": 300, "layer": layers},
+    }
+
+
+def plots(claims: dict[str, ClaimEntry]) -> tuple[list, dict[str, dict]]:
+    """(dvc.yaml `plots:`, {template file name: spec}): each claim's figure folder as images, then its
+    DVC_PLOTS with the claimbench keys `colour_by`/`marks` turned into a generated template."""
+    out, templates = [], {}
+    for cid, entry in claims.items():
+        out.append(f"results/${{scale}}/figures/{cid}")
+        for plot in entry.figures.DVC_PLOTS:
+            (pid, spec), = plot.items()
+            spec = dict(spec)
+            colour_by, marks = spec.pop("colour_by", None), spec.pop("marks", None)
+            if colour_by is None:
+                if marks is not None:
+                    raise PlotSpecError(f"{cid} DVC_PLOTS {pid}: `marks` needs `colour_by` (the column to colour "
+                                        "by); add it in its figures.py")
+                out.append(plot)
+                continue
+            name = template_name(colour_by, marks or "points")
+            templates[name + ".json"] = grouped_template(colour_by, marks or "points")
+            out.append({pid: {"template": name, **{k: v for k, v in spec.items() if k != "template"}}})
+    return out, templates
+
+
+def template_text(spec: dict) -> str:
+    return json.dumps(spec, indent=2) + "\n"
+
+
+def build_templates() -> dict[str, str]:
+    """{file name under .dvc/plots/: text} of every generated template."""
+    return {name: template_text(spec) for name, spec in sorted(plots(registry())[1].items())}
 
 
 def build() -> str:
@@ -134,9 +241,8 @@ def build() -> str:
     stages = {"report": report}
     for entry in claims.values():
         stages.update(claim_stages(entry))
-    plots = [p for entry in claims.values() for p in entry.figures.DVC_PLOTS]
     doc = {"stages": stages, "metrics": [f"results/${{scale}}/{cid}/headline.json" for cid in claims],
-           "plots": plots}
+           "plots": plots(claims)[0]}
     return HEADER + yaml.safe_dump(doc, sort_keys=False, width=120)
 
 
@@ -146,15 +252,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", default=".", help="repository root (default: the current folder)")
     args = ap.parse_args(argv)
     root = Path(args.root).resolve()
-    text, path = build(), root / "dvc.yaml"
+    folder = root / TEMPLATE_DIR
+    try:
+        want = {root / "dvc.yaml": build(), **{folder / name: text for name, text in build_templates().items()}}
+    except ClaimbenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    extra = [p for p in folder.glob(f"{TEMPLATE_PREFIX}*.json") if p not in want] if folder.exists() else []
     if args.check:
-        if not path.exists() or path.read_text() != text:
-            print(f"{path} is stale: run `python -m claimbench.dvcgen` and commit it", file=sys.stderr)
+        stale = [p for p, text in want.items() if not p.exists() or p.read_text() != text] + extra
+        for p in stale:
+            print(f"{p} is stale: run `python -m claimbench.dvcgen` and commit it", file=sys.stderr)
+        if stale:
             return 1
-        print(f"{path} is up to date")
+        print(f"{root / 'dvc.yaml'} and its {len(want) - 1} plot templates are up to date")
         return 0
-    path.write_text(text)
-    print(f"wrote {path}")
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in extra:
+        p.unlink()
+    for p, text in want.items():
+        p.write_text(text)
+    print(f"wrote {root / 'dvc.yaml'} and {len(want) - 1} plot templates in {folder}")
     return 0
 
 

@@ -201,13 +201,28 @@ DVC_METRICS = "headline.json"
 
 def dvc_metrics(record: dict) -> dict:
     """What `dvc metrics show/diff` lists for a claim (results/<scale>/<id>/headline.json): the verdict,
-    the headline value ± uncertainty and every gating statistic — not provenance (wall times, shas)."""
-    gating = {ch["statistic"]: ch["value"] for c in record["criteria"] if c["gating"] for ch in c["checks"]}
+    the headline value ± uncertainty (and its interval lo/hi), every gating statistic, each gating
+    criterion's outcome and each gating check's interval, rule and outcome — so `dvc metrics diff` shows
+    an interval crossing its threshold — not provenance (wall times, shas).
+
+    checks: {criterion id: {statistic: {lo, hi, op, threshold, outcome}}}; a statistic checked twice in
+    one criterion (a two-sided rule) is keyed "<statistic> <op>" for each side."""
+    gating = [c for c in record["criteria"] if c["gating"]]
     head = record["headline"]
     out = {"verdict": record["verdict"], "headline": {"value": head["value"], "uncertainty": head["uncertainty"]},
-           "gating": gating}
+           "gating": {ch["statistic"]: ch["value"] for c in gating for ch in c["checks"]}}
     if record.get("verdict_label"):
         out["verdict_label"] = record["verdict_label"]
+    if head.get("interval"):
+        out["headline"]["lo"], out["headline"]["hi"] = head["interval"]
+    out["criteria"] = {c["id"]: c["outcome"] for c in gating}
+    out["checks"] = {}
+    for c in gating:
+        names = [ch["statistic"] for ch in c["checks"]]
+        out["checks"][c["id"]] = {
+            (ch["statistic"] if names.count(ch["statistic"]) == 1 else f"{ch['statistic']} {ch['op']}"):
+                {key: ch.get(key) for key in ("lo", "hi", "op", "threshold", "outcome")}
+            for ch in c["checks"]}
     return out
 
 

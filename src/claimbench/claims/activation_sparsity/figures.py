@@ -11,9 +11,10 @@ from claimbench.claims.activation_sparsity.analyse import LABELS
 from claimbench.contract import Context
 from claimbench.results import ClaimResult
 
-DVC_PLOTS = [
+DVC_PLOTS = [  # colour_by: a claimbench key, made into a template by claimbench.dvcgen (docs/dvc.md)
     {"activation_sparsity_nonzero_vs_step": {
-        "template": "scatter", "x": "step",
+        "colour_by": "run", "x": "step",
+        "title": "Activation sparsity: nonzero activations (%) vs step, by model/variant (all seeds, probes)",
         "y": {"results/${scale}/activation_sparsity/tables/curves.csv": "nnz_percent"}}},
 ]
 

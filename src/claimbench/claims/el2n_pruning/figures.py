@@ -12,9 +12,10 @@ from claimbench.claims.el2n_pruning import METHOD_LABEL
 from claimbench.contract import Context
 from claimbench.results import ClaimResult
 
-DVC_PLOTS = [
+DVC_PLOTS = [  # colour_by/marks: claimbench keys, made into a template by claimbench.dvcgen (docs/dvc.md)
     {"el2n_accuracy_vs_fraction_pruned": {
-        "template": "scatter", "x": "fraction_pruned",
+        "colour_by": "method", "marks": "lines", "x": "fraction_pruned",
+        "title": "EL2N: test accuracy (%) vs fraction pruned, by scoring method",
         "y": {"results/${scale}/el2n_pruning/tables/accuracy.csv": "test_acc"}}},
 ]
 

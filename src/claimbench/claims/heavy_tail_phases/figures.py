@@ -17,6 +17,11 @@ DVC_PLOTS = [
                                            "y": {_CSV: ["fc1_mp_softrank"]}}},
     {"heavy_tail_accuracy_vs_batch_size": {"template": "linear", "x": "batch_size",
                                            "y": {_CSV: ["train_acc", "test_acc"]}}},
+    # colour_by: a claimbench key, made into a template by claimbench.dvcgen (docs/dvc.md)
+    {"heavy_tail_test_acc_vs_fc1_alpha": {
+        "colour_by": "batch_size:O", "x": "fc1_alpha",
+        "title": "Heavy tail: test accuracy vs FC1 alpha per run, by batch size",
+        "y": {"results/${scale}/heavy_tail_phases/tables/per_run.csv": "test_acc"}}},
 ]
 
 

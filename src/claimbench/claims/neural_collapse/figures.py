@@ -14,11 +14,16 @@ from claimbench.collapse_losses import LOSS_NAMES
 from claimbench.contract import Context
 from claimbench.results import ClaimResult
 
-DVC_PLOTS = [
-    {"neural_collapse_nc1_vs_epoch": {"template": "scatter", "x": "epoch", "y": {
-        "results/${scale}/neural_collapse/tables/nc_history.csv": ["nc1", "nc2", "nc3"]}}},
-    {"neural_collapse_accuracy_vs_width": {"template": "scatter", "x": "width", "y": {
-        "results/${scale}/neural_collapse/tables/accuracy.csv": "test_acc_mean"}}},
+_HISTORY = "results/${scale}/neural_collapse/tables/nc_history.csv"
+DVC_PLOTS = [  # colour_by/marks: claimbench keys, made into a template by claimbench.dvcgen (docs/dvc.md)
+    *({f"neural_collapse_{nc}_vs_epoch": {
+        "colour_by": "variant", "x": "epoch", "y": {_HISTORY: nc},
+        "title": f"Neural collapse: {nc.upper()} vs epoch, by loss (all widths, seeds)"}}
+      for nc in ("nc1", "nc2", "nc3")),
+    {"neural_collapse_accuracy_vs_width": {
+        "colour_by": "variant", "marks": "lines", "x": "width",
+        "title": "Neural collapse: test accuracy (%, seed mean) vs width, by loss",
+        "y": {"results/${scale}/neural_collapse/tables/accuracy.csv": "test_acc_mean"}}},
 ]
 
 

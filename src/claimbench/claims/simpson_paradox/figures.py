@@ -11,12 +11,14 @@ from claimbench.claims.simpson_paradox.analyse import METRIC_CLASS, PRIMARY_SCAL
 from claimbench.contract import Context
 from claimbench.results import ClaimResult
 
-DVC_PLOTS = [
+DVC_PLOTS = [  # colour_by/marks: claimbench keys, made into a template by claimbench.dvcgen (docs/dvc.md)
     {"simpson_log_spectral_norm_vs_test_acc": {
-        "template": "scatter", "x": "log_spectral_norm",
+        "colour_by": "conv_layers:O", "marks": "fits", "x": "log_spectral_norm",
+        "title": "Simpson: test accuracy vs log spectral norm by depth (lines: per depth; dashed: pooled)",
         "y": {"results/${scale}/simpson_paradox/tables/corpus.csv": "test_acc"}}},
     {"simpson_alpha_vs_test_acc": {
-        "template": "scatter", "x": "alpha",
+        "colour_by": "conv_layers:O", "marks": "fits", "x": "alpha",
+        "title": "Simpson: test accuracy vs alpha by depth (lines: per depth; dashed: pooled)",
         "y": {"results/${scale}/simpson_paradox/tables/corpus.csv": "test_acc"}}},
 ]
 
