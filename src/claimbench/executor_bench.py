@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        local = _sweep(tmp / "local", args.runs, ExecutorParams())
+        local = _sweep(tmp / "local", args.runs, ExecutorParams(workers=1))
         workers = _sweep(tmp / "workers", args.runs, ExecutorParams(workers=2))
         t0 = time.perf_counter()
         ray_ex = ExecutorParams(kind="ray", num_cpus=args.cpus)
