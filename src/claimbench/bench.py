@@ -1,6 +1,6 @@
 """CPU training-speed benchmark of every claim's model, against this CPU's matmul ceiling (a tool, not a test).
 
-    python -m claimbench.bench [--scale quick] [--seconds 3] [--models heavy_tail,el2n] [--threads N]
+    python -m claimbench bench [--scale quick] [--seconds 3] [--models heavy_tail,el2n] [--threads N]
                                [--workers W] [--json PATH]
 
 Per model, at the claim's settings of that scale (params.yaml, read through the claim registry), on the CPU:

@@ -346,3 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"wrote {Path(args.root) / 'results' / 'claims.md'}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,8 +1,8 @@
 """Replication of the replication: re-run every claim with a disjoint seed set and compare verdicts.
 
-    python -m claimbench.robustness                      # params.yaml's scale, seed set 1, all claims
-    python -m claimbench.robustness --scale quick --claims el2n_pruning neural_collapse
-    python -m claimbench.robustness --no-train           # only rewrite the page from existing results
+    python -m claimbench robustness                      # params.yaml's scale, seed set 1, all claims
+    python -m claimbench robustness --scale quick --claims el2n_pruning neural_collapse
+    python -m claimbench robustness --no-train           # only rewrite the page from existing results
 
 Seed set k swaps each claim's replicate seeds for disjoint ones (the claim's `with_seed_set(cfg, k)`;
 convention: +1000·k) and keeps data subsets fixed. Runs go to artifacts/<scale>/seedset<k>/<id>/

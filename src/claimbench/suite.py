@@ -1,4 +1,4 @@
-"""Every claim at one scale without DVC (the GPU box has none): ``python -m claimbench.suite --scale gpu``.
+"""Every claim at one scale without DVC (the GPU box has none): ``python -m claimbench suite --scale gpu``.
 
 Runs ``python stages/<claim_id>.py all --scale S [--params P]`` for each claim, `--parallel` at a time
 (on one GPU, several small claims share it), each under its own `--timeout` (seconds) so one slow claim
