@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", default=None, help="ci | quick | gpu | paper (default: params.yaml's)")
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per model (default 3)")
     ap.add_argument("--models", default=None, help="comma-separated claim ids or unique prefixes (default: all, "
-                                                   f"in order: {','.join(claim_ids())})")
+                                                   f"in order: {', '.join(claim_ids())})")
     ap.add_argument("--threads", type=int, default=None, help="torch threads for every model (default: the claim's)")
     ap.add_argument("--workers", type=int, default=1, help="time each model in W processes at once (default 1)")
     ap.add_argument("--json", default=None, metavar="PATH", help="also write the numbers to this JSON file")

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", default=None, help="ci | quick | gpu | paper (default: params.yaml's)")
     ap.add_argument("--seed-set", type=int, default=1, help="k ≥ 1: seeds +1000·k (default 1)")
     ap.add_argument("--claims", nargs="*", default=None,
-                    help=f"claim ids (default: all, in order: {' '.join(claim_registry.claim_ids())})")
+                    help=f"claim ids (default: all, in order: {', '.join(claim_registry.claim_ids())})")
     ap.add_argument("--no-train", action="store_true", help="only rewrite robustness.md from existing results")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)

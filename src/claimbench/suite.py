@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", required=True, help="ci | quick | gpu | paper")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--claims", nargs="*", default=None,
-                    help=f"claim ids (default: all, in order: {' '.join(claim_registry.claim_ids())})")
+                    help=f"claim ids (default: all, in order: {', '.join(claim_registry.claim_ids())})")
     ap.add_argument("--parallel", type=int, default=1, help="claims at a time (default 1)")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per claim (default: none)")
     ap.add_argument("--log-dir", default="logs", help="one <claim_id>.log per claim (default ./logs)")
