@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import FIXTURES, REPO
 
-from claimbench import audit
+from claimbench import audit, report
 from claimbench.cards import all_cards, parse_card
 from claimbench.results import DVC_METRICS, dvc_metrics
 
@@ -44,7 +44,7 @@ def test_committed_verdicts_rest_on_intervals_and_calibrated_nulls():
 
 
 def test_report_and_readme_are_exactly_what_the_report_stage_regenerates():
-    problems = audit.audit_report(REPO)
+    problems = report.audit_report(REPO)
     assert not problems, "\n".join(problems)
 
 

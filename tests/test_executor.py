@@ -22,7 +22,7 @@ from claimbench.sweep import DONE, run_dir
 def make_ctx(root, **cfg):
     import torch
 
-    params = Params("ci", DataParams(device="cpu"), {}, {}, ExecutorParams())
+    params = Params("ci", DataParams(device="cpu"), {}, {}, ExecutorParams(workers=1))
     return Context("fake", "ci", fake_claim.Config(**cfg), params, torch.device("cpu"), root)
 
 
@@ -33,12 +33,12 @@ def plain(records):
 def test_plan_with_barrier_runs_once_then_submits_nothing(tmp_path, caplog):
     ctx = make_ctx(tmp_path)
     with caplog.at_level(logging.INFO):
-        first = execute(ctx, fake_claim, ExecutorParams())
+        first = execute(ctx, fake_claim, ExecutorParams(workers=1))
     assert first.submitted == 6 and first.cached == 0
     # the barrier's runs were planned from the first batch's records: 4 runs, x = i² + 1000
     assert [r.key.get("total") for r in first.records[4:]] == [sum(i * i + 1000 for i in range(4))] * 2
     assert "[6/6] after j=1" in caplog.text and "ETA" in caplog.text
-    again = execute(ctx, fake_claim, ExecutorParams())
+    again = execute(ctx, fake_claim, ExecutorParams(workers=1))
     assert again.submitted == 0 and again.cached == 6
     assert plain(again.records) == plain(first.records) == plain(collect(ctx, fake_claim))
 
@@ -46,16 +46,16 @@ def test_plan_with_barrier_runs_once_then_submits_nothing(tmp_path, caplog):
 def test_data_load_once_per_process_and_not_at_all_when_all_done(tmp_path):
     fake_claim.LOADS["n"] = 0
     ctx = make_ctx(tmp_path / "a", n=7)  # a config no other test loads data for
-    execute(ctx, fake_claim, ExecutorParams())
+    execute(ctx, fake_claim, ExecutorParams(workers=1))
     assert fake_claim.LOADS["n"] == 1
-    execute(ctx, fake_claim, ExecutorParams())
+    execute(ctx, fake_claim, ExecutorParams(workers=1))
     assert fake_claim.LOADS["n"] == 1
 
 
 def test_failures_are_collected_and_the_others_finish(tmp_path):
     ctx = make_ctx(tmp_path, n=5, fail=[1, 3], barrier=False)
     with pytest.raises(SweepFailed) as err:
-        execute(ctx, fake_claim, ExecutorParams())
+        execute(ctx, fake_claim, ExecutorParams(workers=1))
     msg = str(err.value)
     assert msg.startswith("2 of 5 runs failed") and "i=1: run 1 was told to fail" in msg and "i=3:" in msg
     done = [(run_dir(ctx.runs_dir, {"kind": "first", "i": i}) / DONE).exists() for i in range(5)]
@@ -67,7 +67,7 @@ def test_failures_are_collected_and_the_others_finish(tmp_path):
 def test_a_failure_before_a_barrier_stops_at_the_barrier(tmp_path):
     ctx = make_ctx(tmp_path, n=3, fail=[0])
     with pytest.raises(SweepFailed, match=r"run i=0 failed \(1 of 3; the others finished"):
-        execute(ctx, fake_claim, ExecutorParams())
+        execute(ctx, fake_claim, ExecutorParams(workers=1))
     assert not list(ctx.runs_dir.glob("*/done.json"))[3:]  # nothing after the barrier was planned
 
 
@@ -75,13 +75,13 @@ def test_a_bug_in_a_run_is_one_line_with_its_traceback_kept(tmp_path, monkeypatc
     ctx = make_ctx(tmp_path, n=0, barrier=False)
     monkeypatch.setattr(fake_claim, "plan", lambda ctx: [fake_claim.RunSpec({"bug": 1}, "bug", {"i": -1})])
     with pytest.raises(SweepFailed) as err:
-        execute(ctx, fake_claim, ExecutorParams())
+        execute(ctx, fake_claim, ExecutorParams(workers=1))
     assert "\n" not in str(err.value) and "ValueError: a bug (traceback: " in str(err.value)
     assert "with a second line" in (run_dir(ctx.runs_dir, {"bug": 1}) / "error.log").read_text()
 
 
 def test_local_workers_give_the_same_records_in_other_processes(tmp_path):
-    serial = execute(make_ctx(tmp_path / "serial"), fake_claim, ExecutorParams())
+    serial = execute(make_ctx(tmp_path / "serial"), fake_claim, ExecutorParams(workers=1))
     parallel = execute(make_ctx(tmp_path / "parallel"), fake_claim, ExecutorParams(workers=2))
     assert plain(parallel.records) == plain(serial.records)
     assert {r["pid"] for r in parallel.records} - {os.getpid()}, "workers=2 trained in this process"
@@ -180,7 +180,7 @@ def test_a_ray_that_cannot_start_or_connect_is_one_line(monkeypatch):
 
 def test_each_finished_attempt_records_its_own_compute(tmp_path):
     ctx = make_ctx(tmp_path, n=2, barrier=False)
-    report = execute(ctx, fake_claim, ExecutorParams())
+    report = execute(ctx, fake_claim, ExecutorParams(workers=1))
     for rec in report.records:
         cost = run_compute(rec.dir)
         assert cost["attempts"] == cost["finished"] == 1 and cost["wall_s"] >= 0 and cost["cpu_s"] >= 0
@@ -198,12 +198,33 @@ def test_plan_compute_sums_the_runs_own_records_and_does_not_shrink_on_a_cached_
     """The cost column's source: the plan's run folders, barrier runs included; re-executing a finished plan
     (all cached) leaves it unchanged, where a stage's wall time would fall to ~0."""
     ctx = make_ctx(tmp_path)
-    report = execute(ctx, fake_claim, ExecutorParams())
+    report = execute(ctx, fake_claim, ExecutorParams(workers=1))
     first = plan_compute(ctx, fake_claim)
     expect = sum(run_compute(r.dir)["wall_s"] for r in report.records)
     assert first["runs"] == first["runs_recorded"] == 6
     assert first["wall_s"] == pytest.approx(expect, abs=0.1) and first["cpu_s"] >= 0
-    again = execute(ctx, fake_claim, ExecutorParams())
+    again = execute(ctx, fake_claim, ExecutorParams(workers=1))
     assert again.submitted == 0 and plan_compute(ctx, fake_claim) == first
     (report.records[0].dir / ATTEMPTS).unlink()  # a run trained before compute was recorded
     assert plan_compute(ctx, fake_claim)["runs_recorded"] == 5
+
+
+def test_the_analyse_stage_walks_the_plan_once(tmp_path, monkeypatch):
+    """collect_with_compute reads records and compute in one walk: the plan (and its Barrier) runs once,
+    giving what collect and plan_compute give separately."""
+    from claimbench.executor import collect_with_compute
+
+    ctx = make_ctx(tmp_path)
+    execute(ctx, fake_claim, ExecutorParams(workers=1))
+    calls = {"n": 0}
+    plan = fake_claim.plan
+
+    def counted(c):
+        calls["n"] += 1
+        return plan(c)
+
+    monkeypatch.setattr(fake_claim, "plan", counted)
+    records, compute = collect_with_compute(ctx, fake_claim)
+    assert calls["n"] == 1
+    assert plain(records) == plain(collect(ctx, fake_claim)) and compute == plan_compute(ctx, fake_claim)
+    assert compute["runs"] == len(records) == 6

@@ -95,3 +95,19 @@ def test_repeated_seeds_in_params_yaml_stop_the_stage_with_exit_2(toy_root, caps
     assert main("toy", ["train"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: params: toy.") and "repeats seed(s) [0]" in err
+
+
+def test_every_executor_default_lives_in_one_place():
+    """ExecutorParams' defaults are the only ones: params.yaml's executor block restates none of them (a
+    restated value would be a second default that can drift), and a missing block gives those defaults."""
+    import dataclasses
+
+    from conftest import REPO
+
+    from claimbench.params import ExecutorParams
+
+    block = yaml.safe_load((REPO / "params.yaml").read_text()).get("executor") or {}
+    defaults = {f.name: f.default for f in dataclasses.fields(ExecutorParams)}
+    assert not [k for k, v in block.items() if defaults.get(k) == v], f"params.yaml restates defaults: {block}"
+    assert load_params(REPO / "params.yaml").executor == ExecutorParams(**block)
+    assert ExecutorParams().workers == 2  # what the measured suite times assume (docs/measurements.md)

@@ -100,7 +100,8 @@ from claimbench.claims import registry
 from claimbench.executor import execute
 from claimbench.params import ExecutorParams
 from test_ray_executor import CLAIM, claim_ctx
-execute(claim_ctx(Path({root!r}), Path({data!r})), registry()[CLAIM].train, ExecutorParams(threads_per_run=1))
+execute(claim_ctx(Path({root!r}), Path({data!r})), registry()[CLAIM].train,
+        ExecutorParams(workers=1, threads_per_run=1))
 """
 
 

@@ -130,7 +130,7 @@ def test_report_refuses_a_result_without_a_card_or_in_the_wrong_folder(nasty_roo
     assert report.main(["--root", str(nasty_root)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: results/quick/gone/metrics.json: claim_id/scale toy/quick do not match the folder")
-    assert audit.audit_report(nasty_root)[0].startswith("the report stage refuses to render: results/quick/gone/")
+    assert report.audit_report(nasty_root)[0].startswith("the report stage refuses to render: results/quick/gone/")
 
 
 @pytest.fixture
@@ -161,7 +161,7 @@ def test_report_shows_intervals_undecided_checks_nulls_and_paper_like(v2_root):
     assert "| R1 | `n_runs` | 2 | >= 1 | ✓ |" in claims
     null = (v2_root / "results/null_calibration.md").read_text()
     assert "| toy | paper-like | T1 | labels shuffled | 5.0% of 20 | ✓ | – |" in null
-    assert audit.audit_report(v2_root) == []
+    assert report.audit_report(v2_root) == []
 
 
 def test_audit_catches_edited_samples_and_null_rates(v2_root):

@@ -2,8 +2,8 @@
 the claim and the number, so a hand-edited value, a changed criterion or a stale table fails CI clearly.
 The report stage runs the same per-result audit and stops with `refusal`'s one line.
 
-report imports this module (for `audit_result`/`refusal`), so it imports no report code at load time;
-`audit_report` loads the report when it is called.
+The report imports this module and never the reverse: the report-freshness audit (is results/claims.md
+what the report renders?) is `claimbench.report.audit_report`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from claimbench.cards import Card, all_cards
-from claimbench.errors import ClaimbenchError
+from claimbench.cards import Card
 from claimbench.results import DVC_METRICS, dvc_metrics, statistics_digest
 
 REPORT_SCALES = ["quick", "gpu", "paper"]  # scales whose results are committed, audited and reported
@@ -126,41 +125,6 @@ def refusal(path: Path, cards: dict[str, Card]) -> str | None:
     return f"{file}: {why}"
 
 
-def audit_report(root: Path) -> list[str]:
-    """results/claims.md, results/claims_table.csv and README's block equal a fresh render."""
-    import io
-
-    from claimbench.report import (  # late: report imports audit
-        NULL_PAGE,
-        README_END,
-        README_START,
-        load_results,
-        null_page,
-        render,
-    )
-
-    try:
-        text, df, block = render(root)
-    except ClaimbenchError as e:  # a result failed its audit (also reported by audit_result) or is unreadable
-        return [f"the report stage refuses to render: {e}"]
-    problems = []
-    if (root / "results" / "claims.md").read_text() != text:
-        problems.append("results/claims.md is not what the report stage generates from the committed results; "
-                        "run `dvc repro report` and commit")
-    null_path = root / "results" / NULL_PAGE
-    if not null_path.exists() or null_path.read_text() != null_page(all_cards(), load_results(root / "results")):
-        problems.append(f"results/{NULL_PAGE} is not what the report stage generates; run `dvc repro report` "
-                        f"and commit")
-    buf = io.StringIO()
-    df.to_csv(buf, index=False)
-    if (root / "results" / "claims_table.csv").read_text() != buf.getvalue():
-        problems.append("results/claims_table.csv is stale; run `dvc repro report` and commit")
-    readme = (root / "README.md").read_text()
-    if README_START not in readme or block not in readme:
-        problems.append(f"README.md's claims table ({README_START} … {README_END}) is stale; run `dvc repro report`")
-    return problems
-
-
 def audit_dvc_status(root: Path) -> list[str]:
     """`dvc status` is clean, except for DVC-cached artifacts absent from a fresh clone (no remote)."""
     out = subprocess.run(["dvc", "status", "--json"], cwd=root, capture_output=True, text=True, timeout=300)
@@ -180,11 +144,3 @@ def audit_dvc_status(root: Path) -> list[str]:
                         continue
                     problems.append(f"dvc status: {stage}: {kind}: {path} {state}".rstrip())
     return problems
-
-
-def audit_all(root: Path) -> list[str]:
-    cards = all_cards()
-    problems = []
-    for path in committed_results(root):
-        problems += audit_result(path, cards)
-    return problems + audit_report(root)

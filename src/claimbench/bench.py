@@ -1,6 +1,6 @@
 """CPU training-speed benchmark of every claim's model, against this CPU's matmul ceiling (a tool, not a test).
 
-    python -m claimbench.bench [--scale quick] [--seconds 3] [--models heavy_tail,el2n] [--threads N]
+    python -m claimbench bench [--scale quick] [--seconds 3] [--models heavy_tail,el2n] [--threads N]
                                [--workers W] [--json PATH]
 
 Per model, at the claim's settings of that scale (params.yaml, read through the claim registry), on the CPU:
@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from claimbench.claims import load_params, registry
+from claimbench.claims import claim_ids, load_params, registry
 from claimbench.contract import Context, RunSpec
 from claimbench.errors import ClaimbenchError
 from claimbench.numerics import machine_facts, use_scale_dtype
@@ -147,8 +147,17 @@ def el2n_pruning(cfg) -> list[Case]:
                  images(cfg.train_size, (c, side, side)), cfg.train_config())]
 
 
-CLAIMS = {f.__name__: f for f in (heavy_tail_phases, simpson_paradox, activation_sparsity, neural_collapse,
-                                  el2n_pruning)}
+CASES = {f.__name__: f for f in (heavy_tail_phases, simpson_paradox, activation_sparsity, neural_collapse,
+                                 el2n_pruning)}
+
+
+def case_builder(claim: str) -> Callable | None:
+    """The claim's Cases from its Config: the builder above, else its train side's optional
+    `bench_cases(cfg) -> [(name, model, (x, y), TrainConfig[, loss]), …]`; None if it has neither."""
+    if claim in CASES:
+        return CASES[claim]
+    own = getattr(registry()[claim].train, "bench_cases", None)
+    return None if own is None else (lambda cfg: [Case(*c) for c in own(cfg)])
 
 
 # ---------------------------------------------------------------- measuring
@@ -212,13 +221,14 @@ def plan_threads(entry, ctx: Context) -> int | None:
 
 
 def select(names: str | None) -> list[str]:
-    """Claim ids named in --models (exact, or a prefix of exactly one id); all if None."""
-    chosen = []
-    for name in filter(None, (n.strip() for n in (names or ",".join(CLAIMS)).split(","))):
-        hits = [c for c in CLAIMS if c == name] or [c for c in CLAIMS if c.startswith(name)]
+    """Claim ids named in --models (exact, or a prefix of exactly one id); all registered claims, in
+    claim order (claimbench.claims.registry), if None."""
+    chosen, known = [], claim_ids()
+    for name in filter(None, (n.strip() for n in (names or ",".join(known)).split(","))):
+        hits = [c for c in known if c == name] or [c for c in known if c.startswith(name)]
         if len(hits) != 1:
             raise ClaimbenchError(f"bench: --models {name!r} names {'no' if not hits else 'more than one'} claim; "
-                                  f"choose among {', '.join(CLAIMS)}.")
+                                  f"choose among {', '.join(known)}.")
         chosen += [h for h in hits if h not in chosen]
     return chosen
 
@@ -239,7 +249,7 @@ def _worker_rate(claim: str, index: int, scale: str, params: str, threads: int, 
     p = load_params(params, scale)
     use_scale_dtype(p.scale)
     with cpu_threads(threads, CPU):
-        return steps_per_second(CLAIMS[claim](p.claims[claim])[index], seconds)
+        return steps_per_second(case_builder(claim)(p.claims[claim])[index], seconds)
 
 
 def workers_rate(claim: str, index: int, scale: str, params: str, threads: int, workers: int,
@@ -257,11 +267,15 @@ def bench(scale: str | None, seconds: float, models: str | None, threads: int | 
           workers: int = 1) -> dict:
     """Time every chosen claim's models; return the header facts and one row per model (see `row`)."""
     p = load_params(params, scale)
-    claims, entries, rows, ceilings = select(models), registry(), [], {}
+    claims, entries, rows, ceilings, untimed = select(models), registry(), [], {}, []
     use_scale_dtype(p.scale)
     facts = machine_facts()  # torch threads here: torch's default
     default_threads = facts["torch_threads"]
     for claim in claims:
+        build = case_builder(claim)
+        if build is None:
+            untimed.append(claim)
+            continue
         ctx = Context(claim, p.scale, p.claims[claim], p, CPU, Path.cwd())
         n = threads or plan_threads(entries[claim], ctx) or default_threads
         total = n * workers
@@ -269,14 +283,15 @@ def bench(scale: str | None, seconds: float, models: str | None, threads: int | 
             if total not in ceilings:
                 ceilings[total] = matmul_ceiling(min(seconds, 2.0))
         with cpu_threads(n, CPU):
-            cases = CLAIMS[claim](p.claims[claim])
+            cases = build(p.claims[claim])
             for i, case in enumerate(cases):
                 rate = (workers_rate(claim, i, p.scale, params, n, workers, seconds) if workers > 1
                         else steps_per_second(case, seconds))
                 rows.append(row(claim, case, f"{workers}×{n}" if workers > 1 else n, rate, ceilings[total]))
     return {"scale": p.scale, "seconds": seconds, "workers": workers, "torch": torch.__version__, **facts,
             "matmul_n": MATMUL_N,
-            "ceiling_gflop_per_s": {str(k): v for k, v in sorted(ceilings.items())}, "rows": rows}
+            "ceiling_gflop_per_s": {str(k): v for k, v in sorted(ceilings.items())}, "rows": rows,
+            "untimed": untimed}
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -299,6 +314,9 @@ def table(res: dict) -> str:
                      f"{r['threads']} | {r['steps_per_s']:.1f} | {r['ms_per_step']:.2f} | "
                      f"{_fmt(r['gflop_per_step'], '.4f')} | {_fmt(r['gflop_per_s'], '.2f')} | "
                      f"{_fmt(r['pct_of_ceiling'], '.1f')} |")
+    if res.get("untimed"):
+        lines += ["", f"Not timed (no benchmark cases: give the claim's train.py a `bench_cases(cfg)`): "
+                      f"{', '.join(res['untimed'])}"]
     return "\n".join(lines)
 
 
@@ -308,10 +326,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = _Parser(prog="python -m claimbench.bench", description=__doc__.split("\n")[0])
+    ap = _Parser(prog="python -m claimbench bench", description=__doc__.split("\n")[0])
     ap.add_argument("--scale", default=None, help="ci | quick | gpu | paper (default: params.yaml's)")
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per model (default 3)")
-    ap.add_argument("--models", default=None, help="comma-separated claim ids or unique prefixes (default: all)")
+    ap.add_argument("--models", default=None, help="comma-separated claim ids or unique prefixes (default: all, "
+                                                   f"in order: {', '.join(claim_ids())})")
     ap.add_argument("--threads", type=int, default=None, help="torch threads for every model (default: the claim's)")
     ap.add_argument("--workers", type=int, default=1, help="time each model in W processes at once (default 1)")
     ap.add_argument("--json", default=None, metavar="PATH", help="also write the numbers to this JSON file")

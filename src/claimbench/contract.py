@@ -20,7 +20,8 @@ annotations under `if TYPE_CHECKING:` are exempt; tests/test_layers.py checks it
     5  contract, lease
     6  executor
     7  claims/<id>/*
-    8  claims (the registry), stage, audit, report, reference, dvcgen, robustness, bench, timed_run, suite
+    8  claims (the registry), stage, audit, report, reference, dvcgen, robustness, bench, timed_run, suite, facts
+    9  __main__ (the front door: `python -m claimbench <verb>`)
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ LAYERS: dict[str, int] = {
     "executor": 6,
     "claims.*": 7,
     "claims": 8, "stage": 8, "audit": 8, "report": 8, "reference": 8, "dvcgen": 8, "robustness": 8, "bench": 8,
-    "timed_run": 8, "suite": 8,
+    "timed_run": 8, "suite": 8, "facts": 8, "__main__": 9,
     "executor_bench": 7,
 }
 

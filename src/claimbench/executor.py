@@ -1,7 +1,7 @@
 """Run a claim's plan: skip finished runs, execute the rest locally or on Ray, collect every failure.
 
     report = execute(ctx, train_side)     # train stage: runs what is not done yet
-    records = collect(ctx, train_side)    # analyse stage: reads finished runs, never trains
+    records, compute = collect_with_compute(ctx, train_side)  # analyse stage: reads finished runs once
 
 Both walk the claim's plan (`RunSpec`s, and `Barrier`s whose continuation needs the records so far).
 Executors (params.yaml `executor:`):
@@ -103,15 +103,11 @@ def _read(ctx: Context, specs: list[RunSpec]) -> list[Record]:
     return read_records(ctx.runs_dir, specs, fix)
 
 
-def collect(ctx: Context, train_side: Any) -> list[Record]:
-    """Every finished run of the claim's plan, read through `sweep.read_records` (the one reader)."""
-    return walk(ctx, train_side.plan(ctx), lambda specs: _read(ctx, specs))
-
-
-def plan_compute(ctx: Context, train_side: Any) -> dict:
-    """The claim's compute as its runs recorded it: {'runs', 'runs_recorded' (runs with a finished attempt
-    on record), 'wall_s', 'cpu_s' (sums of `run_compute` over the plan's run folders, seconds)}. Unlike a
-    stage's wall time this does not shrink when a re-invocation finds the runs cached."""
+def collect_with_compute(ctx: Context, train_side: Any) -> tuple[list[Record], dict]:
+    """One walk of the claim's plan: (every finished run's record, read through `sweep.read_records`, the
+    one reader; the claim's compute as its runs recorded it: {'runs', 'runs_recorded' (runs with a finished
+    attempt on record), 'wall_s', 'cpu_s' (sums of `run_compute` over the plan's run folders, seconds)}).
+    Unlike a stage's wall time the compute does not shrink when a re-invocation finds the runs cached."""
     total = {"runs": 0, "runs_recorded": 0, "wall_s": 0.0, "cpu_s": 0.0}
 
     def read(specs: list[RunSpec]) -> list[Record]:
@@ -123,8 +119,18 @@ def plan_compute(ctx: Context, train_side: Any) -> dict:
             total["cpu_s"] += c["cpu_s"]
         return _read(ctx, specs)
 
-    walk(ctx, train_side.plan(ctx), read)
-    return {**total, "wall_s": round(total["wall_s"], 1), "cpu_s": round(total["cpu_s"], 1)}
+    records = walk(ctx, train_side.plan(ctx), read)
+    return records, {**total, "wall_s": round(total["wall_s"], 1), "cpu_s": round(total["cpu_s"], 1)}
+
+
+def collect(ctx: Context, train_side: Any) -> list[Record]:
+    """Every finished run of the claim's plan (`collect_with_compute`'s records)."""
+    return collect_with_compute(ctx, train_side)[0]
+
+
+def plan_compute(ctx: Context, train_side: Any) -> dict:
+    """The claim's compute as its runs recorded it (`collect_with_compute`'s compute)."""
+    return collect_with_compute(ctx, train_side)[1]
 
 
 # ---------------------------------------------------------------- one attempt (any process)

@@ -1,4 +1,4 @@
-"""Executor overhead on this machine: ``python -m claimbench.executor_bench [--runs 60] [--cpus 2]``.
+"""Executor overhead on this machine: ``python -m claimbench executor-bench [--runs 60] [--cpus 2]``.
 
 Prints Ray's start-up (a private local cluster) and the per-run overhead of each executor, measured on
 runs that do no work (so the time is the executor's own: submission, lease, done marker, progress).
@@ -53,14 +53,14 @@ def _sweep(root: Path, runs: int, ex: ExecutorParams) -> float:
 def main(argv: list[str] | None = None) -> int:
     import logging
 
-    ap = argparse.ArgumentParser(prog="python -m claimbench.executor_bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=60)
+    ap = argparse.ArgumentParser(prog="python -m claimbench executor-bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=60, help="no-op runs per executor (default 60)")
     ap.add_argument("--cpus", type=int, default=2, help="CPUs of the private Ray cluster")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        local = _sweep(tmp / "local", args.runs, ExecutorParams())
+        local = _sweep(tmp / "local", args.runs, ExecutorParams(workers=1))
         workers = _sweep(tmp / "workers", args.runs, ExecutorParams(workers=2))
         t0 = time.perf_counter()
         ray_ex = ExecutorParams(kind="ray", num_cpus=args.cpus)

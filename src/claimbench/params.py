@@ -180,10 +180,12 @@ def _nonneg_int_or_fraction(v) -> bool:
 @dataclasses.dataclass(frozen=True)
 class ExecutorParams:
     """How a stage's runs execute. Never part of a run key or a stage's DVC params: it changes where
-    and how fast runs train, not what they compute.
+    and how fast runs train, not what they compute. The defaults below are the only ones: params.yaml
+    and the code that runs a plan (`executor.execute`) state none of their own.
 
     kind: 'local' (this machine) or 'ray' (each run a Ray task).
-    workers: local only; runs side by side in processes (1 = today's in-process loop).
+    workers: local only; runs side by side in processes (1 = in the stage's process; default 2, measured
+        faster on two cores: docs/measurements.md).
     threads_per_run: torch CPU threads per run (null: the claim's choice, else CPUs / workers, or
         cpus_per_run on Ray).
     address: ray only; null = a private local cluster, 'auto' = the running one (e.g. under Slurm).
@@ -195,7 +197,7 @@ class ExecutorParams:
     """
 
     kind: Literal["local", "ray"] = "local"
-    workers: int = dataclasses.field(default=1, metadata=positive())
+    workers: int = dataclasses.field(default=2, metadata=positive())
     threads_per_run: int | None = dataclasses.field(default=None, metadata=positive())
     address: str | None = None
     num_cpus: int | None = dataclasses.field(default=None, metadata=positive())

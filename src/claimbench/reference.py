@@ -1,7 +1,7 @@
 """Reference values of the `ci` scale, compared by the test suite on every change.
 
-    python -m claimbench.reference run       # run every claim at ci in this process; compare; exit 1 if moved
-    python -m claimbench.reference refresh   # the same, then rewrite the reference and print what moved
+    python -m claimbench reference run       # run every claim at ci in this process; compare; exit 1 if moved
+    python -m claimbench reference refresh   # the same, then rewrite the reference and print what moved
 
 The reference (tests/reference/ci_statistics.json) holds, per claim, the verdict and every statistic of
 its ci run. ci runs in float64 (claimbench.numerics), so its numbers do not depend on the CPU's kernel
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from claimbench.numerics import kernel_path
 
-    ap = argparse.ArgumentParser(prog="python -m claimbench.reference")
+    ap = argparse.ArgumentParser(prog="python -m claimbench reference", description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=["run", "refresh"],
                     help="run: rerun ci and compare with the reference; refresh: rerun ci and rewrite it")
     ap.add_argument("--root", default=".", help="repository root to run in (default: the current folder)")

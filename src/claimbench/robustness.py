@@ -1,8 +1,8 @@
 """Replication of the replication: re-run every claim with a disjoint seed set and compare verdicts.
 
-    python -m claimbench.robustness                      # params.yaml's scale, seed set 1, all claims
-    python -m claimbench.robustness --scale quick --claims el2n_pruning neural_collapse
-    python -m claimbench.robustness --no-train           # only rewrite the page from existing results
+    python -m claimbench robustness                      # params.yaml's scale, seed set 1, all claims
+    python -m claimbench robustness --scale quick --claims el2n_pruning neural_collapse
+    python -m claimbench robustness --no-train           # only rewrite the page from existing results
 
 Seed set k swaps each claim's replicate seeds for disjoint ones (the claim's `with_seed_set(cfg, k)`;
 convention: +1000·k) and keeps data subsets fixed. Runs go to artifacts/<scale>/seedset<k>/<id>/
@@ -22,7 +22,7 @@ from pathlib import Path
 from claimbench import claims as claim_registry
 from claimbench.contract import seed_offset
 from claimbench.errors import ClaimbenchError
-from claimbench.report import CLAIM_ORDER, fmt, md_row, outcome_symbol
+from claimbench.report import fmt, md_row, outcome_symbol
 from claimbench.results import read_result
 from claimbench.stage import make_context, run_analyse, run_train
 
@@ -57,7 +57,7 @@ def page(root: Path, scale: str, k: int) -> tuple[str, list[str]]:
              "|---|---|---|---|---|---|"]
     differ = []
     detail = ["", "Headlines (estimate [95% interval]) and seeds:", ""]
-    for cid in CLAIM_ORDER:
+    for cid in claim_registry.claim_ids():
         a = _summary(results / cid / "metrics.json")
         b = _summary(results / f"seedset{k}" / cid / "metrics.json")
         if a is None or b is None:
@@ -76,10 +76,11 @@ def page(root: Path, scale: str, k: int) -> tuple[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m claimbench.robustness", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m claimbench robustness", description=__doc__.split("\n")[0])
     ap.add_argument("--scale", default=None, help="ci | quick | gpu | paper (default: params.yaml's)")
     ap.add_argument("--seed-set", type=int, default=1, help="k ≥ 1: seeds +1000·k (default 1)")
-    ap.add_argument("--claims", nargs="*", default=None, help="claim ids (default: all)")
+    ap.add_argument("--claims", nargs="*", default=None,
+                    help=f"claim ids (default: all, in order: {', '.join(claim_registry.claim_ids())})")
     ap.add_argument("--no-train", action="store_true", help="only rewrite robustness.md from existing results")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
@@ -88,11 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.seed_set < 1:
             raise ClaimbenchError(f"--seed-set {args.seed_set}: must be ≥ 1 (0 is the judged run, `dvc repro`).")
-        known = list(claim_registry.registry())
-        ids = args.claims or [c for c in CLAIM_ORDER if c in known]
-        unknown = [c for c in ids if c not in known]
-        if unknown:
-            raise ClaimbenchError(f"--claims: unknown claim {unknown[0]!r}; known: {', '.join(known)}.")
+        ids = claim_registry.choose(args.claims)
         scale = args.scale
         t0 = time.time()
         for cid in ids if not args.no_train else []:

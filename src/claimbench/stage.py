@@ -22,7 +22,7 @@ from claimbench.cards import load_card
 from claimbench.claims import ClaimEntry
 from claimbench.contract import Context
 from claimbench.errors import ClaimbenchError
-from claimbench.executor import collect, execute, plan_compute
+from claimbench.executor import collect_with_compute, execute
 from claimbench.numerics import use_scale_dtype
 from claimbench.params import config_dict
 from claimbench.results import provenance, write_result
@@ -63,14 +63,13 @@ def run_analyse(ctx: Context, entry: ClaimEntry, figures: bool = True) -> dict:
     """Read the finished runs, judge the claim with its card, write results (and figures)."""
     card = load_card(ctx.claim_id)
     t0 = time.time()
-    records = collect(ctx, entry.train)
+    records, compute = collect_with_compute(ctx, entry.train)  # one walk; compute: the runs' own, never shrunk
     result = entry.analyse.analyse(records, ctx)
     if figures:
         entry.figures.figures(result, ctx)
     analyse_wall = time.time() - t0
     info_path = ctx.artifacts_dir / TRAIN_INFO
     train_wall = json.loads(info_path.read_text())["wall_s"] if info_path.exists() else 0.0
-    compute = plan_compute(ctx, entry.train)  # the runs' own compute: a cached re-run does not shrink it
     prov = provenance(ctx.device, train_wall + analyse_wall, result.seeds, ctx.scale,
                       {"train_wall_s": train_wall, "analyse_wall_s": round(analyse_wall, 1),
                        "compute": {**compute, "analyse_wall_s": round(analyse_wall, 1)},

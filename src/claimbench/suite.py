@@ -1,4 +1,4 @@
-"""Every claim at one scale without DVC (the GPU box has none): ``python -m claimbench.suite --scale gpu``.
+"""Every claim at one scale without DVC (the GPU box has none): ``python -m claimbench suite --scale gpu``.
 
 Runs ``python stages/<claim_id>.py all --scale S [--params P]`` for each claim, `--parallel` at a time
 (on one GPU, several small claims share it), each under its own `--timeout` (seconds) so one slow claim
@@ -27,21 +27,19 @@ from claimbench.timed_run import OUT_DIR
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m claimbench.suite", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m claimbench suite", description=__doc__.split("\n")[0])
     ap.add_argument("--scale", required=True, help="ci | quick | gpu | paper")
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--claims", nargs="*", default=None, help="claim ids (default: all)")
+    ap.add_argument("--claims", nargs="*", default=None,
+                    help=f"claim ids (default: all, in order: {', '.join(claim_registry.claim_ids())})")
     ap.add_argument("--parallel", type=int, default=1, help="claims at a time (default 1)")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per claim (default: none)")
     ap.add_argument("--log-dir", default="logs", help="one <claim_id>.log per claim (default ./logs)")
     args = ap.parse_args(argv)
     try:
-        known = list(claim_registry.registry())
-        chosen = args.claims or known
-        bad = [c for c in chosen if c not in known]
-        if bad or args.parallel < 1:
-            raise ClaimbenchError(f"suite: unknown claim {bad[0]!r}; known: {', '.join(known)}." if bad
-                                  else "suite: --parallel must be ≥ 1.")
+        chosen = claim_registry.choose(args.claims, "suite: --claims")
+        if args.parallel < 1:
+            raise ClaimbenchError("suite: --parallel must be ≥ 1.")
         claim_registry.load_params(args.params, args.scale)  # a bad params file stops here, in one line
     except ClaimbenchError as e:
         print(str(e).splitlines()[0], file=sys.stderr)

@@ -1,9 +1,10 @@
-"""Wall time of a whole-suite command, with provenance: ``python -m claimbench.timed_run NAME -- CMD ...``.
+"""Wall time of a whole-suite command, with provenance: ``python -m claimbench timed-run NAME -- CMD ...``.
 
-Runs CMD (e.g. ``dvc repro``, or ``python -m claimbench.robustness``) in the repository root and writes
-``results/suite_runs/NAME.json``: the command, its exit status, start/end (UTC), wall seconds, the finished
-runs each folder of artifacts/<scale>/ held at start and end (``from_clean``: none at start), the git commit and
-whether tracked code was dirty, the executor settings, and the machine (CPU model, kernels, cores).
+Runs CMD (e.g. ``dvc repro``, ``python -m pytest -q`` or ``python -m claimbench robustness``) in the
+repository root and writes ``results/suite_runs/NAME.json``: the command, its exit status, start/end (UTC),
+wall seconds, the finished runs each folder of artifacts/<scale>/ held at start and end (``from_clean``:
+none at start), the git commit and whether tracked code was dirty, the executor settings, and the machine
+(CPU model, kernels, cores). ``python -m claimbench docs`` puts every such record in docs/measurements.md.
 Issue 15's budget (`quick` ≤ 30 min from clean on a 2-core CPU) is read from these files, not typed in.
 Exit status: CMD's; a bad call is one line on stderr and status 2.
 """
@@ -35,8 +36,11 @@ def finished_runs(artifacts: Path) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["-h"], ["--help"]):
+        print("usage: python -m claimbench timed-run NAME -- CMD [ARGS...]\n\n" + __doc__.split("\n", 2)[2].strip())
+        return 0
     if len(argv) < 3 or argv[1] != "--" or not argv[0].replace("-", "").replace("_", "").isalnum():
-        print("timed_run: usage: python -m claimbench.timed_run NAME -- CMD [ARGS...] (NAME: letters, digits, - _)",
+        print("timed-run: usage: python -m claimbench timed-run NAME -- CMD [ARGS...] (NAME: letters, digits, - _)",
               file=sys.stderr)
         return 2
     name, cmd = argv[0], argv[2:]

@@ -5,6 +5,10 @@ train stage imports only the code that trains:
     entry = registry()["el2n_pruning"]
     entry.Config, entry.train (train.py), entry.analyse (analyse.py), entry.figures (figures.py)
 
+The registry is the one claim list: every page the report writes, `robustness`, `bench` and `suite`
+take their claims, in its order, from here. The order is each package's ``ORDER`` (an int: its place;
+the five paper claims are 1–5), then packages without one by id; ties break by id.
+
 See ``claimbench.contract`` for what each file provides, and ADDING_A_CLAIM.md.
 """
 
@@ -17,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 
 from claimbench import params as _params
+from claimbench.errors import ClaimbenchError
 
 
 @dataclass(frozen=True)
@@ -54,16 +59,43 @@ class ClaimEntry:
         return Path(self.package.__file__).parent
 
 
+UNORDERED = float("inf")  # the place of a claim package without ORDER: after every ordered one
+
+
 def registry() -> dict[str, ClaimEntry]:
-    """claim_id -> ClaimEntry, for every sub-package here that defines CLAIM_ID."""
-    found = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+    """claim_id -> ClaimEntry, for every sub-package here that defines CLAIM_ID, in claim order
+    (package ``ORDER``, then id)."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
         if info.name.startswith("_") or not info.ispkg:
             continue
         package = importlib.import_module(f"{__name__}.{info.name}")
         if hasattr(package, "CLAIM_ID"):
-            found[package.CLAIM_ID] = ClaimEntry(package.CLAIM_ID, package)
-    return found
+            found.append(ClaimEntry(package.CLAIM_ID, package))
+    found.sort(key=lambda e: (getattr(e.package, "ORDER", UNORDERED), e.id))
+    return {e.id: e for e in found}
+
+
+def claim_ids() -> list[str]:
+    """Every registered claim id, in claim order."""
+    return list(registry())
+
+
+def ordered(ids) -> list[str]:
+    """`ids` (e.g. the claims with a card or a result) in claim order: registered ones first, in the
+    registry's order, then any others by id."""
+    ids, known = set(ids), claim_ids()
+    return [c for c in known if c in ids] + sorted(ids - set(known))
+
+
+def choose(names: list[str] | None, what: str = "--claims") -> list[str]:
+    """The claims a command was asked for (all, in claim order, if `names` is empty or None); an
+    unknown id raises ClaimbenchError naming it and the known ids."""
+    known = claim_ids()
+    unknown = [n for n in names or [] if n not in known]
+    if unknown:
+        raise ClaimbenchError(f"{what}: unknown claim {unknown[0]!r}; known: {', '.join(known)}.")
+    return list(names) if names else known
 
 
 def load_params(path="params.yaml", scale: str | None = None) -> _params.Params:

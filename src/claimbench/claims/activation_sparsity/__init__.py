@@ -34,6 +34,7 @@ from claimbench.contract import seed_offset
 from claimbench.params import in_unit_interval, positive
 
 CLAIM_ID = "activation_sparsity"
+ORDER = 3  # place in every page and command (claimbench.claims.registry)
 # Runs in plan order (the label-noise pair follows when cfg.label_noise > 0). The gating criteria read
 # the first five; the last three feed reported-only statistics, tables and figures and may be skipped.
 IMAGE_RUN_NAMES = ("vit_small", "vit_large", "vit_topk", "random_labels", "random_inputs", "mixer", "mlp")

@@ -49,6 +49,7 @@ from claimbench.sweep import Record
 from claimbench.train import TrainConfig
 
 CLAIM_ID = "el2n_pruning"
+ORDER = 5  # place in every page and command (claimbench.claims.registry)
 Method = Literal["el2n", "random", "grand_init", "grand_early", "input_norm"]
 SCORE_NAMES = ("el2n_early", "grand_early", "grand_init", "el2n_init", "input_norm")
 METHOD_SCORE = {"el2n": "el2n_early", "grand_init": "grand_init", "grand_early": "grand_early",

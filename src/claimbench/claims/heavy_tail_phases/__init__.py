@@ -37,6 +37,7 @@ from claimbench.errors import ParamsError
 from claimbench.params import positive
 
 CLAIM_ID = "heavy_tail_phases"
+ORDER = 1  # place in every page and command (claimbench.claims.registry)
 LAYERS = ("fc1", "fc2")  # the MiniAlexNet layers whose spectra are analysed
 
 

@@ -49,6 +49,7 @@ from claimbench.errors import ParamsError
 from claimbench.params import positive
 
 CLAIM_ID = "neural_collapse"
+ORDER = 4  # place in every page and command (claimbench.claims.registry)
 SECONDARY_LS = "ls_secondary"  # LS at ls_alpha_secondary, run at the largest width only (reported)
 VARIANT_ORDER = [*LOSS_NAMES, SECONDARY_LS]  # the order of variants in runs, legends and colours
 REFERENCE_LOSS = "ce"  # N2 compares every other loss with CE, as the paper's heatmaps (loss minus CE)

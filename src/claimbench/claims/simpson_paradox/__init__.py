@@ -44,6 +44,7 @@ from claimbench.data import derive_seed
 from claimbench.params import in_unit_interval, positive
 
 CLAIM_ID = "simpson_paradox"
+ORDER = 2  # place in every page and command (claimbench.claims.registry)
 
 GRID = ("blocks", "dense_layers", "last_filters", "dropout", "weight_decay", "batch_size")
 ANALYSIS_ONLY = ("n_boot", "min_evals", "pgdl_task", "trained_min_acc")  # never change a trained model
