@@ -476,7 +476,9 @@ def verify_file(dataset: str, path: Path) -> str:
                 raise _mismatch(path, "content", content, want["sha256"])
         elif want and sha != want["sha256"]:
             raise _mismatch(path, "sha256", sha, want["sha256"])
-    except OSError as e:
+    except DataError:
+        raise
+    except OSError as e:  # (DataError subclasses OSError: re-raised above)
         raise DataError(f"{path}: cannot read ({e.strerror or e}).") from None
     _READ[str(path)] = sha
     return sha
