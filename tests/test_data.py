@@ -13,6 +13,12 @@ from claimbench import data
 from claimbench.errors import DataError
 
 
+@pytest.fixture
+def fake_data_unchecked(monkeypatch):
+    """Generated stand-ins carry the real files' names but not their contents: no checksums are expected."""
+    monkeypatch.setattr(data, "expected_checksums", lambda: {})
+
+
 def write_idx(path, array: np.ndarray, gz=True):
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
     blob = header + array.astype(np.uint8).tobytes()
@@ -84,6 +90,7 @@ def make_fashion(folder, n_train=7, n_test=3):
     return folder
 
 
+@pytest.mark.usefixtures("fake_data_unchecked")
 def test_explicit_root_is_searched_in_both_layouts(tmp_path, data_less_repo):
     make_fashion(tmp_path / "nested" / "fashion-mnist", n_train=7)
     make_fashion(tmp_path / "flat", n_train=5)
@@ -92,6 +99,7 @@ def test_explicit_root_is_searched_in_both_layouts(tmp_path, data_less_repo):
     assert float(data.load_fashion_mnist("train", root=tmp_path / "flat").x.max()) == 1.0
 
 
+@pytest.mark.usefixtures("fake_data_unchecked")
 def test_env_folder_is_searched_in_both_layouts(tmp_path, data_less_repo, monkeypatch):
     make_fashion(tmp_path / "nested" / "fashion-mnist", n_train=7)
     make_fashion(tmp_path / "flat", n_train=5)
@@ -101,6 +109,7 @@ def test_env_folder_is_searched_in_both_layouts(tmp_path, data_less_repo, monkey
     assert len(data.load_fashion_mnist("train")) == 5
 
 
+@pytest.mark.usefixtures("fake_data_unchecked")
 def test_root_wins_over_env_and_env_over_defaults(tmp_path, data_less_repo, monkeypatch):
     make_fashion(tmp_path / "shared" / "data" / "fashion-mnist", n_train=2)  # the default ../shared/data
     make_fashion(tmp_path / "env" / "fashion-mnist", n_train=4)
@@ -172,6 +181,7 @@ def make_cifar_fixture(root, n_per_batch=6):
     return folder
 
 
+@pytest.mark.usefixtures("fake_data_unchecked")
 def test_cifar10_loader_on_generated_fixture(tmp_path):
     folder = make_cifar_fixture(tmp_path)
     train, test = data.load_images("cifar10", "train", tmp_path), data.load_images("cifar10", "test", tmp_path)
@@ -245,6 +255,7 @@ def test_float_helpers_follow_the_input_or_default_dtype():
         assert data.standardize_per_image(torch.full((2, 1, 4, 4), 7, dtype=torch.uint8)).dtype == torch.float64
 
 
+@pytest.mark.usefixtures("fake_data_unchecked")
 def test_cifar10_in_float64_when_that_is_the_default_dtype(tmp_path):
     make_cifar_fixture(tmp_path)
     with default_dtype(torch.float32):

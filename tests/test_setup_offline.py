@@ -53,7 +53,8 @@ def test_fetch_allow_missing_warns_and_exits_0(offline, data_less_repo, capsys):
     assert not (data_less_repo / data.DOWNLOAD_CACHE).exists()
 
 
-def test_fetch_reports_what_it_found_and_fails_only_for_what_is_missing(offline, data_less_repo, capsys):
+def test_fetch_reports_what_it_found_and_fails_only_for_what_is_missing(offline, data_less_repo, capsys, monkeypatch):
+    monkeypatch.setattr(data, "expected_checksums", lambda: {})  # a stand-in input.txt: its checksum is not known
     shakespeare = data_less_repo.parent / "shared" / "data" / "tinyshakespeare"
     shakespeare.mkdir(parents=True)
     (shakespeare / "input.txt").write_text("To be")
@@ -94,3 +95,65 @@ def test_offline_flag_and_explicit_folder_never_download(offline, data_less_repo
 def test_setup_sh_lets_setup_complete_without_data():
     lines = (REPO / "setup.sh").read_text().splitlines()
     assert "python -m claimbench.data fetch --allow-missing" in lines
+
+
+def _lock() -> dict[str, str]:
+    """requirements.lock as normalised name -> version; every line that is not a comment must be `name==version`."""
+    from claimbench.provenance import _name
+
+    pins = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and version and " " not in line and "@" not in line, f"not an exact pin: {line!r}"
+            pins[_name(name)] = version
+    return pins
+
+
+def test_setup_sh_installs_from_the_lock_in_one_command():
+    installs = [line for line in (REPO / "setup.sh").read_text().splitlines() if "pip install" in line]
+    want = 'python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e ".[dev,ray]"'
+    assert installs == [want]
+
+
+def test_the_lock_pins_every_dependency_named_in_pyproject():
+    import tomllib
+
+    from claimbench.provenance import _name
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    named = [*project["dependencies"], *(r for extra in project["optional-dependencies"].values() for r in extra)]
+    pins = _lock()
+    assert "claimbench" not in pins
+    assert [r for r in named if _name(r) not in pins] == []
+    for r in named:  # an exact pin in pyproject (torch, torchvision, ray) is the lock's version
+        if "==" in r:
+            assert pins[_name(r)] == r.split("==")[1].strip(), r
+
+
+def test_lock_generator_lists_the_closure_of_the_installed_dependencies(capsys):
+    """The lock is the transitive closure: pyproject's dependencies and theirs (torch needs filelock, sympy)."""
+    from importlib import metadata
+
+    from claimbench import provenance
+
+    try:
+        metadata.requires("claimbench")
+    except metadata.PackageNotFoundError:
+        pytest.skip("claimbench is not pip-installed here (PYTHONPATH=src): no metadata to walk")
+    pins = provenance.locked_requirements()
+    assert {"torch", "numpy", "pyyaml", "pytest", "ray", "filelock", "sympy"} <= set(pins)
+    assert pins["torch"] == metadata.version("torch") and "claimbench" not in pins
+    assert provenance.main(["lock"]) == 0
+    out = capsys.readouterr().out
+    assert f"torch=={metadata.version('torch')}" in out.splitlines()
+
+
+def test_fetch_names_a_corrupt_dataset_file_in_one_line(offline, data_less_repo, capsys):
+    shakespeare = data_less_repo.parent / "shared" / "data" / "tinyshakespeare"
+    shakespeare.mkdir(parents=True)
+    (shakespeare / "input.txt").write_text("To be")
+    assert data.main(["fetch"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "tinyshakespeare" in line]
+    assert len(err) == 1 and err[0].startswith(f"error: {shakespeare / 'input.txt'}: checksum mismatch: sha256 is ")
+    assert offline == ["fashion_mnist"]  # found, so never downloaded over

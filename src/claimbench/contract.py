@@ -16,7 +16,7 @@ annotations under `if TYPE_CHECKING:` are exempt; tests/test_layers.py checks it
     1  params, data, plotting, tables, intervals, power
     2  train
     3  models/*, metrics/*, collapse_losses
-    4  sweep, cards, results
+    4  sweep, cards, provenance, results
     5  contract, lease
     6  executor
     7  claims/<id>/*
@@ -45,7 +45,7 @@ LAYERS: dict[str, int] = {
     "params": 1, "data": 1, "plotting": 1, "tables": 1, "intervals": 1, "power": 1,
     "train": 2,
     "models": 3, "metrics": 3, "collapse_losses": 3,
-    "sweep": 4, "cards": 4, "results": 4,
+    "sweep": 4, "cards": 4, "provenance": 4, "results": 4,
     "contract": 5, "lease": 5,
     "executor": 6,
     "claims.*": 7,

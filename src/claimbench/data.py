@@ -10,25 +10,35 @@ else env ``CLAIMBENCH_DATA`` (non-empty) is the only place searched; else the de
 ``dataset-fashion-mnist``), the download cache ``data-cache/<name>`` (filled by ``python -m claimbench.data
 fetch`` when online). An explicit folder may hold ``<name>/<files>`` or the files themselves; one without
 them is an error, never skipped. Nothing is downloaded at training time or in tests.
+
+Every file a loader reads is first checked against data_checksums.json (sha256; CIFAR-10: torchvision's md5),
+hashed once per process; a mismatch is a one-line DataError. `files_read()` lists what was read (provenance).
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
+import json
 import os
 import pickle
 import shutil
 import struct
 import sys
+import zlib
 from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from claimbench.errors import DataError
+
+if TYPE_CHECKING:  # annotations only
+    from claimbench.contract import Context
 
 FASHION_FILES = {
     ("train", "images"): "train-images-idx3-ubyte",
@@ -167,12 +177,45 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
 
 
 def fashion_mnist_dir(root: str | Path | None = None) -> Path:
-    """First folder holding all four Fashion-MNIST IDX files (gz or raw)."""
+    """First folder holding all four Fashion-MNIST IDX files (gz or raw). When none does but one holds some,
+    the error names exactly the files that one lacks."""
     tried = candidate_dirs("fashion-mnist", root)
+    partial = None
     for folder in tried:
-        if all(_find_idx(folder, stem) for stem in FASHION_FILES.values()):
+        lacking = [stem for stem in FASHION_FILES.values() if not _find_idx(folder, stem)]
+        if not lacking:
             return folder
+        if partial is None and len(lacking) < len(FASHION_FILES):
+            partial = folder, lacking
+    if partial:
+        raise _incomplete_fashion(*partial)
     raise _missing("fashion-mnist", root, tried, "train-images-idx3-ubyte[.gz] and the other IDX files")
+
+
+def _incomplete_fashion(folder: Path, lacking: list[str]) -> DataError:
+    return DataError(
+        f"dataset 'fashion-mnist' incomplete: {folder} lacks {' and '.join(f + '[.gz]' for f in lacking)} "
+        f"(it holds the other IDX files). Fix: copy the missing file there, or delete the folder and run "
+        f"`python -m claimbench.data fetch`."
+    )
+
+
+def check_labels(path: Path, labels: np.ndarray, num_classes: int, dataset: str) -> None:
+    """DataError (one line) unless every label in `labels` (read from `path`) is a class index 0..num_classes-1."""
+    bad = labels[(labels < 0) | (labels >= num_classes)]
+    if bad.size:
+        raise DataError(
+            f"{path}: label {int(bad[0])} out of range: {dataset} labels are 0..{num_classes - 1} "
+            f"({bad.size} of {labels.size} outside); the file is corrupt or not {dataset}. "
+            f"Fix: replace it (`python -m claimbench.data fetch`)."
+        )
+
+
+def _fashion_labels(path: Path) -> np.ndarray:
+    labels = read_idx(path)
+    if labels.ndim == 1:
+        check_labels(path, labels, len(FASHION_CLASSES), "fashion-mnist")
+    return labels
 
 
 def load_fashion_mnist(split: str = "train", root: str | Path | None = None) -> ImageData:
@@ -180,8 +223,11 @@ def load_fashion_mnist(split: str = "train", root: str | Path | None = None) -> 
     if split not in ("train", "test"):
         raise DataError(f"fashion-mnist split {split!r} unknown; use 'train' or 'test'.")
     folder = fashion_mnist_dir(root)
-    images = read_idx(_find_idx(folder, FASHION_FILES[(split, "images")]))
-    labels = read_idx(_find_idx(folder, FASHION_FILES[(split, "labels")]))
+    image_path = _find_idx(folder, FASHION_FILES[(split, "images")])
+    label_path = _find_idx(folder, FASHION_FILES[(split, "labels")])
+    verify_file("fashion-mnist", image_path)
+    verify_file("fashion-mnist", label_path)
+    images, labels = read_idx(image_path), _fashion_labels(label_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise DataError(f"{folder}: Fashion-MNIST {split} images {images.shape} and labels {labels.shape} disagree.")
     x = torch.from_numpy(images.copy()).unsqueeze(1).to(torch.get_default_dtype()).div_(255.0)
@@ -205,6 +251,7 @@ def load_cifar10(split: str = "train", root: str | Path | None = None) -> ImageD
         path = folder / n
         if not path.exists():
             raise DataError(f"{path} missing: the CIFAR-10 folder {folder} is incomplete; fetch it again.")
+        verify_file("cifar10", path)
         try:
             with open(path, "rb") as f:
                 batch = pickle.load(f, encoding="latin1")
@@ -212,6 +259,7 @@ def load_cifar10(split: str = "train", root: str | Path | None = None) -> ImageD
             ys.append(np.asarray(batch["labels"], dtype=np.int64))
         except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as e:
             raise DataError(f"{path}: not a CIFAR-10 pickle batch ({e!r}); delete and fetch again.") from None
+        check_labels(path, ys[-1], len(CIFAR10_CLASSES), "cifar10")
     x = torch.from_numpy(np.concatenate(xs)).to(torch.get_default_dtype()).div_(255.0)
     return ImageData(x, torch.from_numpy(np.concatenate(ys)), CIFAR10_CLASSES, "cifar10")
 
@@ -245,8 +293,25 @@ def tinyshakespeare_dir(root: str | Path | None = None) -> Path:
     raise _missing("tinyshakespeare", root, tried, "input.txt")
 
 
+def read_corpus(path: Path) -> str:
+    """The text of a corpus file; DataError (one line) if it cannot be read, is empty or is not UTF-8."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); Tiny "
+                        f"Shakespeare's input.txt is plain text. Fix: replace it "
+                        f"(`python -m claimbench.data fetch`).") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e}).") from None
+    if not text:
+        raise DataError(f"{path}: empty. Fix: replace it (`python -m claimbench.data fetch`).")
+    return text
+
+
 def load_tinyshakespeare(root: str | Path | None = None) -> CharCorpus:
-    text = (tinyshakespeare_dir(root) / "input.txt").read_text(encoding="utf-8")
+    path = tinyshakespeare_dir(root) / "input.txt"
+    verify_file("tinyshakespeare", path)
+    text = read_corpus(path)
     vocab = "".join(sorted(set(text)))
     lut = {c: i for i, c in enumerate(vocab)}
     return CharCorpus(torch.tensor([lut[c] for c in text], dtype=torch.int64), vocab)
@@ -354,18 +419,150 @@ def locate(name: str, root: str | Path | None = None) -> Path:
     return locators[name](root)
 
 
-def fetch_one(name: str, root: str | Path | None = None, online: bool = True) -> Path:
-    """Folder of dataset `name`; downloaded into data-cache/ only when online and no folder is set explicitly."""
+# ---------------------------------------------------------------- checksums and up-front checks
+
+CHECKSUM_FILE = Path(__file__).with_name("data_checksums.json")
+_DIGESTS: dict[tuple, str] = {}  # (path, size, mtime_ns, kind) -> hex digest: each file hashed once per process
+_READ: dict[str, str] = {}  # path -> sha256 of every dataset file verified in this process
+
+
+@functools.cache
+def expected_checksums() -> dict[str, dict[str, dict]]:
+    """dataset -> file name (an IDX file without .gz) -> {'sha256' (IDX: of the uncompressed content),
+    'bytes', 'gz_sha256' (known .gz copies)} or {'md5'} (CIFAR-10, torchvision's), from data_checksums.json."""
+    return json.loads(CHECKSUM_FILE.read_text())["datasets"]
+
+
+def _digest(path: Path, kind: str) -> str | None:
+    """Hex digest of `path`: kind 'sha256' | 'md5' of its bytes, 'content' (sha256 of a .gz file's
+    uncompressed bytes; None if it is not valid gzip). Cached by (path, size, mtime)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, kind)
+    if key not in _DIGESTS:
+        h = hashlib.md5(usedforsecurity=False) if kind == "md5" else hashlib.sha256()
+        try:
+            with (gzip.open if kind == "content" else open)(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        except (EOFError, zlib.error, gzip.BadGzipFile):
+            _DIGESTS[key] = None
+        else:
+            _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
+
+
+def _mismatch(path: Path, kind: str, actual: str | None, expected: str) -> DataError:
+    what = "sha256 of its gunzipped content" if kind == "content" else kind
+    return DataError(
+        f"{path}: checksum mismatch: {what} is {actual or '(not valid gzip)'}, expected {expected} "
+        f"(claimbench/{CHECKSUM_FILE.name}); the file is corrupt or another release. "
+        f"Fix: delete it and run `python -m claimbench.data fetch`, or copy a good one in its place."
+    )
+
+
+def verify_file(dataset: str, path: Path) -> str:
+    """sha256 of `path`, a file of `dataset`, after checking it against data_checksums.json when that lists
+    the file (a .gz IDX file passes if it is a known copy or its content matches). DataError (one line) on a
+    mismatch. Recorded for `files_read()`."""
     try:
-        return locate(name, root)
+        sha = _digest(path, "sha256")
+        stem = path.name.removesuffix(".gz")
+        want = expected_checksums().get(dataset, {}).get(stem)
+        if want and "md5" in want:
+            if (md5 := _digest(path, "md5")) != want["md5"]:
+                raise _mismatch(path, "md5", md5, want["md5"])
+        elif want and path.name.endswith(".gz"):
+            if sha not in want.get("gz_sha256", []) and (content := _digest(path, "content")) != want["sha256"]:
+                raise _mismatch(path, "content", content, want["sha256"])
+        elif want and sha != want["sha256"]:
+            raise _mismatch(path, "sha256", sha, want["sha256"])
+    except DataError:
+        raise
+    except OSError as e:  # (DataError subclasses OSError: re-raised above)
+        raise DataError(f"{path}: cannot read ({e.strerror or e}).") from None
+    _READ[str(path)] = sha
+    return sha
+
+
+def files_read() -> dict[str, str]:
+    """path -> sha256 of every dataset file verified (so read) in this process, in first-read order."""
+    return dict(_READ)
+
+
+def dataset_files(name: str, folder: Path) -> list[Path]:
+    """Every file of dataset `name` in `folder` (as `locate` returns it); DataError naming a missing one."""
+    if name == "fashion-mnist":
+        found = {stem: _find_idx(folder, stem) for stem in FASHION_FILES.values()}
+        if lacking := [stem for stem, path in found.items() if path is None]:
+            raise _incomplete_fashion(folder, lacking)
+        return list(found.values())
+    files = {"tinyshakespeare": [folder / "input.txt"],
+             "cifar10": [folder / "cifar-10-batches-py" / n for n in [*(f"data_batch_{i}" for i in range(1, 6)),
+                                                                        "test_batch"]]}.get(name)
+    for path in files or []:
+        if not path.exists():
+            raise DataError(f"{path} missing: the {name} folder {path.parent} is incomplete. Fix: copy the file "
+                            f"there, or delete the folder and run `python -m claimbench.data fetch`.")
+    if files:
+        return files
+    raise DataError(f"dataset {name!r} unknown; available: fashion-mnist, tinyshakespeare, cifar10.")
+
+
+def check_folder(name: str, folder: Path) -> dict[str, str]:
+    """Check dataset `name` in `folder` as a run will read it: every file present, its checksum, and what is
+    cheap to check beyond (Fashion-MNIST's labels in range, Tiny Shakespeare UTF-8). Returns path -> sha256."""
+    out = {}
+    for path in dataset_files(name, folder):
+        out[str(path)] = verify_file(name, path)
+        if name == "fashion-mnist" and "labels" in path.name:
+            _fashion_labels(path)
+        elif name == "tinyshakespeare":
+            read_corpus(path)
+    return out
+
+
+def verify_present(name: str, root: str | Path | None = None) -> dict[str, str]:
+    """`check_folder` on dataset `name` where the search finds it: path -> sha256, or a one-line DataError."""
+    return check_folder(name, locate(name, root))
+
+
+# Datasets a claim reads beyond its Config's `dataset` field (claims/<id>/train.py load_data).
+CLAIM_DATASETS = {"activation_sparsity": ("fashion-mnist", "tinyshakespeare"), "neural_collapse": ("fashion-mnist",)}
+
+
+def claim_datasets(claim_id: str, cfg: object) -> tuple[str, ...]:
+    """The datasets claim `claim_id` reads under `cfg`: its `dataset` field if any, plus CLAIM_DATASETS'."""
+    own = getattr(cfg, "dataset", None)
+    return tuple(dict.fromkeys([*([own] if own else []), *CLAIM_DATASETS.get(claim_id, ())]))
+
+
+def check_claim_inputs(ctx: Context) -> dict[str, str]:
+    """Once, before any worker starts: every dataset file the claim reads is present and intact (one-line
+    DataError otherwise, instead of one per run). Returns path -> sha256 (provenance's data_files)."""
+    out = {}
+    for name in claim_datasets(ctx.claim_id, ctx.cfg):
+        out.update(verify_present(name, ctx.data_root))
+    return out
+
+
+def fetch_one(name: str, root: str | Path | None = None, online: bool = True) -> Path:
+    """Folder of dataset `name`, its files checked (`check_folder`: present, checksums); downloaded into
+    data-cache/ only when online and no folder is set explicitly."""
+    try:
+        folder = locate(name, root)
     except DataError as e:
         if not online or explicit_dir(root):
             raise
         not_found = e
+    else:
+        check_folder(name, folder)
+        return folder
     try:
-        return _download(name)
+        folder = _download(name)
     except (OSError, RuntimeError, EOFError, HTTPException) as e:
         raise DataError(f"{not_found}\nThe download failed too: {_one_line(e)}") from None
+    check_folder(name, folder)
+    return folder
 
 
 def _one_line(e: BaseException) -> str:

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import platform
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +19,7 @@ import torch
 from claimbench.cards import Card, verdict_label
 from claimbench.errors import CacheError
 from claimbench.intervals import Samples, interval
-from claimbench.numerics import machine_facts
+from claimbench.provenance import device_name, git_state, provenance  # noqa: F401 (moved; kept importable here)
 
 
 @dataclass
@@ -47,55 +43,6 @@ class ClaimResult:
     # Optional positive controls (e.g. one loss under four seeds for an equivalence test): same form;
     # their pass rate is reported, never gating.
     control_draws: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def git_state() -> dict:
-    """{'git_sha', 'git_sha_source', 'git_dirty'} of the code being run. A machine given a copy of the working
-    tree (the GPU box: its .git, if any, is a stale snapshot) is told the commit it runs through env
-    CLAIMBENCH_GIT_SHA, which then wins over git; git_dirty is then unknown (None). What the pipeline itself
-    rewrites mid-run (lock, results, README table) does not make the code dirty."""
-    env_sha = os.environ.get("CLAIMBENCH_GIT_SHA")
-    if env_sha:
-        return {"git_sha": env_sha, "git_sha_source": "env CLAIMBENCH_GIT_SHA", "git_dirty": None}
-    sha = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock", ":!results",
-                  ":!README.md")
-    return {"git_sha": sha or None, "git_sha_source": "git" if sha else None,
-            "git_dirty": bool(status) if status is not None else None}
-
-
-def provenance(device: torch.device, wall_s: float, seeds: list[int], scale: str, extra: dict | None = None) -> dict:
-    """Where and how a number was made. git_dirty: the tracked code/config had uncommitted changes."""
-    import torchvision
-
-    return {
-        **git_state(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "cuda": torch.version.cuda if device.type == "cuda" else None,
-        "python": platform.python_version(),
-        "device": device_name(device),
-        **machine_facts(),
-        "scale": scale,
-        "seeds": list(seeds),
-        "wall_s": round(float(wall_s), 1),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        **(extra or {}),
-    }
 
 
 def _jsonable(o: Any) -> Any:

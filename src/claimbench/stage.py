@@ -21,6 +21,7 @@ from claimbench import claims as claim_registry
 from claimbench.cards import load_card
 from claimbench.claims import ClaimEntry
 from claimbench.contract import Context
+from claimbench.data import check_claim_inputs
 from claimbench.errors import ClaimbenchError
 from claimbench.executor import collect_with_compute, execute
 from claimbench.numerics import use_scale_dtype
@@ -51,11 +52,12 @@ def run_train(ctx: Context, entry: ClaimEntry) -> None:
     t0 = time.time()
     ctx.artifacts_dir.mkdir(parents=True, exist_ok=True)
     ex = ctx.params.executor
+    data_files = check_claim_inputs(ctx)  # once, before any worker: a data fault is one line, not one per run
     report = execute(ctx, entry.train, ex)
     ctx.log(f"{len(report.records)} runs: {report.submitted} trained, {report.cached} already finished "
             f"({ex.kind} executor)")
     info = {"wall_s": round(time.time() - t0, 1), "device": str(ctx.device), "config": config_dict(ctx.cfg),
-            "executor": ex.kind, "runs": len(report.records), "trained": report.submitted}
+            "executor": ex.kind, "runs": len(report.records), "trained": report.submitted, "data_files": data_files}
     (ctx.artifacts_dir / TRAIN_INFO).write_text(json.dumps(info, indent=2, default=str))
 
 
@@ -69,11 +71,13 @@ def run_analyse(ctx: Context, entry: ClaimEntry, figures: bool = True) -> dict:
         entry.figures.figures(result, ctx)
     analyse_wall = time.time() - t0
     info_path = ctx.artifacts_dir / TRAIN_INFO
-    train_wall = json.loads(info_path.read_text())["wall_s"] if info_path.exists() else 0.0
+    train_info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    train_wall = train_info.get("wall_s", 0.0)
     prov = provenance(ctx.device, train_wall + analyse_wall, result.seeds, ctx.scale,
                       {"train_wall_s": train_wall, "analyse_wall_s": round(analyse_wall, 1),
                        "compute": {**compute, "analyse_wall_s": round(analyse_wall, 1)},
-                       "config": config_dict(ctx.cfg), "seed_set": ctx.seed_set})
+                       "config": config_dict(ctx.cfg), "seed_set": ctx.seed_set,
+                       **({"data_files": train_info["data_files"]} if train_info.get("data_files") else {})})
     record = write_result(result, card, ctx.results_dir, ctx.scale, prov)
     ctx.log(f"{ctx.claim_id} @ {ctx.scale}: {record['verdict_label']} "
             + " ".join(f"{c['id']}={c['outcome']}" for c in record["criteria"])
