@@ -638,6 +638,16 @@ def _simulation(sim: Any, where: str, criteria: list[Criterion], regime: list[Pr
             if e["kind"] == "none" and float(e["value"]) not in gating.get(name, []):
                 raise CardError(f"card {ew}: an effect with no source sits at a threshold of its statistic "
                                 f"({gating.get(name)}), the least favourable value.")
+    for scale, res in (sim.get("result") or {}).items():
+        rw = f"{sw}.result.{scale}"
+        _keys(res, {"draws", "seed", "expected", "null"}, ("draws", "seed", "expected", "null"), rw)
+        if scale not in sim["scales"]:
+            raise CardError(f"card {rw}: no scales.{scale} to have simulated.")
+        for world in ("expected", "null"):
+            p = res[world]
+            if not isinstance(p, dict) or set(p) != set(VERDICT_KEYS) or abs(sum(p.values()) - 1) > 0.005:
+                raise CardError(f"card {rw}.{world}: must give {', '.join(VERDICT_KEYS)} summing to 1 (python -m "
+                                f"claimbench.power --card <id> prints it).")
 
 
 def validate_v4_blocks(raw: dict, where: str, criteria: list[Criterion], regime: list[Precondition]) -> None:

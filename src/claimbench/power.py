@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                 exp = card_verdict_power(card, scale, draws=args.draws, seed=args.seed)
                 nul = card_verdict_power(card, scale, null=True, draws=args.draws, seed=args.seed)
                 print(f"  {scale}: {{draws: {args.draws}, seed: {args.seed}, expected: {_fmt(exp)}, "
-                      f"null: {_fmt(nul)}}}")
+                      f"\"null\": {_fmt(nul)}}}")
     except ClaimbenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
