@@ -203,3 +203,20 @@ def test_power_cli_unknown_card_is_one_line(capsys):
     assert power_main(["--card", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope" in err[0]
+
+
+def test_the_report_prints_each_cards_clause_map_and_per_verdict_power_and_the_suite_error():
+    from claimbench.report import CLAIM_ORDER, power_section, suite_error_lines
+
+    cards = all_cards()
+    for card in cards.values():
+        text = "\n".join(power_section(card))
+        assert "| clause | judged by |" in text and "Per-verdict power" in text, card.id
+        res = card.raw["power"]["simulation"]["result"]["quick"]["expected"]
+        assert f"| quick | expected | {card.raw['power']['simulation']['scales']['quick']['n']} |" in text
+        cells = " | ".join(f"{res[k]:.3f}" for k in ("reproduced", "partially", "not", "inconclusive"))
+        assert cells + " |" in text
+    lines = "\n".join(suite_error_lines({c: cards[c] for c in CLAIM_ORDER}))
+    rates = [false_positive_rate(cards[c].raw["power"]["simulation"]["result"]["quick"]["null"]) for c in CLAIM_ORDER]
+    any_fp, expected = suite_error(rates)
+    assert f"1 − Π(1 − p_i) = {any_fp:.3f}" in lines and f"Σ p_i = {expected:.3f}" in lines
