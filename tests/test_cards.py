@@ -322,3 +322,25 @@ def test_verdict_reads_intervals_at_the_level_asked():
     assert c.verdict({}, samples)["verdict"] == REPRODUCED
     at = c.verdict({}, samples, level=0.9999)
     assert at["verdict"] == INCONCLUSIVE and at["reason_kind"] == "underpowered"
+
+
+def _replicate_seeds(claim_id: str, cfg) -> set[int]:
+    """The replicate seeds a claim's config trains under (its with_seed_set moves exactly these)."""
+    if claim_id == "el2n_pruning":
+        from claimbench.claims.el2n_pruning import ensemble_seeds
+        return {s for ens in ensemble_seeds(cfg) for s in ens}  # prune seeds are each ensemble's first
+    if claim_id == "simpson_paradox":
+        return {cfg.seed + cfg.seed_base}  # every model seed derives from it
+    return set(cfg.seeds) | set(getattr(cfg, "control_seeds", None) or [])
+
+
+@pytest.mark.parametrize("claim_id", sorted(all_cards()))
+def test_the_seeds_block_lists_the_seeds_the_judged_runs_use(claim_id):
+    from conftest import REPO
+
+    from claimbench.stage import make_context
+    judged = judged_seeds(load_card(claim_id).raw)
+    assert set(judged) == {("quick", 0), ("quick", 1), ("gpu", 0)}
+    for (scale, k), seeds in judged.items():
+        cfg = make_context(claim_id, scale, root=REPO, seed_set=k).cfg
+        assert seeds == _replicate_seeds(claim_id, cfg), (scale, k)
