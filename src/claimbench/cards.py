@@ -35,28 +35,6 @@ A card is committed before the run that judges it, and changes only by a new ``v
       reproduced: [C2, C3, C4]                 # all pass -> "reproduced"
       partially_if_any: [C2, C3]               # else any of these passes -> "partially reproduced"
 
-From version 4 (issue 22) a card also states, before its judged run (validated by `validate_v4_blocks`)::
-
-    seeds:                                     # judged seeds per scale and seed set; pilots' seeds
-      judged: {quick: {0: [0, 1, 2], 1: [1000, 1001, 1002]}, gpu: {0: ["0-4"]}}
-      pilots: [{id: set5, seeds: ["5000-5003"], what: ...}]   # refused if they overlap a judged seed
-      reused: [{id: v2-quick, seeds: [...], what: ...}]        # judged runs reused: spread only, no effect
-    pooling:                                   # sequential design across seed sets (claimbench.robustness)
-      {looks: [0, 1], boundary: pocock, alpha: 0.05, levels: [0.9706, 0.9706], second_look_if: ..., conflict: ...}
-    clauses:                                   # each clause of `claim` -> gating criteria, or why reported only
-      - {text: ..., criteria: [C2]}
-      - {text: ..., reported_only: why}
-    power:
-      simulation:                              # claimbench.power.verdict_power inputs and its stated result
-        rows: {source: set5, statistics: [...], values: [[...], ...]}    # whole pilot replicates
-        normal: {source: ..., method: replicates | bootstrap, sd: {...}, correlation: [...], note: ...}
-        expected: {quick: [{statistic, value, kind: paper | replication | pilot | none, source, pilot}], gpu: ...}
-        scales: {quick: {n: 3, regime: {R1: met, R2: unmet}, n_statistic: {...}, se_factor: 1.0}}
-        result: {quick: {draws, seed, expected: {reproduced, partially, not, inconclusive}, "null": {...}}}
-
-An expected effect of kind ``pilot`` names a `seeds.pilots` id; one of kind ``none`` sits at a threshold of
-its statistic. `Card.verdict(..., level=)` reads intervals at a look's level (default 95%).
-
 **Checks are three-valued.** A gating check reads its statistic's 95% interval (claimbench.intervals;
 the analysis gives per-replicate values or a bootstrap distribution) and is
 
@@ -673,7 +651,30 @@ def _simulation(sim: Any, where: str, criteria: list[Criterion], regime: list[Pr
 
 
 def validate_v4_blocks(raw: dict, where: str, criteria: list[Criterion], regime: list[Precondition]) -> None:
-    """Card v4 blocks, each optional for older versions and required from version 4 on."""
+    """Card v4 blocks (issue 22), each optional for older versions and required from version 4 on.
+
+    From version 4 a card also states, before its judged run::
+
+        seeds:                                     # judged seeds per scale and seed set; pilots' seeds
+          judged: {quick: {0: [0, 1, 2], 1: [1000, 1001, 1002]}, gpu: {0: ["0-4"]}}
+          pilots: [{id: set5, seeds: ["5000-5003"], what: ...}]   # refused if they overlap a judged seed
+          reused: [{id: v2-quick, seeds: [...], what: ...}]        # judged runs reused: spread only, no effect
+        pooling:                                   # sequential design across seed sets (claimbench.robustness)
+          {looks: [0, 1], boundary: pocock, alpha: 0.05, levels: [0.9706, 0.9706], second_look_if: ..., conflict: ...}
+        clauses:                                   # each clause of `claim` -> gating criteria, or why reported only
+          - {text: ..., criteria: [C2]}
+          - {text: ..., reported_only: why}
+        power:
+          simulation:                              # claimbench.power.verdict_power inputs and its stated result
+            rows: {source: set5, statistics: [...], values: [[...], ...]}    # whole pilot replicates
+            normal: {source: ..., method: replicates | bootstrap, sd: {...}, correlation: [...], note: ...}
+            expected: {quick: [{statistic, value, kind: paper | replication | pilot | none, source, pilot}], gpu: ...}
+            scales: {quick: {n: 3, regime: {R1: met, R2: unmet}, n_statistic: {...}, se_factor: 1.0}}
+            result: {quick: {draws, seed, expected: {reproduced, partially, not, inconclusive}, "null": {...}}}
+
+    An expected effect of kind ``pilot`` names a `seeds.pilots` id; one of kind ``none`` sits at a threshold of
+    its statistic. `Card.verdict(..., level=)` reads intervals at a look's level (default 95%).
+    """
     needed = raw.get("version", 1) >= 4
     for key in ("seeds", "clauses", "pooling"):
         if needed and key not in raw:
