@@ -344,3 +344,14 @@ def test_the_seeds_block_lists_the_seeds_the_judged_runs_use(claim_id):
     for (scale, k), seeds in judged.items():
         cfg = make_context(claim_id, scale, root=REPO, seed_set=k).cfg
         assert seeds == _replicate_seeds(claim_id, cfg), (scale, k)
+
+
+def test_a_card_with_a_seed_set_design_judges_at_look_one_level_by_default():
+    samples = {"a": replicates([5.0, 5.0, 5.0]), "b": replicates([0.6, 0.9, 0.7, 1.0, 0.8]),
+               "c": replicates([1.0, 1.1, 1.2])}
+    designed = parse_card({**BASE, "pooling": {"looks": [0, 1], "boundary": "pocock", "alpha": 0.05,
+                                               "levels": [0.9999, 0.9999], "second_look_if": "s", "conflict": "c"}},
+                          "t")
+    assert designed.look_level(0) == 0.9999 and card().look_level(0) == 0.95
+    assert designed.verdict({}, samples)["verdict"] == INCONCLUSIVE
+    assert designed.verdict({}, samples, level=0.95)["verdict"] == REPRODUCED

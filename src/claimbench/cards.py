@@ -263,14 +263,19 @@ class Card:
     def version(self) -> int:
         return int(self.raw.get("version", 1))
 
+    def look_level(self, look: int = 0) -> float:
+        """Central interval level of a look of the card's seed-set design (`pooling.levels`; 95% without one)."""
+        levels = (self.raw.get("pooling") or {}).get("levels") or [LEVEL]
+        return float(levels[min(look, len(levels) - 1)])
+
     def verdict(self, stats: Mapping[str, Any], samples: Mapping[str, Samples | dict] | None = None,
-                null: Mapping[str, dict] | None = None, *, level: float = LEVEL) -> dict:
+                null: Mapping[str, dict] | None = None, *, level: float | None = None) -> dict:
         """{'verdict', 'reason_kind', 'reason', 'criteria': [...], 'regime': [...]} — rule table in the module doc.
 
         stats: name -> number; samples: name -> Samples (or JSON) of the statistics with intervals;
         null: criterion id -> {'pass_rate', 'draws'} from `null_pass_rate`; level: the intervals' central
-        level (the card's `pooling.levels` give each look's)."""
-        ivs = as_intervals(samples, level)
+        level (default: look 1's, `look_level`)."""
+        ivs = as_intervals(samples, self.look_level(0) if level is None else level)
         null = dict(null or {})
         regime = [p.evaluate(stats, ivs) for p in self.regime]
         unmet = {p["id"]: p for p in regime if not p["met"]}
@@ -673,7 +678,7 @@ def validate_v4_blocks(raw: dict, where: str, criteria: list[Criterion], regime:
             result: {quick: {draws, seed, expected: {reproduced, partially, not, inconclusive}, "null": {...}}}
 
     An expected effect of kind ``pilot`` names a `seeds.pilots` id; one of kind ``none`` sits at a threshold of
-    its statistic. `Card.verdict(..., level=)` reads intervals at a look's level (default 95%).
+    its statistic. `Card.verdict` reads intervals at look 1's level unless given `level=` (`Card.look_level`).
     """
     needed = raw.get("version", 1) >= 4
     for key in ("seeds", "clauses", "pooling"):

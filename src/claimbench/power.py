@@ -305,7 +305,7 @@ def card_verdict_power(card: Card, scale: str, *, null: bool = False, draws: int
                         f"expected.{scale}.")
     spec = sim["scales"][scale]
     expected = {e["statistic"]: float(e["value"]) for e in sim["expected"][scale]}
-    levels = (card.raw.get("pooling") or {}).get("levels") or [0.95]
+    levels = (card.raw.get("pooling") or {}).get("levels") or [card.look_level(0)]
     return verdict_power(card, sim.get("rows"), int(spec["n"]), expected, normal=sim.get("normal"),
                          regime=spec.get("regime"), n_statistic=spec.get("n_statistic"),
                          se_factor=float(spec.get("se_factor", 1.0)), levels=levels, null=null, draws=draws,

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import stats as st
 
 from claimbench import claims as claim_registry
-from claimbench.cards import FAIL, INCONCLUSIVE, LEVEL, PASS, UNDERPOWERED, Card, all_cards, verdict_label
+from claimbench.cards import FAIL, INCONCLUSIVE, PASS, UNDERPOWERED, Card, all_cards, verdict_label
 from claimbench.contract import seed_offset
 from claimbench.errors import ClaimbenchError
 from claimbench.intervals import Samples
@@ -112,10 +112,9 @@ def heterogeneity(x: Samples, y: Samples) -> float | None:
 
 def compare(card: Card, a: dict, b: dict) -> dict:
     """Both sets at look 1's level, their pooled verdict at look 2's, the design's verdict and any conflict."""
-    levels = (card.raw.get("pooling") or {}).get("levels") or [LEVEL, LEVEL]
-    va = card.verdict(a.get("statistics") or {}, _samples(a), _null(a), level=levels[0])
-    vb = card.verdict(b.get("statistics") or {}, _samples(b), _null(b), level=levels[0])
-    vp = card.verdict(*pool(card, a, b), level=levels[min(1, len(levels) - 1)])
+    va = card.verdict(a.get("statistics") or {}, _samples(a), _null(a), level=card.look_level(0))
+    vb = card.verdict(b.get("statistics") or {}, _samples(b), _null(b), level=card.look_level(0))
+    vp = card.verdict(*pool(card, a, b), level=card.look_level(1))
     second = va["verdict"] == INCONCLUSIVE and va["reason_kind"] == UNDERPOWERED
     design = vp if second else va
     gating = {ch.statistic for c in card.criteria if c.gating for ch in c.checks}
