@@ -21,7 +21,8 @@ each simulated result with `Card.verdict` under the card's pre-registered sequen
 1 on one seed set at `levels[0]`; if the verdict is inconclusive because a criterion is underpowered, a second
 seed set is drawn and the pooled replicates judged at `levels[1]`). Under the null each gating statistic sits
 at its threshold (the one nearest its expected value) with every regime met: the least favourable world.
-`look_levels` gives the per-look interval levels of a Pocock or O'Brien–Fleming boundary.
+`look_levels` gives the per-look interval levels of a Pocock or O'Brien–Fleming boundary. Null calibration
+(the *miscalibrated* rule) is not simulated: every criterion is taken as calibrated (null pass rate ≤ 5%).
 """
 
 from __future__ import annotations
