@@ -8,7 +8,18 @@ import numpy as np
 import pytest
 import yaml
 
-from claimbench.cards import INCONCLUSIVE, NOT_REPRODUCED, PARTIAL, REPRODUCED, all_cards, load_card, parse_card
+from claimbench.cards import (
+    CARD_DIR,
+    INCONCLUSIVE,
+    NOT_REPRODUCED,
+    PARTIAL,
+    REPRODUCED,
+    all_cards,
+    judged_seeds,
+    load_card,
+    parse_card,
+    seed_list,
+)
 from claimbench.errors import CardError
 from claimbench.intervals import bootstrap, interval, replicates
 
@@ -220,3 +231,127 @@ def test_a_bare_yaml_null_key_is_the_criterion_null_and_unknown_keys_are_refused
     raw["criteria"][0]["nul"] = "typo"
     with pytest.raises(CardError, match="criterion key 'nul' unknown"):
         parse_card(raw, "t")
+
+
+# --- card v4 blocks (issue 22): seeds, clauses, pooling, power.simulation ----------------------------
+
+def v4_raw(claim="el2n_pruning"):
+    return copy.deepcopy(yaml.safe_load((CARD_DIR / f"{claim}.yaml").read_text()))
+
+
+def refusal(raw) -> str:
+    with pytest.raises(CardError) as e:
+        parse_card(raw, "t")
+    msg = str(e.value)
+    assert "\n" not in msg, "a refusal is one line"
+    return msg
+
+
+def test_every_committed_card_is_v4_with_its_blocks():
+    for card in all_cards().values():
+        assert card.version == 4
+        entry = next(e for e in card.raw["changelog"] if e["version"] == 4)
+        assert entry["date"] == "2026-12-06" and "issue 22" in entry["why"]
+        assert card.raw["seeds"]["judged"]["quick"] and card.raw["clauses"] and card.raw["pooling"]
+
+
+def test_a_pilot_whose_seeds_overlap_the_judged_seeds_is_refused_in_one_line():
+    raw = v4_raw()
+    raw["seeds"]["pilots"][0]["seeds"] = ["8000-8007", 1003]  # 1003: quick seed set 1's replicate 3
+    msg = refusal(raw)
+    assert "pilot 'set8' uses judged seeds [1003] (quick set 1)" in msg and "reused" in msg
+
+
+def test_judged_seed_ranges_are_expanded():
+    card = load_card("el2n_pruning")
+    assert judged_seeds(card.raw)[("quick", 1)] == set(range(1000, 1020))
+    with pytest.raises(CardError, match="lo-hi"):
+        seed_list(["20-3"], "t")
+
+
+def test_a_pilot_effect_must_come_from_a_disjoint_pilot():
+    raw = v4_raw()
+    effect = raw["power"]["simulation"]["expected"]["quick"][3]
+    effect["pilot"] = "v2-quick"  # a reused judged run
+    assert "seeds.pilots id" in refusal(raw)
+
+
+def test_an_effect_without_source_sits_at_its_threshold():
+    raw = v4_raw()
+    raw["power"]["simulation"]["expected"]["quick"][0].update(kind="none", value=0.7)
+    assert "least favourable" in refusal(raw)
+    raw["power"]["simulation"]["expected"]["quick"][0]["value"] = 0  # E1's threshold
+    parse_card(raw, "t")
+
+
+def test_clauses_name_existing_gating_criteria_and_cover_every_gating_one():
+    raw = v4_raw()
+    raw["clauses"][1]["criteria"] = ["E9"]
+    assert "criterion 'E9' does not exist" in refusal(raw)
+    raw = v4_raw()
+    raw["clauses"] = [c for c in raw["clauses"] if c.get("criteria") != ["E3"]]
+    assert "'E3' serves no clause" in refusal(raw)
+    raw = v4_raw()
+    raw["clauses"][0]["criteria"] = ["E1"]  # both criteria and reported_only
+    assert "exactly one" in refusal(raw)
+    raw = v4_raw()
+    raw["clauses"][1]["criteria"] = ["E4"]  # reported only
+    assert "reported only" in refusal(raw)
+
+
+def test_pooling_and_v4_blocks_are_validated():
+    raw = v4_raw()
+    raw["pooling"]["boundary"] = "haybittle"
+    assert "boundary" in refusal(raw)
+    raw = v4_raw()
+    raw["pooling"]["levels"] = [0.97]
+    assert "one interval level" in refusal(raw)
+    raw = v4_raw()
+    del raw["seeds"]
+    assert "needs a `seeds:` block" in refusal(raw)
+    raw = v4_raw()
+    del raw["power"]["simulation"]["scales"]["quick"]["regime"]["R1"]
+    assert "as met or unmet" in refusal(raw)
+
+
+def test_verdict_reads_intervals_at_the_level_asked():
+    """0.5 ± ~0.3 over 5 replicates: its 95% interval clears 0, its 99.9% interval does not."""
+    samples = {"a": replicates([5.0, 5.0, 5.0]), "b": replicates([0.6, 0.9, 0.7, 1.0, 0.8]),
+               "c": replicates([1.0, 1.1, 1.2])}
+    c = card()
+    assert c.verdict({}, samples)["verdict"] == REPRODUCED
+    at = c.verdict({}, samples, level=0.9999)
+    assert at["verdict"] == INCONCLUSIVE and at["reason_kind"] == "underpowered"
+
+
+def _replicate_seeds(claim_id: str, cfg) -> set[int]:
+    """The replicate seeds a claim's config trains under (its with_seed_set moves exactly these)."""
+    if claim_id == "el2n_pruning":
+        from claimbench.claims.el2n_pruning import ensemble_seeds
+        return {s for ens in ensemble_seeds(cfg) for s in ens}  # prune seeds are each ensemble's first
+    if claim_id == "simpson_paradox":
+        return {cfg.seed + cfg.seed_base}  # every model seed derives from it
+    return set(cfg.seeds) | set(getattr(cfg, "control_seeds", None) or [])
+
+
+@pytest.mark.parametrize("claim_id", sorted(all_cards()))
+def test_the_seeds_block_lists_the_seeds_the_judged_runs_use(claim_id):
+    from conftest import REPO
+
+    from claimbench.stage import make_context
+    judged = judged_seeds(load_card(claim_id).raw)
+    assert set(judged) == {("quick", 0), ("quick", 1), ("gpu", 0)}
+    for (scale, k), seeds in judged.items():
+        cfg = make_context(claim_id, scale, root=REPO, seed_set=k).cfg
+        assert seeds == _replicate_seeds(claim_id, cfg), (scale, k)
+
+
+def test_a_card_with_a_seed_set_design_judges_at_look_one_level_by_default():
+    samples = {"a": replicates([5.0, 5.0, 5.0]), "b": replicates([0.6, 0.9, 0.7, 1.0, 0.8]),
+               "c": replicates([1.0, 1.1, 1.2])}
+    designed = parse_card({**BASE, "pooling": {"looks": [0, 1], "boundary": "pocock", "alpha": 0.05,
+                                               "levels": [0.9999, 0.9999], "second_look_if": "s", "conflict": "c"}},
+                          "t")
+    assert designed.look_level(0) == 0.9999 and card().look_level(0) == 0.95
+    assert designed.verdict({}, samples)["verdict"] == INCONCLUSIVE
+    assert designed.verdict({}, samples, level=0.95)["verdict"] == REPRODUCED

@@ -52,7 +52,7 @@ def _runs(folder, sizes, seeds, acc=lambda bs, seed: (0.9, 0.5 - bs / 1000 + see
 
 
 def test_card_v3_rule_c1_reported_claim_behind_regime():
-    assert CARD.version == 3 and CARD.raw["changelog"][-1]["version"] == 3
+    assert CARD.version >= 3 and any(e["version"] == 3 for e in CARD.raw["changelog"])  # v4 keeps v3's rule
     by_id = {c.id: c for c in CARD.criteria}
     assert not by_id["C1"].gating and all(by_id[c].gating for c in ("C2", "C3", "C4"))
     assert CARD.reproduced == ("C2", "C3", "C4") and CARD.partially_if_any == ("C2", "C3")

@@ -1,14 +1,19 @@
 """The disjoint-seed re-run: every claim's `with_seed_set` gives disjoint replicate seeds (k = 0 changes
-nothing), the robustness page flags a verdict that differs, and bad input is one line, exit 2."""
+nothing), the robustness page follows the card's sequential design (pooled look 2 when look 1 is
+underpowered) and flags only real conflicts, and bad input is one line, exit 2."""
 
 import json
 
+import numpy as np
 import pytest
 from conftest import REPO
+from scipy import stats as st
 
 from claimbench import robustness
+from claimbench.cards import parse_card
 from claimbench.claims import registry
 from claimbench.contract import RunSpec
+from claimbench.intervals import Samples
 from claimbench.stage import make_context
 
 CLAIMS = sorted(registry())
@@ -42,31 +47,81 @@ def test_seed_set_is_disjoint_and_zero_changes_nothing(claim_id):
     assert a != b, f"{claim_id}: seed set 1 plans exactly the runs of seed set 0"
 
 
-def _write(root, rel, verdict, label=None):
+POOLING = {"looks": [0, 1], "boundary": "pocock", "alpha": 0.05, "levels": [0.9706, 0.9706],
+           "second_look_if": "look 1 underpowered", "conflict": "p < 0.05 or a pass/fail flip"}
+TOY = {"id": "el2n_pruning", "title": "t", "paper": {}, "claim": "c", "paper_numbers": [], "headline": {},
+       "regime": [{"id": "R1", "text": "trains", "why": "w",
+                   "checks": [{"statistic": "acc_min", "op": ">=", "threshold": 80}]}],
+       "criteria": [{"id": "E1", "text": "x > 0", "why": "w",
+                     "checks": [{"statistic": "x", "op": ">", "threshold": 0}]}],
+       "verdict": {"reproduced": ["E1"], "partially_if_any": ["E1"]}, "pooling": POOLING}
+
+
+def _write(root, rel, values, acc_min=85.0):
+    """A seed set's record of the toy card: per-replicate values of x and the regime statistic."""
     path = root / "results" / "quick" / rel / "metrics.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({
-        "claim_id": rel.split("/")[-1], "scale": "quick", "verdict": verdict, "verdict_label": label or verdict,
-        "criteria": [{"id": "E1", "gating": True, "outcome": "pass"}], "statistics": {},
+        "claim_id": "el2n_pruning", "scale": "quick", "verdict": "recorded", "verdict_label": "recorded",
+        "criteria": [{"id": "E1", "gating": True, "outcome": "pass", "null_pass_rate": 0.01, "null_draws": 100}],
+        "statistics": {"acc_min": acc_min}, "samples": {"x": {"kind": "replicates", "values": values}},
         "headline": {"label": "h", "value": 1.0, "interval": [0.5, 1.5]},
         "provenance": {"seeds": [0, 1], "git_sha": "abc"}}))
 
 
-def test_page_flags_a_verdict_that_differs(tmp_path):
-    _write(tmp_path, "el2n_pruning", "reproduced")
-    _write(tmp_path, "seedset1/el2n_pruning", "not reproduced")
-    _write(tmp_path, "neural_collapse", "inconclusive", "inconclusive — underpowered")
-    _write(tmp_path, "seedset1/neural_collapse", "inconclusive", "inconclusive — underpowered")
-    _write(tmp_path, "simpson_paradox", "inconclusive", "inconclusive — underpowered")
-    _write(tmp_path, "seedset1/simpson_paradox", "inconclusive", "inconclusive — out of regime")
-    text, differ = robustness.page(tmp_path, "quick", 1)
-    assert differ == ["el2n_pruning"]
-    assert "| el2n_pruning | reproduced | not reproduced | **no** |" in text
-    assert "| neural_collapse | inconclusive — underpowered | inconclusive — underpowered | yes |" in text
-    assert "| simpson_paradox | inconclusive — underpowered | inconclusive — out of regime | yes (another reason) |" \
-        in text
+def toy_cards():
+    return {"el2n_pruning": parse_card(TOY, "toy")}
+
+
+def row(text, claim):
+    return next(line for line in text.splitlines() if line.startswith(f"| {claim} |"))
+
+
+def test_one_set_decided_and_one_undecided_is_no_conflict_and_the_pooled_look_decides(tmp_path):
+    _write(tmp_path, "el2n_pruning", [1.0, -0.2, 0.8, 0.1, 0.6])          # straddles 0: underpowered
+    _write(tmp_path, "seedset1/el2n_pruning", [0.7, 0.9, 0.5, 1.1, 0.8])   # wholly above 0: passes
+    text, conflicts = robustness.page(tmp_path, "quick", 1, toy_cards())
+    assert conflicts == []
+    cells = [c.strip() for c in row(text, "el2n_pruning").split("|")[1:-1]]
+    assert cells[1:6] == ["inconclusive — underpowered", "reproduced", "reproduced",
+                          "reproduced (pooled, look 2)", "no"]
     assert "| heavy_tail_phases | not run | not run | – |" in text
-    assert "h: 1 [0.5, 1.5]" in text
+
+
+def test_a_pass_in_one_set_and_a_fail_in_the_other_is_a_conflict(tmp_path):
+    _write(tmp_path, "el2n_pruning", [0.7, 0.9, 0.5, 1.1, 0.8])
+    _write(tmp_path, "seedset1/el2n_pruning", [-0.7, -0.9, -0.5, -1.1, -0.8])
+    text, conflicts = robustness.page(tmp_path, "quick", 1, toy_cards())
+    assert conflicts == ["el2n_pruning"]
+    conflict = row(text, "el2n_pruning").split("|")[6]
+    assert "E1 passes in one set, fails in the other" in conflict
+    assert "x p = " in conflict  # the values differ too (Welch p far below 0.05)
+    assert "reproduced (look 1)" in row(text, "el2n_pruning")  # look 1 decided: no second look
+
+
+def test_pool_concatenates_replicates_averages_bootstraps_and_takes_the_worse_regime_value():
+    card = toy_cards()["el2n_pruning"]
+    a = {"statistics": {"acc_min": 85.0}, "criteria": [],
+         "samples": {"x": {"kind": "replicates", "values": [1, 2]},
+                     "b": {"kind": "bootstrap", "values": [0.0, 1.0], "estimate": 0.5}}}
+    b = {"statistics": {"acc_min": 79.0}, "criteria": [],
+         "samples": {"x": {"kind": "replicates", "values": [3]},
+                     "b": {"kind": "bootstrap", "values": [2.0, 3.0, 9.0], "estimate": 2.5}}}
+    stats, samples, _ = robustness.pool(card, a, b)
+    assert stats["acc_min"] == 79.0
+    assert samples["x"].values == (1.0, 2.0, 3.0)
+    assert samples["b"].values == (1.0, 2.0) and samples["b"].estimate == 1.5
+
+
+def test_heterogeneity_known_answers():
+    x, y = Samples("replicates", (1.0, 2.0, 3.0, 4.0)), Samples("replicates", (2.0, 4.0, 6.0, 9.0))
+    assert robustness.heterogeneity(x, y) == pytest.approx(st.ttest_ind(x.values, y.values, equal_var=False).pvalue)
+    # two bootstraps with SD 1 each and estimates 2·√2 apart: z = 2, p = 0.0455
+    q = tuple(st.norm.ppf((np.arange(4000) + 0.5) / 4000))
+    a = Samples("bootstrap", q, 0.0)
+    b = Samples("bootstrap", tuple(v + 2 * np.sqrt(2) for v in q), 2 * np.sqrt(2))
+    assert robustness.heterogeneity(a, b) == pytest.approx(2 * st.norm.sf(2.0), abs=2e-3)
+    assert robustness.heterogeneity(Samples("replicates", (1.0,)), y) is None
 
 
 def test_bad_seed_set_and_unknown_claim_are_one_line(capsys, monkeypatch):

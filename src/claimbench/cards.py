@@ -87,7 +87,7 @@ from typing import Any
 import yaml
 
 from claimbench.errors import CardError
-from claimbench.intervals import METHODS, Interval, Samples, interval, point
+from claimbench.intervals import LEVEL, METHODS, Interval, Samples, interval, point
 
 CARD_DIR = Path(__file__).parent / "cards"
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
@@ -100,18 +100,18 @@ OUT_OF_REGIME, UNDEFINED, MISCALIBRATED, UNDERPOWERED = "out of regime", "undefi
 REASON_ORDER = (OUT_OF_REGIME, UNDEFINED, MISCALIBRATED, UNDERPOWERED)
 NULL_MAX_PASS_RATE = 0.05
 CARD_KEYS = {"id", "title", "paper", "claim", "setup", "paper_numbers", "headline", "criteria", "verdict",
-             "version", "changelog", "interval", "regime", "adapted", "power"}
-POWER_KEYS = {"pilot", "statistics", "cost", "cpu_limit", "gpu"}
+             "version", "changelog", "interval", "regime", "adapted", "power", "seeds", "clauses", "pooling"}
+POWER_KEYS = {"pilot", "statistics", "cost", "cpu_limit", "gpu", "simulation"}
 POWER_ROW_KEYS = {"statistic", "method", "sd", "expected", "expected_source", "replicates", "p_pass", "p_fail", "how"}
 POWER_METHODS = ("student_t", "bootstrap")
 DEFAULT_INTERVAL = {"replicates": METHODS["replicates"], "bootstrap": METHODS["bootstrap"], "level": 0.95}
 
 
-def as_intervals(samples: Mapping[str, Samples | dict] | None) -> dict[str, Interval]:
-    """name -> Interval for every statistic with samples (Samples or their JSON form)."""
+def as_intervals(samples: Mapping[str, Samples | dict] | None, level: float = LEVEL) -> dict[str, Interval]:
+    """name -> central `level` Interval for every statistic with samples (Samples or their JSON form)."""
     out = {}
     for name, s in (samples or {}).items():
-        out[name] = interval(s if isinstance(s, Samples) else Samples.from_json(s))
+        out[name] = interval(s if isinstance(s, Samples) else Samples.from_json(s), level)
     return out
 
 
@@ -263,13 +263,19 @@ class Card:
     def version(self) -> int:
         return int(self.raw.get("version", 1))
 
+    def look_level(self, look: int = 0) -> float:
+        """Central interval level of a look of the card's seed-set design (`pooling.levels`; 95% without one)."""
+        levels = (self.raw.get("pooling") or {}).get("levels") or [LEVEL]
+        return float(levels[min(look, len(levels) - 1)])
+
     def verdict(self, stats: Mapping[str, Any], samples: Mapping[str, Samples | dict] | None = None,
-                null: Mapping[str, dict] | None = None) -> dict:
+                null: Mapping[str, dict] | None = None, *, level: float | None = None) -> dict:
         """{'verdict', 'reason_kind', 'reason', 'criteria': [...], 'regime': [...]} — rule table in the module doc.
 
         stats: name -> number; samples: name -> Samples (or JSON) of the statistics with intervals;
-        null: criterion id -> {'pass_rate', 'draws'} from `null_pass_rate`."""
-        ivs = as_intervals(samples)
+        null: criterion id -> {'pass_rate', 'draws'} from `null_pass_rate`; level: the intervals' central
+        level (default: look 1's, `look_level`)."""
+        ivs = as_intervals(samples, self.look_level(0) if level is None else level)
         null = dict(null or {})
         regime = [p.evaluate(stats, ivs) for p in self.regime]
         unmet = {p["id"]: p for p in regime if not p["met"]}
@@ -439,6 +445,7 @@ def parse_card(raw: dict, where: str) -> Card:
         regime.append(Precondition(str(_need(p, "id", pw)), str(_need(p, "text", pw)), str(_need(p, "why", pw)),
                                    tuple(applies) if applies else None, _checks(_need(p, "checks", pw), pw)))
     _power(raw.get("power"), where, criteria)
+    validate_v4_blocks(raw, where, criteria, regime)
     rule = _need(raw, "verdict", where)
     reproduced = tuple(_need(rule, "reproduced", f"{where} verdict"))
     partial = tuple(rule.get("partially_if_any", ()))
@@ -449,6 +456,244 @@ def parse_card(raw: dict, where: str) -> Card:
     if not set(reproduced) <= gating:
         raise CardError(f"card {where}: verdict rule uses non-gating criteria {sorted(set(reproduced) - gating)}.")
     return Card(str(raw["id"]), raw, tuple(criteria), reproduced, partial, tuple(regime))
+
+
+# --- card v4 blocks (issue 22): seeds, clauses, pooling, power.simulation ---------------------------------
+
+SCALES = ("ci", "quick", "gpu", "paper")
+BOUNDARIES = ("pocock", "obrien_fleming")
+EFFECT_KINDS = ("paper", "replication", "pilot", "none")
+REGIME_STATES = ("met", "unmet")
+SIMULATION_KEYS = {"rows", "normal", "expected", "scales", "result"}
+VERDICT_KEYS = ("reproduced", "partially", "not", "inconclusive")
+
+
+def seed_list(items: Any, where: str) -> set[int]:
+    """Seeds from a list of integers and inclusive ranges written "lo-hi" (e.g. [0, 1, "8000-8007"])."""
+    if not isinstance(items, list) or not items:
+        raise CardError(f"card {where}: must be a non-empty list of seeds (integers or \"lo-hi\" ranges).")
+    out: set[int] = set()
+    for it in items:
+        if isinstance(it, int) and not isinstance(it, bool):
+            out.add(it)
+            continue
+        lo, _, hi = str(it).partition("-")
+        if not (lo.isdigit() and hi.isdigit() and int(lo) <= int(hi)):
+            raise CardError(f"card {where}: seed {it!r} is neither an integer nor a \"lo-hi\" range.")
+        out |= set(range(int(lo), int(hi) + 1))
+    return out
+
+
+def judged_seeds(raw: dict) -> dict[tuple[str, int], set[int]]:
+    """(scale, seed set) -> its replicate seeds, from the card's `seeds.judged` block ({} if absent)."""
+    judged = (raw.get("seeds") or {}).get("judged") or {}
+    return {(scale, int(k)): seed_list(v, f"{raw.get('id')} seeds.judged.{scale}.{k}")
+            for scale, sets in judged.items() for k, v in sets.items()}
+
+
+def _seeds(block: Any, where: str) -> tuple[set[str], set[str]]:
+    """Validate `seeds:`: judged seed sets per scale, pilots disjoint from every judged seed, reused judged
+    runs declared. Returns (pilot ids, reused ids)."""
+    sw = f"{where} seeds"
+    _keys(block, {"judged", "pilots", "reused"}, ("judged", "pilots"), sw)
+    judged = block["judged"]
+    if not isinstance(judged, dict) or not judged:
+        raise CardError(f"card {sw}: judged must map a scale to {{seed set: [seeds]}}.")
+    all_judged: dict[int, str] = {}
+    for scale, sets in judged.items():
+        if scale not in SCALES or not isinstance(sets, dict) or not sets:
+            raise CardError(f"card {sw}: judged.{scale} must be a scale ({', '.join(SCALES)}) mapping seed sets "
+                            f"to seeds.")
+        for k, v in sets.items():
+            for s in seed_list(v, f"{sw}.judged.{scale}.{k}"):
+                all_judged.setdefault(s, f"{scale} set {k}")
+    ids: dict[str, set[str]] = {"pilots": set(), "reused": set()}
+    for kind in ("pilots", "reused"):
+        for i, p in enumerate(block.get(kind) or []):
+            pw = f"{sw}.{kind} #{i + 1}"
+            _keys(p, {"id", "seeds", "what"}, ("id", "seeds", "what"), pw)
+            seeds = seed_list(p["seeds"], pw)
+            overlap = sorted(seeds & set(all_judged))
+            if kind == "pilots" and overlap:
+                raise CardError(f"card {sw}: pilot {p['id']!r} uses judged seeds {overlap[:4]} "
+                                f"({all_judged[overlap[0]]}); a pilot needs seeds disjoint from every judged seed "
+                                f"set: re-run it on fresh seeds or list it under `reused:` (then it sources no "
+                                f"expected effect).")
+            ids[kind].add(str(p["id"]))
+    return ids["pilots"], ids["reused"]
+
+
+def _clauses(block: Any, where: str, criteria: list[Criterion]) -> None:
+    """Validate `clauses:`: each clause of the claim names gating criteria or says why it is reported only;
+    every gating criterion serves some clause."""
+    cw = f"{where} clauses"
+    if not isinstance(block, list) or not block:
+        raise CardError(f"card {cw}: must list the claim's clauses as {{text, criteria: [...]}} or "
+                        f"{{text, reported_only: why}}.")
+    known = {c.id: c for c in criteria}
+    served: set[str] = set()
+    for i, cl in enumerate(block):
+        iw = f"{cw} #{i + 1}"
+        _keys(cl, {"text", "criteria", "reported_only"}, ("text",), iw)
+        if ("criteria" in cl) == ("reported_only" in cl):
+            raise CardError(f"card {iw}: give exactly one of criteria (ids) or reported_only (why).")
+        if "reported_only" in cl:
+            if not str(cl["reported_only"]).strip():
+                raise CardError(f"card {iw}: reported_only must say why the clause has no gating criterion.")
+            continue
+        if not isinstance(cl["criteria"], list) or not cl["criteria"]:
+            raise CardError(f"card {iw}: criteria must be a non-empty list of criterion ids.")
+        for cid in cl["criteria"]:
+            if cid not in known:
+                raise CardError(f"card {iw}: criterion {cid!r} does not exist; the card defines "
+                                f"{', '.join(known)}.")
+            if not known[cid].gating:
+                raise CardError(f"card {iw}: criterion {cid!r} is reported only; name a gating criterion or "
+                                f"say reported_only: why.")
+        served |= set(cl["criteria"])
+    unserved = [c.id for c in criteria if c.gating and c.id not in served]
+    if unserved:
+        raise CardError(f"card {cw}: gating criterion {unserved[0]!r} serves no clause; map it to the clause it "
+                        f"tests.")
+
+
+def _pooling(block: Any, where: str) -> None:
+    """Validate `pooling:`: the seed sets of each look, the α-spending boundary and each look's interval level."""
+    pw = f"{where} pooling"
+    _keys(block, {"looks", "boundary", "alpha", "levels", "second_look_if", "conflict"},
+          ("looks", "boundary", "alpha", "levels", "second_look_if", "conflict"), pw)
+    looks, levels = block["looks"], block["levels"]
+    if not isinstance(looks, list) or len(looks) < 2 or len(set(looks)) != len(looks):
+        raise CardError(f"card {pw}: looks must list at least two distinct seed sets (e.g. [0, 1]).")
+    if block["boundary"] not in BOUNDARIES:
+        raise CardError(f"card {pw}: boundary {block['boundary']!r} unknown; allowed: {', '.join(BOUNDARIES)}.")
+    if not isinstance(levels, list) or len(levels) != len(looks) or not all(
+            isinstance(v, float) and 0.5 < v < 1 for v in levels):
+        raise CardError(f"card {pw}: levels must give one interval level in (0.5, 1) per look.")
+    if not 0 < float(block["alpha"]) < 0.5:
+        raise CardError(f"card {pw}: alpha {block['alpha']} must lie in (0, 0.5).")
+
+
+def _sources(source: Any, known: set[str], where: str) -> None:
+    """`source` is one seeds.pilots / seeds.reused id or a list of them."""
+    for sid in source if isinstance(source, list) else [source]:
+        if sid not in known:
+            raise CardError(f"card {where}: source {sid!r} is not a seeds.pilots or seeds.reused id "
+                            f"({', '.join(sorted(known)) or 'none declared'}).")
+
+
+def _simulation(sim: Any, where: str, criteria: list[Criterion], regime: list[Precondition],
+                pilots: set[str], reused: set[str]) -> None:
+    """Validate `power.simulation:` (claimbench.power.verdict_power's inputs): pilot replicate rows and/or
+    normal SDs covering every gating statistic, each scale's expected effects with their source, replicates
+    and regime states, and the stated result."""
+    sw = f"{where} power.simulation"
+    _keys(sim, SIMULATION_KEYS, ("expected", "scales"), sw)
+    gating = {ch.statistic: [] for c in criteria if c.gating for ch in c.checks}
+    for c in criteria:
+        for ch in c.checks:
+            if c.gating:
+                gating[ch.statistic].append(ch.threshold)
+    sources = pilots | reused
+    covered: set[str] = set()
+    if "rows" in sim:
+        rw = f"{sw}.rows"
+        _keys(sim["rows"], {"source", "statistics", "values"}, ("source", "statistics", "values"), rw)
+        names, values = sim["rows"]["statistics"], sim["rows"]["values"]
+        if not isinstance(values, list) or len(values) < 2 or any(
+                not isinstance(r, list) or len(r) != len(names) for r in values):
+            raise CardError(f"card {rw}: values must be at least 2 rows of {len(names)} numbers (one per statistic).")
+        covered |= set(names)
+        _sources(sim["rows"]["source"], sources, rw)
+    if "normal" in sim:
+        nw = f"{sw}.normal"
+        _keys(sim["normal"], {"source", "method", "sd", "correlation", "note"}, ("source", "method", "sd"), nw)
+        if sim["normal"]["method"] not in ("replicates", "bootstrap"):
+            raise CardError(f"card {nw}: method must be replicates or bootstrap.")
+        _sources(sim["normal"]["source"], sources, nw)
+        covered |= set(sim["normal"]["sd"])
+        for pair in sim["normal"].get("correlation") or []:
+            _keys(pair, {"between", "r", "source"}, ("between", "r", "source"), f"{nw}.correlation")
+            if not set(pair["between"]) <= set(sim["normal"]["sd"]) or not -1 < float(pair["r"]) < 1:
+                raise CardError(f"card {nw}.correlation: {pair['between']} must be two sd statistics with r in "
+                                f"(-1, 1).")
+    missing = sorted(set(gating) - covered)
+    if missing:
+        raise CardError(f"card {sw}: gating statistic {missing[0]!r} has neither pilot rows nor a normal sd.")
+    regime_ids = {p.id for p in regime}
+    for scale, spec in sim["scales"].items():
+        cw = f"{sw}.scales.{scale}"
+        _keys(spec, {"n", "n_statistic", "regime", "se_factor"}, ("n",), cw)
+        states = spec.get("regime") or {}
+        if set(states) != regime_ids or any(v not in REGIME_STATES for v in states.values()):
+            raise CardError(f"card {cw}: regime must give every precondition ({', '.join(sorted(regime_ids))}) "
+                            f"as met or unmet.")
+        effects = {e.get("statistic"): e for e in sim["expected"].get(scale) or []}
+        lacking = sorted(set(gating) - set(effects))
+        if lacking:
+            raise CardError(f"card {sw}.expected.{scale}: no expected effect for {lacking[0]!r}.")
+        for name, e in effects.items():
+            ew = f"{sw}.expected.{scale} {name}"
+            _keys(e, {"statistic", "value", "kind", "source", "pilot"}, ("statistic", "value", "kind", "source"), ew)
+            if e["kind"] not in EFFECT_KINDS:
+                raise CardError(f"card {ew}: kind {e['kind']!r} unknown; allowed: {', '.join(EFFECT_KINDS)}.")
+            if e["kind"] == "pilot" and e.get("pilot") not in pilots:
+                raise CardError(f"card {ew}: a pilot effect names a seeds.pilots id (seeds disjoint from every "
+                                f"judged set); got {e.get('pilot')!r}.")
+            if e["kind"] == "none" and float(e["value"]) not in gating.get(name, []):
+                raise CardError(f"card {ew}: an effect with no source sits at a threshold of its statistic "
+                                f"({gating.get(name)}), the least favourable value.")
+    for scale, res in (sim.get("result") or {}).items():
+        rw = f"{sw}.result.{scale}"
+        _keys(res, {"draws", "seed", "expected", "null"}, ("draws", "seed", "expected", "null"), rw)
+        if scale not in sim["scales"]:
+            raise CardError(f"card {rw}: no scales.{scale} to have simulated.")
+        for world in ("expected", "null"):
+            p = res[world]
+            if not isinstance(p, dict) or set(p) != set(VERDICT_KEYS) or abs(sum(p.values()) - 1) > 0.005:
+                raise CardError(f"card {rw}.{world}: must give {', '.join(VERDICT_KEYS)} summing to 1 (python -m "
+                                f"claimbench.power --card <id> prints it).")
+
+
+def validate_v4_blocks(raw: dict, where: str, criteria: list[Criterion], regime: list[Precondition]) -> None:
+    """Card v4 blocks (issue 22), each optional for older versions and required from version 4 on.
+
+    From version 4 a card also states, before its judged run::
+
+        seeds:                                     # judged seeds per scale and seed set; pilots' seeds
+          judged: {quick: {0: [0, 1, 2], 1: [1000, 1001, 1002]}, gpu: {0: ["0-4"]}}
+          pilots: [{id: set5, seeds: ["5000-5003"], what: ...}]   # refused if they overlap a judged seed
+          reused: [{id: v2-quick, seeds: [...], what: ...}]        # judged runs reused: spread only, no effect
+        pooling:                                   # sequential design across seed sets (claimbench.robustness)
+          {looks: [0, 1], boundary: pocock, alpha: 0.05, levels: [0.9706, 0.9706], second_look_if: ..., conflict: ...}
+        clauses:                                   # each clause of `claim` -> gating criteria, or why reported only
+          - {text: ..., criteria: [C2]}
+          - {text: ..., reported_only: why}
+        power:
+          simulation:                              # claimbench.power.verdict_power inputs and its stated result
+            rows: {source: set5, statistics: [...], values: [[...], ...]}    # whole pilot replicates
+            normal: {source: ..., method: replicates | bootstrap, sd: {...}, correlation: [...], note: ...}
+            expected: {quick: [{statistic, value, kind: paper | replication | pilot | none, source, pilot}], gpu: ...}
+            scales: {quick: {n: 3, regime: {R1: met, R2: unmet}, n_statistic: {...}, se_factor: 1.0}}
+            result: {quick: {draws, seed, expected: {reproduced, partially, not, inconclusive}, "null": {...}}}
+
+    An expected effect of kind ``pilot`` names a `seeds.pilots` id; one of kind ``none`` sits at a threshold of
+    its statistic. `Card.verdict` reads intervals at look 1's level unless given `level=` (`Card.look_level`).
+    """
+    needed = raw.get("version", 1) >= 4
+    for key in ("seeds", "clauses", "pooling"):
+        if needed and key not in raw:
+            raise CardError(f"card {where}: version 4 needs a `{key}:` block (claimbench.cards module doc).")
+    pilots, reused = _seeds(raw["seeds"], where) if "seeds" in raw else (set(), set())
+    if "clauses" in raw:
+        _clauses(raw["clauses"], where, criteria)
+    if "pooling" in raw:
+        _pooling(raw["pooling"], where)
+    sim = (raw.get("power") or {}).get("simulation")
+    if needed and sim is None:
+        raise CardError(f"card {where}: version 4 needs power.simulation (per-verdict power).")
+    if sim is not None:
+        _simulation(sim, where, criteria, regime, pilots, reused)
 
 
 def load_card(claim_id: str, card_dir: Path | None = None) -> Card:

@@ -13,10 +13,10 @@ The layers (`LAYERS`; a module imports only from its own layer or below at run t
 annotations under `if TYPE_CHECKING:` are exempt; tests/test_layers.py checks it):
 
     0  errors, numerics
-    1  params, data, plotting, tables, intervals, power
+    1  params, data, plotting, tables, intervals
     2  train
     3  models/*, metrics/*, collapse_losses
-    4  sweep, cards, provenance, results
+    4  sweep, cards, provenance, results, power
     5  contract, lease
     6  executor
     7  claims/<id>/*
@@ -42,10 +42,10 @@ if TYPE_CHECKING:  # annotations only: the train side must not import the result
 
 LAYERS: dict[str, int] = {
     "errors": 0, "numerics": 0,
-    "params": 1, "data": 1, "plotting": 1, "tables": 1, "intervals": 1, "power": 1,
+    "params": 1, "data": 1, "plotting": 1, "tables": 1, "intervals": 1,
     "train": 2,
     "models": 3, "metrics": 3, "collapse_losses": 3,
-    "sweep": 4, "cards": 4, "provenance": 4, "results": 4,
+    "sweep": 4, "cards": 4, "provenance": 4, "results": 4, "power": 4,
     "contract": 5, "lease": 5,
     "executor": 6,
     "claims.*": 7,

@@ -24,6 +24,7 @@ from claimbench.audit import REPORT_SCALES, audit_result, committed_results, ref
 from claimbench.cards import NOT_RUN, NULL_MAX_PASS_RATE, SYMBOL, all_cards
 from claimbench.claims import claim_ids, ordered
 from claimbench.errors import ClaimbenchError
+from claimbench.power import false_positive_rate, suite_error
 from claimbench.results import read_result, write_table
 from claimbench.tables import markdown_escape, markdown_table
 
@@ -186,22 +187,119 @@ def _detail_section(cid: str, card, results: dict, results_dir: Path) -> list[st
 
 
 def power_section(card) -> list[str]:
-    """The card's power analysis (issue 15): per gating statistic the pilot SD, the expected effect and its
-    source, the replicates chosen and P(the whole interval clears the check); the cost; any CPU limit."""
+    """The card's pre-registration beyond its criteria (issues 15 and 22): the clause map, the sequential
+    design across seed sets, the per-verdict power at each scale under the expected effect and under the
+    null (card power.simulation, python -m claimbench.power), each expected effect with its source, the
+    seeds (pilots disjoint from the judged ones; reused judged runs declared), and v3's per-statistic rows."""
+    lines = []
+    if card.raw.get("clauses"):
+        lines += ["Clause map (each clause of the claim → its gating criteria, or reported only and why):", "",
+                  "| clause | judged by |", "|---|---|"]
+        for cl in card.raw["clauses"]:
+            by = ", ".join(cl["criteria"]) if "criteria" in cl else f"reported only: {_flat(cl['reported_only'])}"
+            lines.append(md_row([_flat(cl["text"]), by]))
+        lines.append("")
+    pool = card.raw.get("pooling")
+    if pool:
+        levels = ", ".join(f"{v:.2%}" for v in pool["levels"])
+        boundary = BOUNDARY_NAMES.get(pool["boundary"], pool["boundary"])
+        lines += [f"Seed sets (pre-registered, {boundary} boundary, two-sided α = "
+                  f"{pool['alpha']} over {len(pool['looks'])} looks; interval level per look: {levels}): look 1 "
+                  f"judges seed set {pool['looks'][0]}; a second look pools seed set {pool['looks'][1]} when "
+                  f"{_flat(pool['second_look_if'])}. A conflict between sets: {_flat(pool['conflict'])}.", ""]
     power = card.raw.get("power")
     if not power:
-        return []
-    lines = [f"Power analysis (card v{card.version}; pilot: {' '.join(str(power['pilot']).split())})", "",
-             "| statistic | interval | pilot SD | expected if the claim holds | replicates | P(pass) |",
-             "|---|---|---|---|---|---|"]
+        return lines
+    sim = power.get("simulation")
+    if sim:
+        lines += _verdict_power_lines(card, sim)
+    lines += [f"Per-statistic power (card v3's sizing; pilot: {_flat(power['pilot'])})", "",
+              "| statistic | interval | pilot SD | expected if the claim holds | replicates | P(pass) |",
+              "|---|---|---|---|---|---|"]
     for row in power["statistics"]:
         lines.append(md_row([f"`{row['statistic']}`", row["method"], fmt(row["sd"], 3),
                              f"{fmt(row['expected'], 3)} ({row['expected_source']})", str(row["replicates"]),
                              f"{float(row['p_pass']):.0%}"]))
-    lines += ["", f"Cost: {' '.join(str(power['cost']).split())}", ""]
+    lines += ["", f"Cost: {_flat(power['cost'])}", ""]
     if power.get("cpu_limit"):
-        lines += [f"Beyond a CPU: {' '.join(str(power['cpu_limit']).split())}", ""]
+        lines += [f"Beyond a CPU: {_flat(power['cpu_limit'])}", ""]
     return lines
+
+
+BOUNDARY_NAMES = {"pocock": "Pocock", "obrien_fleming": "O'Brien–Fleming"}
+
+
+def _flat(text) -> str:
+    return " ".join(str(text).split())
+
+
+def _verdict_power_lines(card, sim: dict) -> list[str]:
+    """Per-verdict power table, the expected effects with their sources, and the seeds behind them."""
+    cols = ("reproduced", "partially", "not", "inconclusive")
+    lines = ["Per-verdict power (the whole card simulated jointly under the seed-set design; `python -m "
+             "claimbench.power`). *expected*: the effects below; *null*: every gating statistic at its threshold, "
+             "every regime met.", "",
+             "| scale | world | replicates | regime | P(reproduced) | P(partially) | P(not) | P(inconclusive) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for scale, res in (sim.get("result") or {}).items():
+        spec = sim["scales"][scale]
+        unmet = [r for r, v in (spec.get("regime") or {}).items() if v != "met"]
+        regime = "met" if not unmet else f"{', '.join(unmet)} unmet"
+        for world in ("expected", "null"):
+            p = res[world]
+            lines.append(md_row([scale, world, str(spec["n"]), regime if world == "expected" else "all met",
+                                 *(f"{float(p[c]):.3f}" for c in cols)]))
+    lines += ["", f"Simulated from {_sim_source(sim)}.", "", "| scale | statistic | expected | source |",
+              "|---|---|---|---|"]
+    for scale, effects in sim["expected"].items():
+        for e in effects:
+            kind = {"none": "no source: at its threshold", "pilot": f"pilot `{e.get('pilot')}`"}.get(e["kind"],
+                                                                                                   e["kind"])
+            lines.append(md_row([scale, f"`{e['statistic']}`", fmt(e["value"], 4), f"{kind}: {_flat(e['source'])}"]))
+    seeds = card.raw.get("seeds") or {}
+    judged = "; ".join(f"{scale} set {k}: {', '.join(map(str, v))}" for scale, sets in seeds.get("judged", {}).items()
+                       for k, v in sets.items())
+    pilots = "; ".join(f"`{p['id']}` ({', '.join(map(str, p['seeds']))})" for p in seeds.get("pilots") or [])
+    reused = "; ".join(f"`{p['id']}` ({', '.join(map(str, p['seeds']))}): {_flat(p['what'])}"
+                       for p in seeds.get("reused") or [])
+    lines += ["", f"Seeds — judged: {judged}. Pilots (disjoint from every judged seed): {pilots or 'none'}. "
+              f"Reused judged runs (never an expected effect's source): {reused or 'none'}.", ""]
+    return lines
+
+
+def _sim_source(sim: dict) -> str:
+    parts = []
+    if sim.get("rows"):
+        parts.append(f"{len(sim['rows']['values'])} pilot replicate rows (`{sim['rows']['source']}`) of "
+                     + ", ".join(f"`{s}`" for s in sim["rows"]["statistics"]) + ", resampled whole")
+    if sim.get("normal"):
+        nm = sim["normal"]
+        src = nm["source"] if isinstance(nm["source"], list) else [nm["source"]]
+        parts.append(f"normal draws ({nm['method']}) with the SDs of {', '.join(f'`{x}`' for x in src)} for "
+                     + ", ".join(f"`{s}`" for s in nm["sd"]) + (f" ({_flat(nm['note'])})" if nm.get("note") else ""))
+    return "; ".join(parts)
+
+
+def suite_error_lines(cards: dict) -> list[str]:
+    """The suite-level rate of a false "at least partially reproduced" (issue 22): per claim from its card's
+    per-verdict power under the null, and for all claims together, at each simulated scale."""
+    lines = []
+    for scale in ("quick", "gpu"):
+        rates = {cid: false_positive_rate(card.raw["power"]["simulation"]["result"][scale]["null"])
+                 for cid, card in cards.items()
+                 if scale in ((card.raw.get("power") or {}).get("simulation") or {}).get("result", {})}
+        if not rates:
+            continue
+        any_fp, expected = suite_error(list(rates.values()))
+        per = ", ".join(f"{cid} {r:.3f}" for cid, r in rates.items())
+        lines.append(f"- `{scale}`: per claim {per}; for these {len(rates)} claims, if every claim were false, "
+                     f"P(at least one reads at least partially reproduced) = 1 − Π(1 − p_i) = {any_fp:.3f} and the "
+                     f"expected number of such false positives Σ p_i = {expected:.3f}.")
+    if not lines:
+        return []
+    return ["Suite-level error rate: the rate of a false \"at least partially reproduced\" per claim is its card's "
+            "per-verdict power under the null (every gating statistic at its threshold, every regime met; claims "
+            "treated as independent):", "", *lines, ""]
 
 
 def null_page(cards: dict, results: dict) -> str:
@@ -274,6 +372,7 @@ def render(root: Path, card_dir: Path | None = None) -> tuple[str, pd.DataFrame,
              "[null_calibration.md](null_calibration.md); verdicts under a disjoint seed set: "
              "`results/<scale>/robustness.md`.", "",
              markdown_table(table), ""]
+    lines += suite_error_lines({cid: cards[cid] for cid in report_ids(cards) if cid in cards})
     for cid in report_ids(cards):
         lines += _detail_section(cid, cards.get(cid), results, results_dir)
     return "\n".join(lines).rstrip() + "\n", df, readme_block(cards, df)
