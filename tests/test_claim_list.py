@@ -78,7 +78,8 @@ def test_a_sixth_claim_is_on_the_robustness_page(sixth, tmp_path):
     _write(tmp_path, f"seedset1/{SIXTH}", "not reproduced")
     text, differ = robustness.page(tmp_path, "quick", 1)
     rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ") and "---" not in line]
-    assert rows[1:] == sixth and differ == [SIXTH]
+    assert rows[1:] == sixth  # one row per registered claim, in registry order
+    assert differ == []  # no card judges the fake claim's records here, so no conflict can be computed
 
 
 @pytest.mark.parametrize("command", [bench, suite, robustness], ids=lambda m: m.__name__)
