@@ -10,10 +10,11 @@ A card's paper number becomes a plot overlay through an optional ``plot`` mappin
       value: 1.00 (bs 1000) ... 0.29 (4)
       source: digitised notebook figure, spec 1 §A.5 [D]
       plot: {x: batch_size, y: fc1_mp_softrank, points: [[1000, 1.0], [4, 0.29]]}   # or level: 6.3
-            # points may also map our series name -> [[x, y], ...]; series: names the series of a list/level;
+            # points may also map our series name -> [[x, y], ...]; series: the series (or a list of them)
+            # that a points list or a level belongs to;
             # label: the legend text (default "paper (<source>)")
 
-Figures draw them as hollow stars (points) or a dashed line (level), labelled as the paper's.
+Figures draw them as hollow stars (points) or a black dash-dot line (level), labelled as the paper's.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ TWO_COLUMN_IN = 7.1     # two-column (full text width) figure width (inches)
 MIN_FONT_PT = 7.0       # no text smaller than this
 FORMATS = ("png", "pdf")
 PAPER_STYLE = {"marker": "*", "ms": 8, "mfc": "none", "mew": 1.1, "ls": "none", "color": "black", "zorder": 5}
-PAPER_LEVEL_STYLE = {"ls": "--", "lw": 1.0, "color": "black", "zorder": 5}
+PAPER_LEVEL_STYLE = {"ls": "-.", "lw": 1.1, "color": "black", "zorder": 5}
 
 
 class PlotError(ClaimbenchError, ValueError):
@@ -107,11 +108,12 @@ def save(fig, path: Path) -> Path:
     return path.with_suffix(".png")
 
 
-def log_axis(ax, axis: str = "x", ticks=None, extra=(), label_in: float = 0.3) -> None:
+def log_axis(ax, axis: str = "x", ticks=None, extra=(), label_in: float = 0.3, plain_below: float = 1.5) -> None:
     """Log scale on `axis` whose tick labels cannot collide. With `ticks` (e.g. our batch sizes): labels
     '{:g}' at those ticks, then at the `extra` ones (e.g. the paper's sizes), skipping any label closer than
     label_in inches to one already placed (skipped ones stay as unlabelled ticks). Without: decades labelled
-    10^k; a range under 1.5 decades also labels 2 and 5 x 10^k as plain numbers; other minor ticks unlabelled.
+    10^k; a range under `plain_below` decades labels 1, 2 and 5 x 10^k as plain numbers; other minor ticks
+    unlabelled.
     Call after the data are drawn (reads the limits)."""
     getattr(ax, f"set_{axis}scale")("log")
     a = getattr(ax, f"{axis}axis")
@@ -134,12 +136,16 @@ def log_axis(ax, axis: str = "x", ticks=None, extra=(), label_in: float = 0.3) -
         a.set_minor_locator(ticker.FixedLocator([t for t in ticks if t not in kept]))
         a.set_minor_formatter(ticker.NullFormatter())
         return
-    short = 0 < lo < hi and np.log10(hi / lo) < 1.5
-    plain = ticker.FuncFormatter(lambda v, _: f"{v:g}")
-    a.set_major_locator(ticker.LogLocator(base=10, numticks=6))
-    a.set_major_formatter(plain if short else ticker.LogFormatterSciNotation(labelOnlyBase=True))
-    a.set_minor_locator(ticker.LogLocator(base=10, subs=(2.0, 5.0) if short else "auto", numticks=12))
-    a.set_minor_formatter(plain if short else ticker.NullFormatter())
+    if 0 < lo < hi and np.log10(hi / lo) < plain_below:  # 1, 2, 5 x 10^k as major ticks
+        nice = [m * 10.0 ** k for k in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+                for m in (1, 2, 5) if lo <= m * 10.0 ** k <= hi]
+        a.set_major_locator(ticker.FixedLocator(nice))
+        a.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    else:
+        a.set_major_locator(ticker.LogLocator(base=10, numticks=6))
+        a.set_major_formatter(ticker.LogFormatterSciNotation(labelOnlyBase=True))
+    a.set_minor_locator(ticker.LogLocator(base=10, subs="auto", numticks=12))
+    a.set_minor_formatter(ticker.NullFormatter())
 
 
 @dataclass(frozen=True)
@@ -168,11 +174,13 @@ def paper_series(paper_numbers: list[dict], y: str, x: str | None = None) -> lis
         if spec["y"] != y or (x is not None and spec.get("x") not in (None, x)):
             continue
         label = str(spec.get("label") or f"paper ({entry.get('source', 'card')})")
+        names = spec.get("series")
+        names = names if isinstance(names, list) else [names]  # one series, several, or None (any)
         if "level" in spec:
-            out.append(PaperSeries(y, spec.get("x"), spec.get("series"), (), _number(spec["level"], where), label))
+            out += [PaperSeries(y, spec.get("x"), n, (), _number(spec["level"], where), label) for n in names]
             continue
         pts = spec["points"]
-        groups = pts.items() if isinstance(pts, dict) else [(spec.get("series"), pts)]
+        groups = pts.items() if isinstance(pts, dict) else [(n, pts) for n in names]
         for series, rows in groups:
             try:
                 points = tuple((_number(a, where), _number(b, where)) for a, b in rows)
@@ -188,20 +196,30 @@ def _number(v, where: str) -> float:
     return float(v)
 
 
-def draw_paper(ax, series: list[PaperSeries], only: str | None = None, x_scale: float = 1.0, **style) -> bool:
-    """Draw the paper's points (hollow black stars) and levels (dashed black line) on ax; `only` keeps one
-    series (and those without a series); x_scale multiplies x (e.g. 100 for fractions -> %). True if any drawn."""
-    drawn = False
+def draw_paper(ax, series: list[PaperSeries], only: str | None = None, x_scale: float = 1.0,
+               colors: dict | None = None, dodge: dict | None = None, **style) -> bool:
+    """Draw the paper's points (hollow stars) and levels (dash-dot line) on ax, black unless `colors` maps
+    their series to our series' colour (then one black legend entry stands for them all); `only` keeps one
+    series (and those without one); x_scale multiplies x (e.g. 100 for fractions -> %); dodge: series -> x
+    shift (data units) so stacked stars stay apart. True if any drawn."""
+    drawn = set()
     for s in series:
         if only is not None and s.series not in (None, only):
             continue
+        colour = (colors or {}).get(s.series)
+        label = s.label if colour is None else "_nolegend_"
         if s.level is not None:
-            ax.axhline(s.level, label=s.label, **{**PAPER_LEVEL_STYLE, **style})
+            ax.axhline(s.level, label=label, **{**PAPER_LEVEL_STYLE, **style, **({"color": colour} if colour else {})})
         else:
             xs, ys = zip(*s.points)
-            ax.plot([x_scale * v for v in xs], ys, label=s.label, **{**PAPER_STYLE, **style})
-        drawn = True
-    return drawn
+            shift = (dodge or {}).get(s.series, 0.0)
+            ax.plot([x_scale * v + shift for v in xs], ys, label=label,
+                    **{**PAPER_STYLE, **style, **({"color": colour} if colour else {})})
+        if colour is not None and s.label not in drawn:  # a black proxy for the legend
+            proxy = PAPER_LEVEL_STYLE if s.level is not None else PAPER_STYLE
+            ax.plot([], [], label=s.label, **{**proxy, **{k: v for k, v in style.items() if k != "clip_on"}})
+        drawn.add(s.label)
+    return bool(drawn)
 
 
 def dedupe_legend(ax, **kwargs):
@@ -214,11 +232,12 @@ def dedupe_legend(ax, **kwargs):
 
 
 def figure_legend(fig, axes, ncol: int | None = None, **kwargs):
-    """One legend below all panels (each label once, in the order first drawn), outside the axes so it
-    hides no data."""
+    """One legend below all panels (each label once, in the order first drawn, the paper's last), outside
+    the axes so it hides no data."""
     seen = {}
     for ax in getattr(axes, "flat", axes):
         for h, lab in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(lab, h)
+    seen = dict(sorted(seen.items(), key=lambda kv: kv[0].startswith("paper")))  # the paper's entries last
     return fig.legend(list(seen.values()), list(seen), loc="outside lower center",
                       ncol=ncol or min(len(seen), 3), frameon=False, **kwargs)
