@@ -11,7 +11,8 @@ A card's paper number becomes a plot overlay through an optional ``plot`` mappin
       source: digitised notebook figure, spec 1 §A.5 [D]
       plot: {x: batch_size, y: fc1_mp_softrank, points: [[1000, 1.0], [4, 0.29]]}   # or level: 6.3
             # points may also map our series name -> [[x, y], ...]; series: the series (or a list of them)
-            # that a points list or a level belongs to;
+            # that a points list or a level belongs to; points: [] = the paper gives no number (the figure
+            # writes the label as a note, so a reader sees that it was looked for);
             # label: the legend text (default "paper (<source>)")
 
 Figures draw them as hollow stars (points) or a black dash-dot line (level), labelled as the paper's.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,6 +182,10 @@ def paper_series(paper_numbers: list[dict], y: str, x: str | None = None) -> lis
             out += [PaperSeries(y, spec.get("x"), n, (), _number(spec["level"], where), label) for n in names]
             continue
         pts = spec["points"]
+        if isinstance(pts, list) and not pts:  # the paper gives no number: the figure says so
+            out.append(PaperSeries(y, spec.get("x"), None, (), None, str(spec.get("label") or
+                                   f"paper ({entry.get('source', 'card')}): {entry.get('value', 'no number')}")))
+            continue
         groups = pts.items() if isinstance(pts, dict) else [(n, pts) for n in names]
         for series, rows in groups:
             try:
@@ -208,14 +214,22 @@ def draw_paper(ax, series: list[PaperSeries], only: str | None = None, x_scale: 
             continue
         colour = (colors or {}).get(s.series)
         label = s.label if colour is None else "_nolegend_"
-        if s.level is not None:
+        if s.level is None and not s.points:  # no number: a note in the axes' top-left corner, above the data
+            width_in = ax.get_position().width * ax.figure.get_size_inches()[0]
+            note = textwrap.fill(s.label, max(20, int(width_in * 72 / (0.55 * MIN_FONT_PT))))  # ~0.55 em a char
+            if ax.get_yscale() == "linear":  # headroom: the data's top stays below the note
+                lo, hi = ax.get_ylim()
+                ax.set_ylim(lo, lo + (hi - lo) / (1 - 0.09 * (note.count("\n") + 1) - 0.02))
+            ax.text(0.01, 0.98, note, transform=ax.transAxes, va="top", ha="left", style="italic",
+                    fontsize=MIN_FONT_PT, bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 1})
+        elif s.level is not None:
             ax.axhline(s.level, label=label, **{**PAPER_LEVEL_STYLE, **style, **({"color": colour} if colour else {})})
         else:
             xs, ys = zip(*s.points)
             shift = (dodge or {}).get(s.series, 0.0)
             ax.plot([x_scale * v + shift for v in xs], ys, label=label,
                     **{**PAPER_STYLE, **style, **({"color": colour} if colour else {})})
-        if colour is not None and s.label not in drawn:  # a black proxy for the legend
+        if colour is not None and s.label not in drawn and (s.points or s.level is not None):  # black legend proxy
             proxy = PAPER_LEVEL_STYLE if s.level is not None else PAPER_STYLE
             ax.plot([], [], label=s.label, **{**proxy, **{k: v for k, v in style.items() if k != "clip_on"}})
         drawn.add(s.label)
@@ -233,11 +247,19 @@ def dedupe_legend(ax, **kwargs):
 
 def figure_legend(fig, axes, ncol: int | None = None, **kwargs):
     """One legend below all panels (each label once, in the order first drawn, the paper's last), outside
-    the axes so it hides no data."""
+    the axes so it hides no data; fewer columns than `ncol` (default up to 3) where it would be wider than
+    the figure."""
     seen = {}
     for ax in getattr(axes, "flat", axes):
         for h, lab in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(lab, h)
     seen = dict(sorted(seen.items(), key=lambda kv: kv[0].startswith("paper")))  # the paper's entries last
-    return fig.legend(list(seen.values()), list(seen), loc="outside lower center",
-                      ncol=ncol or min(len(seen), 3), frameon=False, **kwargs)
+    ncol = ncol or min(len(seen), 3)
+    renderer = fig.canvas.get_renderer()
+    while True:
+        legend = fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncol=ncol, frameon=False,
+                            **kwargs)
+        if ncol == 1 or legend.get_window_extent(renderer).width <= fig.bbox.width:
+            return legend
+        legend.remove()
+        ncol -= 1
