@@ -42,6 +42,7 @@ CHAR_PT = 4.5             # mean width of one character at \small (digits 4.5 pt
 COLSEP_PT = 4.0           # \tabcolsep the tables set (each column has this on both sides)
 MIN_WRAP_PT = 70.0        # narrowest width a wrapped text column is squeezed to before splitting columns
 ROWS_PER_BLOCK = 40       # rows per block: a block fits one page with its header
+BUDGET_PT = 0.93 * TEXT_WIDTH_PT  # what the estimated widths may add up to (the estimate is rough)
 
 LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\ensuremath{\$}", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -172,14 +173,14 @@ def _header_lines(header: str, width: int) -> list[str]:
 def _wrap_width(natural: list[float], numeric: list[bool]) -> float | None:
     """The widest cap on text columns that fits the page (None if the table fits unwrapped); MIN_WRAP_PT
     if even that does not (the columns are then split into blocks)."""
-    if sum(natural) <= TEXT_WIDTH_PT:
+    if sum(natural) <= BUDGET_PT:
         return None
     fixed = sum(w for w, n in zip(natural, numeric) if n)
     text = sorted(w for w, n in zip(natural, numeric) if not n)
     if not text:
         return None
     for k, w in enumerate(text):  # caps between the k-th and the next widest text column
-        room = TEXT_WIDTH_PT - fixed - sum(text[:k])
+        room = BUDGET_PT - fixed - sum(text[:k])
         cap = room / (len(text) - k)
         if cap <= w:
             return max(cap, MIN_WRAP_PT)
@@ -187,11 +188,11 @@ def _wrap_width(natural: list[float], numeric: list[bool]) -> float | None:
 
 
 def _column_groups(widths: list[float]) -> list[list[int]]:
-    """Column indices per block: as many columns as fit TEXT_WIDTH_PT, each block after the first
+    """Column indices per block: as many columns as fit BUDGET_PT, each block after the first
     led by column 0 (the key); one column always goes in even if it alone is too wide."""
     groups, current, used = [], [0], widths[0]
     for i in range(1, len(widths)):
-        if used + widths[i] > TEXT_WIDTH_PT and len(current) > 1:
+        if used + widths[i] > BUDGET_PT and len(current) > 1:
             groups.append(current)
             current, used = [0], widths[0]
         current.append(i)
