@@ -93,6 +93,16 @@ def test_log_axis_without_ticks_labels_short_ranges_plainly():
     plotting.plt.close(fig)
 
 
+def test_log_axis_labels_a_range_narrower_than_any_1_2_5_pair():
+    fig, ax = plotting.subplots(figsize=plotting.figsize())
+    ax.plot([1, 2], [0.2929, 0.2944])
+    plotting.log_axis(ax, "y")
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert len(labels) >= 2 and len(set(labels)) == len(labels)  # distinct labels, none repeated as 0.293
+    plotting.plt.close(fig)
+
+
 PAPER_NUMBERS = [
     {"what": "soft rank", "value": "1.00 ... 0.29", "source": "spec 1 A.5",
      "plot": {"x": "batch_size", "y": "softrank", "points": [[1000, 1.0], [4, 0.29]]}},

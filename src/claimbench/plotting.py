@@ -114,8 +114,8 @@ def log_axis(ax, axis: str = "x", ticks=None, extra=(), label_in: float = 0.3, p
     """Log scale on `axis` whose tick labels cannot collide. With `ticks` (e.g. our batch sizes): labels
     '{:g}' at those ticks, then at the `extra` ones (e.g. the paper's sizes), skipping any label closer than
     label_in inches to one already placed (skipped ones stay as unlabelled ticks). Without: decades labelled
-    10^k; a range under `plain_below` decades labels 1, 2 and 5 x 10^k as plain numbers; other minor ticks
-    unlabelled.
+    10^k; a range under `plain_below` decades labels 1, 2 and 5 x 10^k as plain numbers (or, if fewer than
+    two fall in it, about 3 evenly spaced plain numbers); other minor ticks unlabelled.
     Call after the data are drawn (reads the limits)."""
     getattr(ax, f"set_{axis}scale")("log")
     a = getattr(ax, f"{axis}axis")
@@ -143,6 +143,9 @@ def log_axis(ax, axis: str = "x", ticks=None, extra=(), label_in: float = 0.3, p
                 for m in (1, 2, 5) if lo <= m * 10.0 ** k <= hi]
         a.set_major_locator(ticker.FixedLocator(nice))
         a.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        if len(nice) < 2:  # a range too narrow for any 1-2-5 pair: evenly spaced plain numbers
+            a.set_major_locator(ticker.MaxNLocator(nbins=3))
+            a.set_major_formatter(ticker.ScalarFormatter(useOffset=False))
     else:
         a.set_major_locator(ticker.LogLocator(base=10, numticks=6))
         a.set_major_formatter(ticker.LogFormatterSciNotation(labelOnlyBase=True))

@@ -102,5 +102,5 @@ def plot_accuracy(table, paper: list[dict], path) -> None:
     plotting.log_axis(ax, "x", ticks=sizes, extra=[x for s in ours_paper for x, _ in s.points])
     ax.set_xlabel("batch size")
     ax.set_ylabel("accuracy (mean ± seed SE)")
-    ax.legend()
+    plotting.figure_legend(fig, [ax])
     plotting.save(fig, path)
