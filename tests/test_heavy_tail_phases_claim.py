@@ -186,8 +186,8 @@ def test_analyse_and_figures_from_finished_runs(tmp_path):
     assert len(pooled) == 2 * 384  # pooled over both seeds; entries 10× wider: eigenvalues 100× larger
     assert esds[("fc1", 4)].mean() == pytest.approx(100 * esds[("fc1", 64)].mean(), rel=0.05)
     F.figures(result, ctx)
-    assert sorted(p.name for p in ctx.figures_dir.iterdir()) == [
-        "accuracy_vs_batch_size.png", "fc1_esd_per_batch_size.png", "spectral_metrics_vs_batch_size.png"]
+    assert sorted(p.name for p in ctx.figures_dir.iterdir()) == [f"{n}.{ext}" for n in (
+        "accuracy_vs_batch_size", "fc1_esd_per_batch_size", "spectral_metrics_vs_batch_size") for ext in ("pdf", "png")]
 
 
 def test_cifar10_split_is_centre_cropped_and_standardised(tmp_path):

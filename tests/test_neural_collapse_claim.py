@@ -235,7 +235,8 @@ def test_analyse_and_figures_from_records_only(ci_root, tmp_path):
     assert set(result.tables["nc_history"]["variant"]) == {*LOSS_NAMES, nc.SECONDARY_LS}
     assert result.figure_data["variant_labels"]["ls"] == f"LS α={ctx.cfg.ls_alpha:g}"
     F.figures(result, ctx)
-    assert sorted(p.name for p in ctx.figures_dir.iterdir()) == ["accuracy_vs_width.png", "nc_vs_epoch.png"]
+    assert sorted(p.name for p in ctx.figures_dir.iterdir()) == [
+        "accuracy_vs_width.pdf", "accuracy_vs_width.png", "nc_vs_epoch.pdf", "nc_vs_epoch.png"]
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""Tables written by results.write_table: the .tex is pure ASCII, keeps its columns and compiles with
-pdflatex (booktabs + amssymb); the .md keeps one cell per column; no numpy reprs anywhere."""
+"""Tables written by results.write_table: the .tex is pure ASCII, keeps its columns, compiles with pdflatex
+(tables.LATEX_PACKAGES) and fits an article page (no Overfull \\hbox); the .md keeps one cell per column;
+no numpy reprs anywhere."""
 
 import re
 import shutil
@@ -27,24 +28,45 @@ def nasty_frame() -> pd.DataFrame:
 
 
 UNESCAPED = re.compile(r"(?<!\\)[&%#_$]")  # a LaTeX special with no backslash before it
+TABULAR = re.compile(r"\\begin\{(?:tabular|longtable)\}\{(.*)\}$")  # a block's opening line (not a nested header)
+
+
+def n_columns(spec: str) -> int:
+    """Columns of a tabular spec: l/r/c/p{..} letters, leaving out >{..} and @{..} and the widths."""
+    spec = re.sub(r"[>@]\{[^{}]*(\{[^{}]*\}[^{}]*)*\}", "", spec)
+    return len(re.findall(r"[lrcp]", re.sub(r"\{[^{}]*\}", "", spec)))
+
+
+def blocks(tex: str) -> list[tuple[int, list[str]]]:
+    """(columns, header and data rows) of every tabular/longtable block in tex (rows one per line)."""
+    out, lines = [], tex.splitlines()
+    for i, ln in enumerate(lines):
+        m = TABULAR.match(ln.removeprefix(r"\noindent"))
+        if m:
+            end = next(j for j in range(i, len(lines)) if lines[j] == r"\bottomrule")
+            rows = [r for r in lines[i + 2:end] if r not in (r"\midrule", r"\endhead")]
+            out.append((n_columns(m.group(1)), rows))
+    return out
 
 
 def body_rows(tex: str) -> list[str]:
-    """The header and data rows of a tabular written by tables.latex_table (each on one line)."""
-    lines = tex.splitlines()
-    return [ln for ln in lines[lines.index(r"\toprule") + 1:lines.index(r"\bottomrule")] if ln != r"\midrule"]
+    """The header and data rows of every block of a table written by tables.latex_table."""
+    return [r for _, rows in blocks(tex) for r in rows]
 
 
-def check_tex(tex: str, ncols: int) -> list[str]:
-    """Problems of one .tex table: non-ASCII, no booktabs rules, a row whose unescaped & do not split it
-    into ncols cells, or an unescaped % # _ $."""
+def check_tex(tex: str, ncols: int | None = None) -> list[str]:
+    """Problems of one .tex table: non-ASCII, no block with booktabs rules, a row whose unescaped & do not
+    split it into its block's columns (or ncols, when given), or an unescaped % # _ $."""
     problems = [f"non-ASCII {ch!r}" for ch in sorted(set(tex)) if not ch.isascii()]
-    if not all(rule in tex.splitlines() for rule in (r"\toprule", r"\midrule", r"\bottomrule")):
+    found = blocks(tex)
+    if not found or not all(rule in tex.splitlines() for rule in (r"\toprule", r"\midrule", r"\bottomrule")):
         return problems + ["no booktabs rules"]
-    for row in body_rows(tex):
-        specials = UNESCAPED.findall(row)
-        if specials.count("&") != ncols - 1 or set(specials) - {"&"} or not row.endswith(r" \\"):
-            problems.append(f"row with {specials.count('&') + 1} cells, specials {sorted(set(specials))}: {row[:80]}")
+    for n, rows in found:
+        for row in rows:
+            specials = UNESCAPED.findall(row)
+            if specials.count("&") != (ncols or n) - 1 or set(specials) - {"&"} or not row.endswith(r" \\"):
+                problems.append(f"row with {specials.count('&') + 1} cells, specials {sorted(set(specials))}: "
+                                f"{row[:80]}")
     return problems
 
 
@@ -84,6 +106,40 @@ def test_write_table_tex_is_ascii_with_one_cell_per_column(tmp_path):
     assert check_tex(tex, df.shape[1]) == []
     assert len(body_rows(tex)) == 1 + len(df)
     assert r"0.1235 & 1 & [2, 6] \\" in tex  # 4 significant digits, plain numbers
+    assert r"\hspace{0pt}Martin \& Mahoney" in tex  # the long text column wraps (a ragged p{} column)
+
+
+def wide_long_frame(rows: int = 95, cols: int = 60) -> pd.DataFrame:
+    """A results-like table far wider and longer than a page: a key column and many numeric columns."""
+    rng = np.random.default_rng(0)
+    data = {"batch_size": np.arange(rows) * 2 + 2}
+    data |= {f"fc{i % 2 + 1}_metric_number_{i}": rng.normal(size=rows) * 10.0 ** (i % 5) for i in range(cols)}
+    return pd.DataFrame(data)
+
+
+def test_latex_layout_known_answers():
+    assert tables._header_lines("fc1_mp_softrank", 9) == ["fc1_mp_", "softrank"]
+    assert tables._header_lines("n", 9) == ["n"]
+    page = tables.BUDGET_PT
+    assert tables._wrap_width([50, 60], [True, False]) is None  # fits: nothing wraps
+    # numeric 100 pt fixed; text 50 and 400: cap (page - 100 - 50) / 1 for the wide one
+    assert tables._wrap_width([100, 50, 400], [True, False, False]) == pytest.approx(page - 150)
+    assert tables._wrap_width([page, 400], [True, False]) == tables.MIN_WRAP_PT  # no room: split instead
+    assert tables._column_groups([40, 200, 150, 100]) == [[0, 1], [0, 2, 3]]  # each block led by the key
+
+
+def test_wide_long_table_splits_into_blocks_that_repeat_key_and_header(tmp_path):
+    df = wide_long_frame()
+    write_table(df, tmp_path / "t")
+    tex = (tmp_path / "t.tex").read_text()
+    assert check_tex(tex) == []
+    found = blocks(tex)
+    assert len(found) > 2 and all(len(rows) - 1 <= tables.ROWS_PER_BLOCK for _, rows in found)
+    assert all(rows[0].startswith(r"\begin{tabular}[b]{@{}r@{}}batch\_\\size") for _, rows in found)
+    # every cell is written once: data cells over all blocks = rows x (columns + one repeated key per extra block)
+    n_groups = len(found) // -(-len(df) // tables.ROWS_PER_BLOCK)
+    cells = sum(n * (len(rows) - 1) for n, rows in found)
+    assert cells == len(df) * (df.shape[1] + n_groups - 1)
 
 
 def test_write_table_markdown_keeps_its_columns_and_csv_has_plain_numbers(tmp_path):
@@ -107,14 +163,12 @@ def committed_files(suffix: str) -> list[str]:
 def test_committed_tex_tables_are_escaped():
     problems = []
     for rel in committed_files(".tex"):
-        tex = (REPO / rel).read_text()
-        ncols = len(re.search(r"\\begin\{tabular\}\{(\w+)\}", tex).group(1))
-        problems += [f"{rel}: {p}" for p in check_tex(tex, ncols)[:3]]
+        problems += [f"{rel}: {p}" for p in check_tex((REPO / rel).read_text())[:3]]
     assert not problems, "regenerate these tables (`dvc repro`):\n" + "\n".join(problems)
 
 
 def pdflatex(tmp_path, table_tex: str) -> subprocess.CompletedProcess:
-    """Compile a minimal document that \\input's table_tex with the packages tables.LATEX_PACKAGES names."""
+    """Compile a minimal article that \\input's table_tex with the packages tables.LATEX_PACKAGES names."""
     (tmp_path / "table.tex").write_text(table_tex)
     packages = "".join(rf"\usepackage{{{p}}}" + "\n" for p in tables.LATEX_PACKAGES)
     (tmp_path / "doc.tex").write_text("\\documentclass{article}\n" + packages +
@@ -123,21 +177,52 @@ def pdflatex(tmp_path, table_tex: str) -> subprocess.CompletedProcess:
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
 
 
+def latex_problems(tmp_path, table_tex: str) -> tuple[list[str], str]:
+    """(errors, missing characters and Overfull \\hbox lines of the log, the log) of one compiled table."""
+    run = pdflatex(tmp_path, table_tex)
+    log = (tmp_path / "doc.log").read_text(errors="replace") if (tmp_path / "doc.log").exists() else run.stdout
+    problems = [ln for ln in log.splitlines()
+                if ln.startswith("!") or "Missing character" in ln or ln.startswith("Overfull \\hbox")]
+    if run.returncode != 0 or not (tmp_path / "doc.pdf").exists():
+        problems.append(f"pdflatex exit {run.returncode}: {log[-1500:]}")
+    return problems, log
+
+
 needs_pdflatex = pytest.mark.skipif(
     shutil.which("pdflatex") is None,
     reason="pdflatex not on PATH (Debian: apt-get install texlive-latex-base texlive-latex-recommended; .ci/run does)")
 
 
 @needs_pdflatex
-@pytest.mark.parametrize("source", ["nasty DataFrame", "results/claims_table.tex"])
-def test_tables_compile_with_pdflatex(tmp_path, source):
-    if source == "nasty DataFrame":
-        write_table(nasty_frame(), tmp_path / "nasty")
-        tex = (tmp_path / "nasty.tex").read_text()
+def test_the_overfull_check_catches_a_table_wider_than_the_page(tmp_path):
+    """The fit check can fail: a bare tabular as wide as the old claims table is reported."""
+    wide = "\\begin{tabular}{" + "l" * 40 + "}\n" + " & ".join(["wide cell"] * 40) + " \\\\\n\\end{tabular}\n"
+    problems, _ = latex_problems(tmp_path, wide)
+    assert any(p.startswith("Overfull \\hbox") for p in problems)
+
+
+@needs_pdflatex
+@pytest.mark.parametrize("source", ["nasty DataFrame", "wide and long DataFrame", "claims table from the report"])
+def test_tables_compile_and_fit_the_page(tmp_path, source):
+    if source == "claims table from the report":
+        from claimbench import report
+        _, df, _ = report.render(REPO)
+        tex = report.claims_table_tex(df)
     else:
-        tex = (REPO / source).read_text()
-    run = pdflatex(tmp_path, tex)
-    log = (tmp_path / "doc.log").read_text(errors="replace") if (tmp_path / "doc.log").exists() else run.stdout
-    errors = [ln for ln in log.splitlines() if ln.startswith("!") or "Missing character" in ln]
-    assert run.returncode == 0 and not errors, f"pdflatex failed on {source}:\n" + "\n".join(errors or [log[-2000:]])
-    assert (tmp_path / "doc.pdf").exists()
+        write_table(nasty_frame() if source == "nasty DataFrame" else wide_long_frame(), tmp_path / "t")
+        tex = (tmp_path / "t.tex").read_text()
+    problems, log = latex_problems(tmp_path, tex)
+    assert not problems, f"pdflatex on {source}:\n" + "\n".join(problems)
+    assert "a table block scaled" not in log  # our width estimate held: TeX did not have to shrink a block
+
+
+@needs_pdflatex
+def test_committed_tex_tables_compile_and_fit_the_page(tmp_path):
+    """Every committed results/**/*.tex compiles without an Overfull \\hbox (regenerate them if not)."""
+    failures = []
+    for i, rel in enumerate(committed_files(".tex")):
+        (tmp_path / str(i)).mkdir()
+        problems, _ = latex_problems(tmp_path / str(i), (REPO / rel).read_text())
+        failures += [f"{rel}: {p[:100]}" for p in problems[:2]]
+    assert not failures, "regenerate these tables (`dvc repro`; report stage for claims_table.tex):\n" + \
+        "\n".join(failures)

@@ -1,14 +1,23 @@
-"""Escaped table output: Markdown that keeps its columns and LaTeX that compiles, from one DataFrame.
+"""Escaped table output: Markdown that keeps its columns and LaTeX that compiles and fits a page, from one
+DataFrame.
 
-LaTeX (`latex_table`): a pure-ASCII booktabs ``tabular``. Every cell and header is escaped: the LaTeX
-specials ``\\ & % $ # _ { } ~ ^`` (and ``< > |``, which the default OT1 font encoding would print as other
-glyphs), the Unicode the project prints (✓ ✗ ± α τ ρ ≤ ≥ × → – — ′ … and the Greek alphabet) as LaTeX
-commands, and accented Latin letters as the bare letter. Any other non-ASCII character raises
-`TableError` naming it: add it to `TEXT_SYMBOLS` or `MATH_SYMBOLS`. A document that ``\\input``'s a table
-needs only::
+LaTeX (`latex_table`): pure-ASCII booktabs ``tabular`` blocks in ``\\small`` that fit the text width
+(`TEXT_WIDTH_PT`, an article page): long text columns wrap (ragged ``p{}`` columns, breakable after ``_ / -``),
+long headers stack on several lines, a table still too wide is split into column blocks that each repeat
+the key (first) column, and one longer than `ROWS_PER_BLOCK` rows into row blocks that repeat the header.
+Each block is measured by TeX and scaled to ``\\linewidth`` if it is still wider (a narrower page than
+ours), so no table overflows its page. `latex_longtable` writes a wrapped ``longtable`` with set column
+widths (the report's detail table). Every cell and header is escaped: the LaTeX specials
+``\\ & % $ # _ { } ~ ^`` (and ``< > |``, which the default OT1 font encoding would print as other glyphs),
+the Unicode the project prints (✓ ✗ ± α τ ρ ≤ ≥ × → – — ′ … and the Greek alphabet) as LaTeX commands, and
+accented Latin letters as the bare letter. Any other non-ASCII character raises `TableError` naming it: add
+it to `TEXT_SYMBOLS` or `MATH_SYMBOLS`. A document that ``\\input``'s a table needs only::
 
-    \\usepackage{booktabs}  % \\toprule \\midrule \\bottomrule  (Debian: texlive-latex-recommended)
-    \\usepackage{amssymb}   % \\checkmark for ✓                 (Debian: texlive-base)
+    \\usepackage{booktabs}  % \\toprule \\midrule \\bottomrule   (Debian: texlive-latex-recommended)
+    \\usepackage{amssymb}   % \\checkmark for ✓                  (Debian: texlive-base)
+    \\usepackage{array}     % >{\\raggedright} before p{} columns (texlive-latex-base)
+    \\usepackage{graphicx}  % \\resizebox, the too-wide fallback  (texlive-latex-base)
+    \\usepackage{longtable} % the report's detail table           (texlive-latex-base)
 
 Markdown (`markdown_table`): ``|`` inside a cell becomes ``\\|`` and a newline ``<br>``, so every row has
 as many cells as the header. Both first turn numpy scalars and arrays (also inside lists) into plain
@@ -18,13 +27,22 @@ Python numbers, so no ``np.int64(2)`` repr reaches a table.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 
 import pandas as pd
 
 from claimbench.errors import ClaimbenchError
 
-LATEX_PACKAGES = ("booktabs", "amssymb")
+LATEX_PACKAGES = ("booktabs", "amssymb", "array", "graphicx", "longtable")
+
+# Layout estimates for \small (9 pt Computer Modern) in an article page; TeX's own measure scales the rest.
+TEXT_WIDTH_PT = 345.0     # \textwidth of a 10 pt article (the page a table must fit)
+CHAR_PT = 4.5             # mean width of one character at \small (digits 4.5 pt, capitals up to 7 pt)
+COLSEP_PT = 4.0           # \tabcolsep the tables set (each column has this on both sides)
+MIN_WRAP_PT = 70.0        # narrowest width a wrapped text column is squeezed to before splitting columns
+ROWS_PER_BLOCK = 40       # rows per block: a block fits one page with its header
+BUDGET_PT = 0.93 * TEXT_WIDTH_PT  # what the estimated widths may add up to (the estimate is rough)
 
 LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\ensuremath{\$}", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -116,16 +134,119 @@ def cell_text(value, floatfmt: str = ".4g") -> str:
 
 
 def latex_table(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
-    """The DataFrame as an escaped, pure-ASCII booktabs tabular (numeric columns right-aligned)."""
-    align = "".join("r" if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) else "l"
-                    for c in df.columns)
+    """The DataFrame as escaped, pure-ASCII booktabs tabular blocks that fit a page (numeric columns
+    right-aligned; long text wrapped; wide tables split into column blocks that repeat the first column,
+    long ones into row blocks of ROWS_PER_BLOCK; each block scaled down by TeX only if still too wide)."""
+    cols = list(df.columns)
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in cols]
+    texts = [[cell_text(v, floatfmt) for v in df[c]] for c in cols]
+    headers = [cell_text(c, floatfmt) for c in cols]
+    data_chars = [max([len(t) for t in col] or [1]) for col in texts]
+    head_lines = [_header_lines(h, max(data_chars[i], 9)) for i, h in enumerate(headers)]
+    natural = [CHAR_PT * max(data_chars[i], *(len(ln) for ln in head_lines[i])) + 2 * COLSEP_PT
+               for i in range(len(cols))]
+    wrap_at = _wrap_width(natural, numeric)  # None: nothing wraps
+    widths = [w if numeric[i] or wrap_at is None else min(w, wrap_at) for i, w in enumerate(natural)]
+    wrapped = [not numeric[i] and wrap_at is not None and natural[i] > wrap_at for i in range(len(cols))]
+    groups = _column_groups(widths)
+    row_blocks = [range(a, min(a + ROWS_PER_BLOCK, len(df))) for a in range(0, max(len(df), 1), ROWS_PER_BLOCK)]
+    blocks = []
+    for group in groups:
+        for rows in row_blocks:
+            blocks.append(_block(group, rows, texts, headers, head_lines, numeric, wrapped, widths))
+    note = (f"% claimbench.tables.latex_table: {len(df)} rows x {len(cols)} columns in {len(groups)} column "
+            f"block(s) x {len(row_blocks)} row block(s); needs \\usepackage{{{','.join(LATEX_PACKAGES)}}}")
+    return "\n".join([note, r"\begingroup\small\setlength{\tabcolsep}{4pt}", *blocks, r"\endgroup"]) + "\n"
+
+
+def _header_lines(header: str, width: int) -> list[str]:
+    """A header cut into lines of about `width` characters at spaces and after underscores."""
+    words = [w for w in re.split(r"(?<=_)|(?<= )", header) if w]
+    lines = [""]
+    for w in words:
+        if lines[-1] and len(lines[-1]) + len(w.rstrip()) > width:
+            lines.append("")
+        lines[-1] += w
+    return [ln.strip() for ln in lines if ln.strip()] or [""]
+
+
+def _wrap_width(natural: list[float], numeric: list[bool]) -> float | None:
+    """The widest cap on text columns that fits the page (None if the table fits unwrapped); MIN_WRAP_PT
+    if even that does not (the columns are then split into blocks)."""
+    if sum(natural) <= BUDGET_PT:
+        return None
+    fixed = sum(w for w, n in zip(natural, numeric) if n)
+    text = sorted(w for w, n in zip(natural, numeric) if not n)
+    if not text:
+        return None
+    for k, w in enumerate(text):  # caps between the k-th and the next widest text column
+        room = BUDGET_PT - fixed - sum(text[:k])
+        cap = room / (len(text) - k)
+        if cap <= w:
+            return max(cap, MIN_WRAP_PT)
+    return MIN_WRAP_PT
+
+
+def _column_groups(widths: list[float]) -> list[list[int]]:
+    """Column indices per block: as many columns as fit BUDGET_PT, each block after the first
+    led by column 0 (the key); one column always goes in even if it alone is too wide."""
+    groups, current, used = [], [0], widths[0]
+    for i in range(1, len(widths)):
+        if used + widths[i] > BUDGET_PT and len(current) > 1:
+            groups.append(current)
+            current, used = [0], widths[0]
+        current.append(i)
+        used += widths[i]
+    groups.append(current)
+    return groups
+
+
+def _block(group, rows, texts, headers, head_lines, numeric, wrapped, widths) -> str:
+    """One tabular (columns `group`, rows `rows`) inside a box that TeX scales to \\linewidth if too wide."""
+    spec = "".join((rf">{{\raggedright\arraybackslash}}p{{{widths[i] - 2 * COLSEP_PT:.0f}pt}}" if wrapped[i]
+                    else "r" if numeric[i] else "l") for i in group)
+
+    def head(i: int) -> str:
+        if wrapped[i] or len(head_lines[i]) == 1:
+            return _cell(headers[i], wrapped[i])
+        align = "r" if numeric[i] else "l"
+        return (rf"\begin{{tabular}}[b]{{@{{}}{align}@{{}}}}" + r"\\".join(latex_escape(ln) for ln in head_lines[i])
+                + r"\end{tabular}")
 
     def row(cells) -> str:
-        return " & ".join(latex_escape(cell_text(v, floatfmt)) for v in cells) + r" \\"
+        return " & ".join(cells) + r" \\"
 
-    lines = [rf"\begin{{tabular}}{{{align}}}", r"\toprule", row(df.columns), r"\midrule",
-             *(row(r) for r in df.itertuples(index=False, name=None)), r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
+    lines = [r"\par\noindent\setbox0=\hbox{%", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+             row(head(i) for i in group), r"\midrule",
+             *(row(_cell(texts[i][r], wrapped[i]) for i in group) for r in rows),
+             r"\bottomrule", r"\end{tabular}}%",
+             r"\ifdim\wd0>\linewidth\typeout{claimbench.tables: a table block scaled to \string\linewidth}"
+             r"\resizebox{\linewidth}{!}{\box0}\else\box0\fi\par\medskip"]
+    return "\n".join(lines)
+
+
+def _cell(text: str, wrapped: bool) -> str:
+    """Escaped cell text; in a wrapped column a line may also break after _ / and - and in its first word."""
+    out = latex_escape(text)
+    if wrapped and out:  # \hspace{0pt}: TeX may then hyphenate a cell's first word too
+        out = r"\hspace{0pt}" + re.sub(r"(\\_|/|(?<!-)-(?!-))", r"\1\\allowbreak{}", out)
+    return out
+
+
+def latex_longtable(df: pd.DataFrame, widths: dict[str, float], floatfmt: str = ".4g", long: bool = True) -> str:
+    r"""The DataFrame as an escaped booktabs table in \small whose columns are ragged p{} of their `widths`
+    share of \linewidth (shares plus the column gaps <= 1, so it fits any page): a longtable (page breaks
+    between rows, the header repeated) or, with long=False, a tabular (a few rows; can go in a float)."""
+    cols = list(df.columns)
+    spec = "".join(rf">{{\raggedright\arraybackslash}}p{{{widths[c]:.3f}\linewidth}}" for c in cols)
+    head = " & ".join(_cell(cell_text(c, floatfmt), True) for c in cols) + r" \\"
+    body = [" & ".join(_cell(cell_text(v, floatfmt), True) for v in r) + r" \\"
+            for r in df.itertuples(index=False, name=None)]
+    env = "longtable" if long else "tabular"
+    frame = [r"\toprule", head, r"\midrule", r"\endhead", r"\bottomrule", r"\endfoot", *body] if long else \
+        [r"\toprule", head, r"\midrule", *body, r"\bottomrule"]
+    return "\n".join([rf"\begingroup\small\setlength{{\tabcolsep}}{{{COLSEP_PT:g}pt}}",
+                      rf"\noindent\begin{{{env}}}{{@{{}}{spec}@{{}}}}", *frame, rf"\end{{{env}}}", r"\endgroup"]) + "\n"
 
 
 def markdown_escape(text) -> str:

@@ -1,5 +1,6 @@
 """Figure side of simpson_paradox: Simpson plots (metric vs test accuracy by depth) and pooled vs
-within-depth |τ| bars, drawn from the result's `corpus` and `associations` tables."""
+within-depth |τ| bars, drawn from the result's `corpus` and `associations` tables; the bars carry the card's
+note that the paper's table values were not obtained (card paper_numbers)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from claimbench import plotting
+from claimbench.cards import load_card
 from claimbench.claims.simpson_paradox.analyse import METRIC_CLASS, PRIMARY_SCALE, PRIMARY_SHAPE
 from claimbench.contract import Context
 from claimbench.results import ClaimResult
@@ -27,7 +29,7 @@ def simpson_figure(df: pd.DataFrame, metric: str, path) -> None:
     """Metric vs test accuracy, points coloured by depth, one least-squares line per depth and one pooled.
     Models whose metric is undefined (NaN) are left out of the plot (the statistics read them as NaN)."""
     df = df[np.isfinite(df[metric])]
-    fig, ax = plotting.subplots(figsize=(5, 4))
+    fig, ax = plotting.subplots(figsize=plotting.figsize(plotting.COLUMN_IN, 0.85))
     depths = sorted(df["conv_layers"].unique())
     palette = plotting.sns.color_palette("colorblind", len(depths))
     for colour, d in zip(palette, depths):
@@ -43,21 +45,25 @@ def simpson_figure(df: pd.DataFrame, metric: str, path) -> None:
         ax.plot(xs, a + b * xs, color="black", ls="--", label="pooled")
     ax.set(xlabel=f"mean {metric} ({METRIC_CLASS[metric]})", ylabel="test accuracy",
            title=f"Simpson plot: {metric}")
-    ax.legend(fontsize=8)
+    ax.legend()
     plotting.save(fig, path)
 
 
-def tau_figure(assoc: pd.DataFrame, path) -> None:
-    """|τ| pooled vs mean within-depth |τ| for every metric (bars)."""
+def tau_figure(assoc: pd.DataFrame, path, paper: list[plotting.PaperSeries] = ()) -> None:
+    """|τ| pooled vs mean within-depth |τ| for every metric (bars), with the paper's numbers or the note
+    that there are none (`paper`)."""
     t = assoc[assoc["statistic"] == "tau"]
     long = pd.concat([pd.DataFrame({"metric": t["metric"], "which": "pooled |τ|", "value": t["pooled"].abs()}),
                       pd.DataFrame({"metric": t["metric"], "which": "mean within-depth |τ|",
                                     "value": t["mean_within_abs"]})])
-    fig, ax = plotting.subplots(figsize=(7, 3.5))
+    fig, ax = plotting.subplots(figsize=(plotting.TWO_COLUMN_IN, 2.6))
     plotting.sns.barplot(long, x="metric", y="value", hue="which", ax=ax)
     ax.set(xlabel="", ylabel="Kendall |τ| vs test accuracy", title="pooled vs within-depth")
-    ax.legend(title=None, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=2)
-    ax.tick_params(axis="x", rotation=30)
+    plotting.draw_paper(ax, list(paper))
+    ax.get_legend().remove()
+    plt = plotting.plt
+    plt.setp(ax.get_xticklabels(), rotation=25, ha="right", rotation_mode="anchor")
+    plotting.figure_legend(fig, [ax], ncol=2)
     plotting.save(fig, path)
 
 
@@ -66,4 +72,5 @@ def figures(result: ClaimResult, ctx: Context) -> None:
     df = result.tables["corpus"]
     simpson_figure(df, PRIMARY_SCALE, ctx.figures_dir / f"simpson_{PRIMARY_SCALE}.png")
     simpson_figure(df, PRIMARY_SHAPE, ctx.figures_dir / f"simpson_{PRIMARY_SHAPE}.png")
-    tau_figure(result.tables["associations"], ctx.figures_dir / "tau_pooled_vs_within.png")
+    paper = plotting.paper_series(load_card(ctx.claim_id).raw.get("paper_numbers", []), "kendall_tau")
+    tau_figure(result.tables["associations"], ctx.figures_dir / "tau_pooled_vs_within.png", paper)
