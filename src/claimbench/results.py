@@ -63,7 +63,8 @@ def write_table(df: pd.DataFrame, stem: Path) -> None:
     """stem.csv, stem.md and stem.tex from one DataFrame (floats to 4 significant digits in md/tex).
 
     Cells are made plain (no numpy reprs) and escaped by claimbench.tables: the .md keeps one cell per
-    column, the .tex is pure ASCII and compiles with booktabs, amssymb, array, graphicx and longtable (TableError on an unmapped character).
+    column, the .tex is pure ASCII and compiles with booktabs, amssymb, array, graphicx and longtable
+    (TableError on an unmapped character).
     """
     from claimbench import tables
 
