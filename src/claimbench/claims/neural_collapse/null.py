@@ -46,7 +46,7 @@ def collapse_null_draws(features: dict[tuple[str, int], dict], first: dict[tuple
         ratios["nc3"][loss, seed] = random_nc3(mu - mu_g, draws, rng) / first[loss, seed]["nc3"]
     out = []
     for i in range(draws):
-        out.append({names[m]: replicates([np.max([ratios[m][loss, s][i] for loss in LOSS_NAMES]) for s in seeds])
+        out.append({names[m]: ratios([np.max([ratios[m][loss, s][i] for loss in LOSS_NAMES]) for s in seeds])
                     for m in ratios})
     return out
 

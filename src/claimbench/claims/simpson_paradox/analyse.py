@@ -158,9 +158,23 @@ def association_table(df: pd.DataFrame, n_boot: int, seed: int, target: str = "t
                     stats[f"{k}_{metric}"] = v
                 for g, v in a.groups.items():
                     stats[f"tau_depth{g}_{metric}"] = v
-                samples.update({f"{k}_{metric}": bootstrap(est[f"{k}_{metric}"], boot[f"{k}_{metric}"])
-                                for k in SAMPLED.get(metric, ())})
+                keys = [f"{k}_{metric}" for k in SAMPLED.get(metric, ())]
+                jack = jackknife(df, metric, target, keys) if keys else {}
+                samples.update({k: bootstrap(est[k], boot[k], jack[k]) for k in keys})
     return pd.DataFrame(rows), stats, samples
+
+
+def jackknife(df: pd.DataFrame, metric: str, target: str, keys: list[str]) -> dict[str, list[float]]:
+    """Each statistic in `keys` with one model left out, for every model (the bootstrap's resampling unit):
+    what BCa's acceleration needs (claimbench.intervals.bca_levels)."""
+    x, y, g = df[metric].to_numpy(), df[target].to_numpy(), df["conv_layers"].to_numpy()
+    out: dict[str, list[float]] = {k: [] for k in keys}
+    for i in range(len(df)):
+        keep = np.arange(len(df)) != i
+        est, _ = tau_statistics(grouped_association(x[keep], y[keep], g[keep], "tau", n_boot=1, seed=0), metric)
+        for k in keys:
+            out[k].append(est[k])
+    return out
 
 
 def null_draws(df: pd.DataFrame, seed: int, seed_base: int = 0) -> dict[str, list[dict[str, Samples]]]:
