@@ -161,8 +161,14 @@ def test_a_criterion_that_passes_the_null_too_often_cannot_pass():
     c2 = judged["criteria"][1]
     assert (c2["outcome"], c2["reason_kind"]) == ("undecided", "miscalibrated")
     assert judged["verdict"] == INCONCLUSIVE
-    ok = card().verdict({}, samples, {"C2": {"pass_rate": 0.05, "draws": 200}})
-    assert ok["verdict"] == REPRODUCED and ok["criteria"][1]["null_pass_rate"] == 0.05
+    # v4: "≤ 5%" is judged on the rate's Clopper–Pearson 95% upper bound, not on the Monte Carlo point
+    at_line = card().verdict({}, samples, {"C2": {"pass_rate": 0.05, "draws": 200}})  # 10/200: bound ≈ 9%
+    assert at_line["criteria"][1]["reason_kind"] == "miscalibrated"
+    assert at_line["criteria"][1]["null_pass_upper"] == pytest.approx(0.0902, abs=1e-3)
+    ok = card().verdict({}, samples, {"C2": {"pass_rate": 0.005, "draws": 200}})  # 1/200: bound ≈ 2.7%
+    assert ok["verdict"] == REPRODUCED and ok["criteria"][1]["null_pass_rate"] == 0.005
+    exact = card().verdict({}, samples, {"C2": {"pass_rate": 0.05, "pass_upper": 0.05, "draws": 20}})
+    assert exact["verdict"] == REPRODUCED  # an enumerated (exact) rate is its own bound
 
 
 # --- malformed cards ------------------------------------------------------------------------------------

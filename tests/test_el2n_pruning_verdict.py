@@ -69,8 +69,9 @@ def test_every_gating_check_has_per_replicate_samples_and_every_gating_criterion
     result = A.analyse(fake_claim(ctx), ctx)
     for c in GATING:
         for ch in c.checks:
-            s = result.samples[ch.statistic]
-            assert s.kind == "replicates" and len(s.values) == ctx.cfg.replicates, ch.statistic
+            s = result.samples[ch.statistic]  # v4: a rank correlation over every scored example declares its form
+            kind = "correlations" if ch.statistic.startswith("spearman") else "replicates"
+            assert s.kind == kind and len(s.values) == ctx.cfg.replicates, ch.statistic
             assert all(math.isfinite(v) for v in s.values)
         draws = result.null_draws[c.id]
         assert len(draws) >= 200 and all({ch.statistic for ch in c.checks} <= set(d) for d in draws)
@@ -78,8 +79,12 @@ def test_every_gating_check_has_per_replicate_samples_and_every_gating_criterion
     assert result.tables["replicates"]["replicate"].tolist() == list(range(ctx.cfg.replicates))
     calibration = null_calibration(result, CARD)
     assert set(calibration) == {c.id for c in GATING}
-    assert all(calibration[c.id]["pass_rate"] <= 0.05 for c in GATING), calibration
-    assert calibration["E3"]["pass_rate"] == calibration["E5"]["pass_rate"] == 0.0
+    # v4: calibrated at the threshold from the ci scale's 2 replicates (2² resamples, enumerated exactly) ...
+    assert all(calibration[c.id]["draws"] == 4 and calibration[c.id]["exact"] for c in GATING), calibration
+    assert all(calibration[c.id]["pass_upper"] <= 0.05 for c in GATING), calibration
+    # ... and the claim's effect-absent draws are reported beside it (permuted scores and masks never pass)
+    assert calibration["E3"]["claim_null_pass_rate"] == calibration["E5"]["claim_null_pass_rate"] == 0.0
+    assert calibration["E1"]["claim_null_draws"] == 1000 and "control_pass_rate" in calibration["E1"]
 
 
 def test_null_draws_are_seeded(ctx):

@@ -15,7 +15,8 @@ statistic's form, so the card needs no per-statistic annotation (engine v4, issu
   whose label satisfies it, k of n, with exact (Clopper–Pearson) 95% bounds against 1/2 (``k_of_n``).
 - ``bootstrap``: bootstrap draws of a corpus statistic, its full-data value and, optionally, its
   ``jackknife`` (leave-one-unit-out) values. Decided on the BCa interval when the jackknife is given, else
-  the percentile interval (``bca`` / ``percentile``).
+  (or when the estimate lies at the edge of every draw, where BCa has no bias correction) the percentile
+  interval (``bca`` / ``percentile``).
 
 A check passes when the decision lies wholly on the claim's side of the threshold, fails when it lies
 wholly on the other side and is otherwise undecided: *underpowered* (straddles; or all of n < 5 replicates
@@ -232,7 +233,11 @@ def _bootstrap(s: Samples, level: float) -> Interval:
         jack = np.asarray(s.jackknife, dtype=np.float64)
         if not np.isfinite(jack).all() or len(jack) < 2:
             return Interval(est, math.nan, math.nan, len(v), method, "the jackknife values are NaN or too few")
-        q = bca_levels(finite, est, jack, level)
+        share = float(np.mean(finite < est))
+        if 0 < share < 1:
+            q = bca_levels(finite, est, jack, level)
+        else:  # the estimate at the edge of its draws (e.g. τ = −1): no bias correction exists; percentile
+            method = "percentile"
     lo, hi = np.quantile(finite, q)
     return Interval(est, float(lo), float(hi), len(v), method)
 
