@@ -298,8 +298,10 @@ def outcome_label(judged: Mapping[str, Any]) -> str:
     verdict, kind = judged["verdict"], judged.get("reason_kind")
     ignoring = judged.get("outcome_ignoring_regime")
     aside = ""
-    if ignoring and (ignoring.get("outcome_range") or ignoring["verdict"]) not in (None, INCONCLUSIVE):
-        aside = f" (ignoring regime: {ignoring.get('outcome_range') or ignoring['verdict']})"
+    ignored = (ignoring.get("outcome_range") or ignoring["verdict"]) if ignoring else None
+    if ignored not in (None, INCONCLUSIVE) and (ignored != judged.get("outcome_range") or kind == OUT_OF_REGIME
+                                                and not judged.get("open_criteria")):
+        aside = f" (ignoring regime: {ignored})"
     if verdict != INCONCLUSIVE:
         return verdict
     if kind == OUT_OF_REGIME and not judged.get("open_criteria"):
