@@ -155,12 +155,14 @@ def test_report_shows_intervals_undecided_checks_nulls_and_paper_like(v2_root):
     claims = (v2_root / "results/claims.md").read_text()
     assert "**paper-like**: **inconclusive — underpowered**" in claims
     assert "Adapted from the paper: Fashion-MNIST instead of CIFAR-10." in claims
-    assert "| T1 | `train_acc` | 0.6 [0.227, 0.973] | > 0.5 | ? (underpowered) | 5.0% of 20 |" in claims
+    # v4: the criterion's null is at its threshold (3 replicates: 3³ resamples, enumerated exactly)
+    assert "| T1 | `train_acc` | 0.6 [0.227, 0.973] | > 0.5 | ? (underpowered) | 0.0% of 27 |" in claims
     assert "Reason: T1 (underpowered: train_acc = 0.6 [0.227, 0.973] vs > 0.5) — could be reproduced or not " \
            "reproduced." in claims
     assert "| R1 | `n_runs` | 2 | >= 1 | ✓ |" in claims
     null = (v2_root / "results/null_calibration.md").read_text()
-    assert "| toy | paper-like | T1 | labels shuffled | 5.0% of 20 | ✓ | – |" in null
+    assert ("| toy | paper-like | T1 | centred bootstrap at the threshold (exact, 3 replicates); at train_acc > 0.5 "
+            "| 0.00% (exact) | all 27 | ✓ | labels shuffled — passes 5.0% of 20 | – |") in null
     assert audit.audit_report(v2_root) == []
 
 

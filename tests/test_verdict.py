@@ -146,7 +146,8 @@ def test_an_untouched_result_passes_the_audit(published):
 @pytest.mark.parametrize("what, edit, edit_head", [
     ("value", lambda r: r["headline"].update(value=42.0), lambda h: h["headline"].update(value=42.0)),
     ("label", lambda r: r["headline"].update(label="test acc"), None),
-    ("interval", lambda r: r["headline"].update(interval=[0.9, 1.0]), lambda h: h["headline"].update(interval=[0.9, 1.0])),
+    ("interval", lambda r: r["headline"].update(interval=[0.9, 1.0]),
+     lambda h: h["headline"].update(interval=[0.9, 1.0])),
     ("setup.dataset", lambda r: r["setup"].update(dataset="cifar-10"), None),
     ("setup.model", lambda r: r["setup"].update(model="ResNet-18"), None),
     ("cost", lambda r: r["provenance"].update(wall_s=1.0), None),

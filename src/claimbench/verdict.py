@@ -4,8 +4,8 @@ builds the record results.py writes. cards.py only parses cards; `Card.verdict` 
 Steps of `judge` (each a function below):
 
 1. `evaluate_precondition` / `evaluate_criterion`: every check is three-valued (pass / fail / undecided) by
-   its statistic's Samples kind (claimbench.intervals.decide); a check marked ``exact``, a regime check
-   without samples and every check of a reported-only criterion read their value as a point.
+   its statistic's Samples kind (claimbench.intervals.decide); without samples, a check marked ``exact``, a
+   regime check and every check of a reported-only criterion read their value as a point.
 2. `apply_null`: a passing criterion whose null pass rate's Clopper–Pearson 95% upper bound (`pass_upper`)
    exceeds NULL_MAX_PASS_RATE (5%) is undecided (*miscalibrated*).
 3. `apply_regime`: a criterion behind an unmet regime precondition (``applies_to``) is undecided (*out of
@@ -88,18 +88,14 @@ def _decision(check: Check, stats: Mapping[str, Any], samples: Mapping[str, Any]
         return Decision(outcome, s.estimate, s.lo, s.hi, s.n, s.method,
                         UNDERPOWERED if outcome == UNDECIDED else None,
                         "the interval straddles the threshold" if outcome == UNDECIDED else None)
-    if s is not None and not (check.exact or as_point):
+    if s is not None:  # samples decide whenever the analysis gave them (as in v3)
         return decide(s, check.op, check.threshold)
-    if s is not None:  # judged as a point on the samples' estimate
-        value = interval(s).estimate
-    elif check.exact or as_point:
-        value = stats.get(check.statistic)
-        value = value if isinstance(value, (int, float)) else None
-    else:
+    if not (check.exact or as_point):
         return None
-    iv = point(value)
+    value = stats.get(check.statistic)
+    iv = point(value if isinstance(value, (int, float)) else None)
     if not iv.defined:
-        reason = "missing" if check.statistic not in stats and s is None else (iv.reason or "NaN")
+        reason = "missing" if check.statistic not in stats else (iv.reason or "NaN")
         return Decision(UNDECIDED, iv.estimate, iv.lo, iv.hi, 1, "point", UNDEFINED, reason)
     outcome = decide_interval(iv, check.op, check.threshold)
     return Decision(outcome, iv.estimate, iv.lo, iv.hi, 1, "point")
