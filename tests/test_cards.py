@@ -200,6 +200,16 @@ def test_malformed_cards_are_rejected(mutate, message):
         parse_card(raw, "t")
 
 
+def test_interval_line_names_the_v4_methods_or_the_v3_ones():
+    v4 = {"replicates": "student_t", "ratios": "log_student_t", "correlations": "exact_permutation|fisher_z",
+          "labels": "k_of_n", "bootstrap": "bca|percentile", "level": 0.95}
+    for line in (v4, {"replicates": "student_t", "bootstrap": "percentile", "level": 0.95}):
+        assert parse_card({**copy.deepcopy(BASE), "interval": line}, "t").id == "x"
+    with pytest.raises(CardError, match="interval must"):
+        parse_card({**copy.deepcopy(BASE), "interval": {**v4, "labels": "student_t"}}, "t")
+    assert all(c.raw["interval"] == v4 for c in all_cards().values())  # every committed card reads engine v4
+
+
 def test_card_id_must_match_file_name(tmp_path):
     (tmp_path / "y.yaml").write_text(yaml.safe_dump(BASE))
     with pytest.raises(CardError, match="does not match its file name"):

@@ -15,7 +15,10 @@ A card is committed before the run that judges it, and changes only by a new ``v
     paper_numbers:                             # what the paper reports, with its source
       - {what: ..., value: ..., source: "Table 1"}
     headline: {statistic: ..., uncertainty: ..., label: ..., paper: ...}   # the report's "ours" cell
-    interval: {replicates: student_t, bootstrap: percentile, level: 0.95}  # claimbench.intervals
+    interval: {replicates: student_t, ratios: log_student_t, correlations: "exact_permutation|fisher_z",
+               labels: k_of_n, bootstrap: "bca|percentile", level: 0.95}  # engine v4 (claimbench.intervals);
+                                                          # cards before v4 read {replicates: student_t,
+                                                          # bootstrap: percentile, level: 0.95}
     regime:                                    # preconditions taken from the paper's own conditions
       - id: R1
         text: every batch size trains (largest-batch train accuracy >= 0.6)
