@@ -195,3 +195,24 @@ def test_rejudge_reads_stored_samples_as_the_kinds_the_analysis_declares(tmp_pat
 def test_judge_is_what_card_verdict_returns():
     samples = {"a": around(5), "b": around(0.52), "c": around(1)}
     assert judge(card(), {}, samples) == card().verdict({}, samples)
+
+
+def test_a_claims_resampled_corpora_are_moved_onto_the_threshold():
+    """Double bootstrap (Simpson): draws whose estimate spreads N(θ̂, σ²) and whose own percentile interval is
+    ± 1.96σ pass a '> t' check once moved onto t exactly when they sit 1.96σ above θ̂: 2.5%."""
+    from scipy import stats as sps
+
+    from claimbench.intervals import bootstrap
+    from claimbench.verdict import CLAIM_DRAWS, resampled_threshold_null
+
+    sigma, est = 0.1, 0.7
+    inner = sigma * sps.norm.ppf(np.linspace(0.0005, 0.9995, 1999))
+    z = sps.norm.ppf((np.arange(1000) + 0.5) / 1000)
+    draws = [{"a": bootstrap(est + sigma * zi, est + sigma * zi + inner)} for zi in z]
+    raw = copy.deepcopy(BASE)
+    raw["criteria"][0]["checks"] = [{"statistic": "a", "op": ">", "threshold": 0.3}]
+    c = parse_card(raw, "t").criteria[0]
+    out = resampled_threshold_null(c, {"a": bootstrap(est, est + inner)}, draws)
+    assert out["pass_rate"] == pytest.approx(0.025, abs=0.002) and out["draws"] == 1000
+    assert out["claim_draws"] and out["method"].startswith(CLAIM_DRAWS)
+    assert out["pass_upper"] == pytest.approx(0.0367, abs=0.003)  # Clopper–Pearson bound of 25/1000

@@ -92,7 +92,7 @@ def _null_findings(card: Card, samples: dict, null: dict) -> list[tuple[str, str
     found = []
     for c in card.criteria:
         stored = null.get(c.id, {})
-        if not c.gating or stored.get("method") == "the claim's own draws at the threshold":
+        if not c.gating or stored.get("claim_draws"):
             continue
         fresh = threshold_null(c, samples) or {}
         for key in ("pass_rate", "pass_upper", "draws"):

@@ -348,6 +348,40 @@ def threshold_null(c: Criterion, samples: Mapping[str, Any]) -> dict | None:
             f"{worst['threshold']:g}", "checks": rows}
 
 
+CLAIM_DRAWS = "the claim's resampled corpora moved onto the threshold (double bootstrap"
+
+
+def _moved(s: Samples, observed: Samples, threshold: float) -> Samples:
+    """One resampled-corpus draw `s` (bootstrap Samples) moved so that the observed estimate sits on the
+    threshold: estimate, inner draws and (the observed) jackknife shift by threshold − observed estimate."""
+    shift = threshold - float(observed.estimate)
+    jack = tuple(v + shift + float(s.estimate) - float(observed.estimate) for v in observed.jackknife) \
+        if observed.jackknife is not None else None
+    return Samples("bootstrap", tuple(v + shift for v in s.values), float(s.estimate) + shift, jackknife=jack)
+
+
+def resampled_threshold_null(c: Criterion, samples: Mapping[str, Any], draws: list[Mapping[str, Any]]) -> dict:
+    """A criterion's null from a claim's resampled corpora (bootstrap statistics, each with its inner
+    bootstrap): per check, each draw moved onto the threshold and judged as the data; the criterion's rate is
+    the largest of its checks' (intersection–union), with its Clopper–Pearson 95% upper bound."""
+    rows = []
+    for ch in c.checks:
+        observed = samples.get(ch.statistic)
+        if ch.exact or observed is None or not all(ch.statistic in d for d in draws):
+            continue
+        passes = sum(decide(_moved(as_samples(d[ch.statistic]), observed, ch.threshold), ch.op, ch.threshold)
+                     .outcome == PASS for d in draws)
+        rate = passes / len(draws)
+        rows.append({"statistic": ch.statistic, "op": ch.op, "threshold": ch.threshold, "pass_rate": rate,
+                     "pass_upper": upper_bound(rate, len(draws)), "draws": len(draws), "exact": False,
+                     "method": f"{CLAIM_DRAWS}, {len(draws)} corpora)"})
+    if not rows:
+        raise ValueError(f"criterion {c.id}: the claim's draws at the threshold name none of its sampled statistics")
+    worst = max(rows, key=lambda r: (r["pass_upper"], r["pass_rate"]))
+    return {**{k: worst[k] for k in ("pass_rate", "pass_upper", "draws", "exact", "method")},
+            "at": f"{worst['statistic']} {worst['op']} {worst['threshold']:g}", "claim_draws": True, "checks": rows}
+
+
 def calibrate(card: Card, samples: Mapping[str, Any], effect_absent: Mapping[str, list] | None = None,
               controls: Mapping[str, list] | None = None, at_threshold: Mapping[str, list] | None = None) -> dict:
     """criterion id -> calibration of every gating criterion: the threshold null ('pass_rate', 'pass_upper',
@@ -363,8 +397,7 @@ def calibrate(card: Card, samples: Mapping[str, Any], effect_absent: Mapping[str
         if not c.gating:
             continue
         if at_threshold and c.id in at_threshold:
-            entry = {**criterion_pass_rate(c, at_threshold[c.id]), "exact": False,
-                     "method": "the claim's own draws at the threshold"}
+            entry = resampled_threshold_null(c, samples, at_threshold[c.id])
         else:
             entry = threshold_null(c, samples) or {}
         if effect_absent and c.id in effect_absent:
