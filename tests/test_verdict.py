@@ -216,3 +216,14 @@ def test_a_claims_resampled_corpora_are_moved_onto_the_threshold():
     assert out["pass_rate"] == pytest.approx(0.025, abs=0.002) and out["draws"] == 1000
     assert out["claim_draws"] and out["method"].startswith(CLAIM_DRAWS)
     assert out["pass_upper"] == pytest.approx(0.0367, abs=0.003)  # Clopper–Pearson bound of 25/1000
+
+
+def test_two_replicates_give_an_uninformative_null_not_a_certificate():
+    from claimbench.report import _null_cells
+
+    r = check_null(replicates([0.2, 1.4]), ">", 0.0)
+    assert r["pass_rate"] == 0.0 and r["informative"] is False
+    raw = copy.deepcopy(BASE)
+    cal = calibrate(parse_card(raw, "t"), {"a": replicates([5.0, 5.2]), "b": around(0.8), "c": around(1)})
+    assert cal["C1"]["informative"] is False and "informative" not in cal["C2"]
+    assert _null_cells(cal["C1"])[3].startswith("– (uninformative")

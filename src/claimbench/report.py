@@ -239,6 +239,8 @@ def _null_cells(cal: dict) -> list[str]:
     shown = f"{rate:.2%} (exact)" if cal.get("exact") else f"{rate:.1%} (≤ {upper:.1%})"
     draws = f"all {cal['draws']}" if cal.get("exact") else str(cal["draws"])
     ok = "–" if upper is None else ("✓" if upper <= NULL_MAX_PASS_RATE else "✗ miscalibrated")
+    if cal.get("informative") is False:
+        ok = "– (uninformative: too few replicates for the null to pass)"
     return [used, shown, draws, ok]
 
 

@@ -12,6 +12,9 @@ Per kind of `intervals.Samples`:
 - ``bootstrap``: each bootstrap draw moved to the threshold (t + θ* − θ̂) carries the observed interval's
   shape (a translation pivot); a claim may instead hand the criterion's own corpus draws at the threshold.
 
+With 2 replicates every centred resample is symmetric about the threshold or constant, so it can never
+pass: such a rate is marked ``informative: False`` (the null page says so instead of certifying it).
+
 A criterion passes only if all its checks do, so its least favourable point puts one check on its threshold
 with the others passing (intersection–union): its null pass rate is the largest of its checks' rates.
 `pass_upper` is the Clopper–Pearson 95% upper bound of the rate (the rate itself when enumerated exactly);
@@ -89,8 +92,11 @@ def _centred_bootstrap(s: Samples, op: str, threshold: float, rng, draws: int, l
     ok = _passes(lo, hi, op, thr)
     if len(v) < MIN_SPREAD_N:
         ok &= np.ptp(rows, axis=1) > 0
-    return {"pass_rate": float(ok.mean()), "draws": int(len(rows)), "exact": exact,
-            "method": f"centred bootstrap at the threshold ({'exact, ' if exact else ''}{len(v)} replicates)"}
+    out = {"pass_rate": float(ok.mean()), "draws": int(len(rows)), "exact": exact,
+           "method": f"centred bootstrap at the threshold ({'exact, ' if exact else ''}{len(v)} replicates)"}
+    if len(v) < 3:  # two values resample to a pair symmetric about the threshold or a constant: never a pass
+        out["informative"] = False
+    return out
 
 
 def _exact_correlation(s: Samples, level: float) -> dict:

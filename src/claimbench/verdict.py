@@ -343,9 +343,12 @@ def threshold_null(c: Criterion, samples: Mapping[str, Any]) -> dict | None:
     if not defined:
         return None
     worst = max(defined, key=lambda r: (r["pass_upper"], r["pass_rate"]))
-    return {"pass_rate": worst["pass_rate"], "pass_upper": worst["pass_upper"], "draws": worst["draws"],
-            "exact": worst["exact"], "method": worst["method"], "at": f"{worst['statistic']} {worst['op']} "
-            f"{worst['threshold']:g}", "checks": rows}
+    out = {"pass_rate": worst["pass_rate"], "pass_upper": worst["pass_upper"], "draws": worst["draws"],
+           "exact": worst["exact"], "method": worst["method"], "at": f"{worst['statistic']} {worst['op']} "
+           f"{worst['threshold']:g}", "checks": rows}
+    if not any(r.get("informative", True) for r in defined):
+        out["informative"] = False  # no check's null could have passed (threshold_null)
+    return out
 
 
 CLAIM_DRAWS = "the claim's resampled corpora moved onto the threshold (double bootstrap"
