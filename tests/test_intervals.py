@@ -107,3 +107,54 @@ def test_a_zero_spread_at_n_below_5_is_undecided_not_a_zero_width_pass():
 def test_unknown_kind_is_rejected():
     with pytest.raises(ValueError, match="unknown samples kind"):
         Samples("percentiles", (1.0,))
+
+
+def committed_samples():
+    """(where, Samples) of every committed result's samples, read as the kinds the analyses declare."""
+    import json
+
+    from conftest import REPO
+
+    from claimbench.rejudge import results_to_rejudge, upgrade_samples
+
+    for path in results_to_rejudge(REPO):
+        rec = json.loads(path.read_text())
+        for name, s in upgrade_samples(rec["claim_id"], rec.get("samples") or {}, rec.get("setup", {})).items():
+            yield f"{path.parent.name}/{name}", s
+
+
+def test_committed_samples_agree_with_scipy_and_stay_in_range():
+    checked = {"replicates": 0, "ratios": 0, "correlations": 0, "labels": 0, "bootstrap": 0}
+    for where, s in committed_samples():
+        v = np.asarray(s.values, float)
+        if len(v) < 2 or not np.isfinite(v).all():
+            continue
+        iv = interval(s)
+        if s.kind in ("replicates", "ratios") and np.ptp(v) > 0:
+            x = np.log(v) if s.kind == "ratios" else v
+            ci = stats.ttest_1samp(x, 0).confidence_interval(0.95)
+            ref = (math.exp(ci.low), math.exp(ci.high)) if s.kind == "ratios" else (ci.low, ci.high)
+            assert (iv.lo, iv.hi) == pytest.approx(ref, rel=1e-9), where
+        elif s.kind == "correlations":
+            assert -1 <= iv.lo <= iv.hi <= 1, where
+            if s.points <= 5 and len(v) <= 3:
+                p = exact_rho_pvalues(v, s.points)[0]
+                assert p == pytest.approx(brute_force_p(np.rint((1 - v) * s.points * (s.points**2 - 1) / 6)
+                                                         .astype(int) * -6 / (s.points * (s.points**2 - 1)) + 1,
+                                                         s.points)), where
+        elif s.kind == "labels":
+            d = decide(s, ">=", float(np.median(v)))
+            k = int((v >= np.median(v)).sum())
+            ci = stats.binomtest(k, len(v)).proportion_ci(0.95, method="exact")
+            assert (d.lo, d.hi) == pytest.approx((ci.low, ci.high), abs=1e-10), where
+        elif s.kind == "bootstrap":
+            finite = v[np.isfinite(v)]
+            q = np.array([2.5, 97.5])
+            if s.jackknife is not None and 0 < np.mean(finite < s.estimate) < 1:  # Efron & Tibshirani (14.14)
+                d = np.mean(s.jackknife) - np.asarray(s.jackknife)
+                a = (d**3).sum() / (6 * (d**2).sum() ** 1.5)
+                z0, z = stats.norm.ppf(np.mean(finite < s.estimate)), stats.norm.ppf(q / 100)
+                q = 100 * stats.norm.cdf(z0 + (z0 + z) / (1 - a * (z0 + z)))
+            assert (iv.lo, iv.hi) == pytest.approx(tuple(np.percentile(finite, q))), where
+        checked[s.kind] += 1
+    assert all(checked.values()), checked  # every kind met on the committed results
