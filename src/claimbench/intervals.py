@@ -110,8 +110,8 @@ class Interval:
 @dataclass(frozen=True)
 class Decision:
     """One check on one statistic: outcome pass/fail/undecided; kind (undefined/underpowered) and reason
-    when undecided; the interval shown [lo, hi] (for labels: the share of replicates satisfying the check);
-    p: the exact test's one-sided p-value in the claim's direction, when one decided it."""
+    when undecided; the interval shown [lo, hi] (for labels: the share of replicates satisfying the check;
+    NaN for an exact test); p: the exact test's one-sided p-value in the claim's direction, when one decided it."""
 
     outcome: str
     estimate: float
@@ -376,7 +376,8 @@ def _exact_correlation(s: Samples, op: str, level: float) -> Decision:
     p_claim, p_other = (p_up, p_down) if op in (">", ">=") else (p_down, p_up)
     alpha = (1 - level) / 2
     outcome = PASS if p_claim <= alpha else (FAIL if p_other <= alpha else UNDECIDED)
-    return Decision(outcome, iv.estimate, iv.lo, iv.hi, len(v), "exact_permutation",
+    # no interval is shown for an exact test (a Fisher-z range beside a permutation p would mislead): p is
+    return Decision(outcome, iv.estimate, math.nan, math.nan, len(v), "exact_permutation",
                     UNDERPOWERED if outcome == UNDECIDED else None,
                     f"exact permutation p = {p_claim:.3g} (one-sided, {s.points} points × {len(v)} replicates) "
                     f"> {alpha:.3g}" if outcome == UNDECIDED else None, p_claim)

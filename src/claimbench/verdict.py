@@ -253,7 +253,9 @@ def _ignoring_regime(card: Card, by_id: dict[str, dict]) -> dict:
 def judge(card: Card, stats: Mapping[str, Any], samples: Mapping[str, Any] | None = None,
           null: Mapping[str, dict] | None = None) -> dict:
     """{'verdict', 'reason_kind', 'reason', 'criteria', 'regime', 'possible_outcomes', 'outcome_floor',
-    'outcome_ceiling', 'outcome_range', 'outcome_ignoring_regime', 'label'} (module docstring).
+    'outcome_ceiling', 'outcome_range', 'outcome_ignoring_regime', 'label'[, 'open_criteria': the undecided
+    criteria that can still change an inconclusive verdict]} (module docstring). Each criterion also carries
+    'outcome_in_regime' and, when calibrated, 'null_pass_rate', 'null_draws', 'null_pass_upper'.
 
     stats: name -> number; samples: name -> Samples (or their JSON); null: criterion id -> calibration
     ({'pass_rate', 'draws'[, 'pass_upper']}, see `null_calibration`)."""
@@ -289,25 +291,30 @@ def judge(card: Card, stats: Mapping[str, Any], samples: Mapping[str, Any] | Non
     return out
 
 
+def _regime_aside(judged: Mapping[str, Any]) -> str:
+    """' (ignoring regime: X)' when the regime hides a known outcome or range X that the label would not show."""
+    ignoring = judged.get("outcome_ignoring_regime")
+    ignored = (ignoring.get("outcome_range") or ignoring["verdict"]) if ignoring else None
+    if ignored in (None, INCONCLUSIVE):
+        return ""
+    claim_wide = judged.get("reason_kind") == OUT_OF_REGIME and not judged.get("open_criteria")
+    return f" (ignoring regime: {ignored})" if claim_wide or ignored != judged.get("outcome_range") else ""
+
+
 def outcome_label(judged: Mapping[str, Any]) -> str:
     """The printed verdict (module docstring): decided, a range with who leaves it open, or 'inconclusive — why'."""
     verdict, kind = judged["verdict"], judged.get("reason_kind")
-    ignoring = judged.get("outcome_ignoring_regime")
-    aside = ""
-    ignored = (ignoring.get("outcome_range") or ignoring["verdict"]) if ignoring else None
-    if ignored not in (None, INCONCLUSIVE) and (ignored != judged.get("outcome_range") or kind == OUT_OF_REGIME
-                                                and not judged.get("open_criteria")):
-        aside = f" (ignoring regime: {ignored})"
     if verdict != INCONCLUSIVE:
         return verdict
-    if kind == OUT_OF_REGIME and not judged.get("open_criteria"):
+    aside = _regime_aside(judged)
+    if kind == OUT_OF_REGIME and not judged.get("open_criteria"):  # a whole-claim precondition is unmet
         return f"{INCONCLUSIVE} — {OUT_OF_REGIME}{aside}"
     text = judged.get("outcome_range")
     if not text:
         return f"{INCONCLUSIVE} — {kind}{aside}" if kind else INCONCLUSIVE
     by_id = {c["id"]: c for c in judged["criteria"]}
     who = ", ".join(f"{c} {by_id[c]['reason_kind']}" for c in judged.get("open_criteria", []))
-    return f"{text} — {who}{aside if kind == OUT_OF_REGIME else ''}"
+    return f"{text} — {who}{aside}"
 
 
 # --- null calibration ----------------------------------------------------------------------------------------------
