@@ -16,9 +16,9 @@ from claimbench.claims.activation_sparsity.analyse import analyse
 from claimbench.claims.activation_sparsity.curves import Curve
 from claimbench.claims.activation_sparsity.nulls import scaling_null
 from claimbench.intervals import interval
-from claimbench.results import null_calibration
 from claimbench.stage import make_context
 from claimbench.sweep import Record
+from claimbench.verdict import judge, null_calibration
 
 STEPS = [0, 1, 10, 30, 60, 100]
 
@@ -34,11 +34,15 @@ def record(end: float, seed: int, layers: int = 2, train_acc: float = 95.0, nan_
     jitter), first pass at step 60, half its optimisation time spent at step `half` (60: flat by then, a late
     drop of ~1-3%; 10: still falling, ~40%); nan_end: the last measurement of layer 1 is NaN (a diverged layer)."""
     jitter = np.random.default_rng(seed).normal(0, 0.3, (len(STEPS), layers))
+    # test probe offset by a seed-dependent 0-0.2 points: v4 leaves a zero seed-to-seed spread (an identical
+    # train/test gap in every seed) undecided at n < 5, so the synthetic gap varies by seed as real ones do
+    offset = {"train": 0.0, "test": 0.2 * float(np.random.default_rng(seed + 99).random())}
     curve = []
     for i, step in enumerate(STEPS):
         entry = {"step": step}
         for probe in ("train", "test"):
-            v = {f"blocks.{k}.mlp.act": end + (50 - end) * math.exp(-step / 12) + jitter[i, k] for k in range(layers)}
+            v = {f"blocks.{k}.mlp.act": end + (50 - end) * math.exp(-step / 12) + jitter[i, k] + offset[probe]
+                 for k in range(layers)}
             if nan_end and step == STEPS[-1]:
                 v["blocks.1.mlp.act"] = float("nan")
             entry[probe] = {"layers": v, "mean": sum(v.values()) / layers, "dead_fraction": 0.0}
@@ -60,7 +64,7 @@ def records(ctx, ends=None, **kw) -> list[Record]:
 def judged(result):
     card = load_card("activation_sparsity")
     stats = {**result.statistics, **{k: interval(s).estimate for k, s in result.samples.items()}}
-    return card.verdict(stats, result.samples, null_calibration(result, card)), card
+    return judge(card, stats, result.samples, null_calibration(result, card)), card
 
 
 def test_every_gating_check_has_replicates_and_every_gating_criterion_null_draws(ctx):
@@ -69,8 +73,9 @@ def test_every_gating_check_has_replicates_and_every_gating_criterion_null_draws
     gating = [c for c in card.criteria if c.gating]
     for c in gating:
         for ch in c.checks:
-            s = result.samples[ch.statistic]
-            assert s.kind == "replicates" and len(s.values) == len(ctx.cfg.seeds), ch.statistic
+            s = result.samples[ch.statistic]  # v4: end/init ratios are judged on the log scale
+            kind = "ratios" if "_over_init" in ch.statistic else "replicates"
+            assert s.kind == kind and len(s.values) == len(ctx.cfg.seeds), ch.statistic
         draws = result.null_draws[c.id]
         assert len(draws) >= 200 and all({ch.statistic for ch in c.checks} == set(d) for d in draws)
     assert set(result.null_draws) == {c.id for c in gating}
@@ -81,7 +86,7 @@ def test_sparse_runs_reproduce_with_every_null_pass_rate_at_most_5_percent(ctx):
     verdict, card = judged(analyse(records(ctx), ctx))
     by_id = {c["id"]: c for c in verdict["criteria"]}
     assert [by_id[c]["outcome"] for c in ("A1", "A2", "A3", "A4", "A6")] == [PASS] * 5
-    assert all(by_id[c]["null_pass_rate"] <= 0.05 for c in ("A1", "A2", "A3", "A4", "A6"))
+    assert all(by_id[c]["null_pass_upper"] <= 0.05 for c in ("A1", "A2", "A3", "A4", "A6"))
     assert verdict["verdict"] == "reproduced"
 
 

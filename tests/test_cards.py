@@ -22,6 +22,7 @@ from claimbench.cards import (
 )
 from claimbench.errors import CardError
 from claimbench.intervals import bootstrap, interval, replicates
+from claimbench.verdict import criterion_pass_rate, judge
 
 BASE = {
     "id": "x", "title": "X", "paper": {}, "claim": "c", "paper_numbers": [], "headline": {"statistic": "a"},
@@ -87,19 +88,19 @@ def test_check_is_pass_fail_or_undecided(b, outcome, kind):
     samples = {"a": around(1.0), "c": around(1.0)}
     if b is not None:
         samples["b"] = b
-    c2 = next(c for c in card().verdict({}, samples)["criteria"] if c["id"] == "C2")
+    c2 = next(c for c in judge(card(), {}, samples)["criteria"] if c["id"] == "C2")
     assert c2["outcome"] == outcome and c2["reason_kind"] == kind
     assert c2["passed"] is (outcome == "pass")
 
 
 def test_a_statistic_without_interval_is_undecided_unless_exact():
-    judged = card().verdict({"a": 1.0, "b": 1.0, "c": 1.0})
+    judged = judge(card(), {"a": 1.0, "b": 1.0, "c": 1.0})
     assert {c["id"]: c["outcome"] for c in judged["criteria"]}["C1"] == "undecided"
     assert "no interval" in judged["criteria"][0]["reason"]
     raw = copy.deepcopy(BASE)
     raw["criteria"][0]["checks"][0]["exact"] = True
-    assert parse_card(raw, "t").verdict({"a": 1.0})["criteria"][0]["outcome"] == "pass"
-    assert parse_card(raw, "t").verdict({"a": float("nan")})["criteria"][0]["outcome"] == "undecided"
+    assert judge(parse_card(raw, "t"), {"a": 1.0})["criteria"][0]["outcome"] == "pass"
+    assert judge(parse_card(raw, "t"), {"a": float("nan")})["criteria"][0]["outcome"] == "undecided"
 
 
 # --- outcome rule table ---------------------------------------------------------------------------------
@@ -114,14 +115,14 @@ def test_a_statistic_without_interval_is_undecided_unless_exact():
     (around(7), around(0.52), NOT_REPRODUCED, None),              # C1 fails, so C2 cannot change the outcome
 ])
 def test_outcome_rule(a, b, verdict, kind):
-    judged = card().verdict({}, {"a": a, "b": b, "c": around(1.0)})
+    judged = judge(card(), {}, {"a": a, "b": b, "c": around(1.0)})
     assert (judged["verdict"], judged["reason_kind"]) == (verdict, kind)
     if verdict == INCONCLUSIVE:
         assert "could be" in judged["reason"] and ("C1" in judged["reason"] or "C2" in judged["reason"])
 
 
 def test_non_gating_criterion_never_changes_verdict():
-    judged = card().verdict({"d": 0}, {"a": around(1), "b": around(1), "c": around(1)})
+    judged = judge(card(), {"d": 0}, {"a": around(1), "b": around(1), "c": around(1)})
     assert judged["verdict"] == REPRODUCED and judged["criteria"][2]["outcome"] == "fail"
 
 
@@ -137,20 +138,20 @@ def regime_card(applies_to=None):
 
 def test_unmet_claim_wide_precondition_makes_the_verdict_inconclusive_out_of_regime():
     samples = {"a": around(5), "b": around(0.8), "c": around(1)}
-    assert regime_card().verdict({"train_acc_min": 1.0}, samples)["verdict"] == REPRODUCED
+    assert judge(regime_card(), {"train_acc_min": 1.0}, samples)["verdict"] == REPRODUCED
     for value in (0.9, float("nan")):
-        judged = regime_card().verdict({"train_acc_min": value}, samples)
+        judged = judge(regime_card(), {"train_acc_min": value}, samples)
         assert (judged["verdict"], judged["reason_kind"]) == (INCONCLUSIVE, "out of regime")
         assert "R1" in judged["reason"] and "the runs trained" in judged["reason"]
 
 
 def test_criterion_precondition_gates_only_its_criterion():
     samples = {"a": around(5), "b": around(0.8), "c": around(1)}
-    judged = regime_card(["C2"]).verdict({"train_acc_min": 0.5}, samples)
+    judged = judge(regime_card(["C2"]), {"train_acc_min": 0.5}, samples)
     c2 = judged["criteria"][1]
     assert (c2["outcome"], c2["reason_kind"], c2["outcome_in_regime"]) == ("undecided", "out of regime", "pass")
     assert (judged["verdict"], judged["reason_kind"]) == (INCONCLUSIVE, "out of regime")  # C2 decides
-    judged = regime_card(["C3"]).verdict({"train_acc_min": 0.5, "d": 1}, samples)
+    judged = judge(regime_card(["C3"]), {"train_acc_min": 0.5, "d": 1}, samples)
     assert judged["verdict"] == REPRODUCED  # a reported-only criterion out of regime changes nothing
 
 
@@ -160,20 +161,26 @@ def test_null_pass_rate_of_a_one_sided_t_check_is_about_2_5_percent():
     crit = card().criteria[0]  # a < 6
     rng = np.random.default_rng(0)
     draws = [{"a": replicates(6 + rng.standard_normal(5))} for _ in range(4000)]
-    rate = crit.null_pass_rate(draws)["pass_rate"]
+    rate = criterion_pass_rate(crit, draws)["pass_rate"]
     assert 0.015 < rate < 0.035
     with pytest.raises(ValueError, match="lacks"):
-        crit.null_pass_rate([{"b": replicates([1, 2])}])
+        criterion_pass_rate(crit, [{"b": replicates([1, 2])}])
 
 
 def test_a_criterion_that_passes_the_null_too_often_cannot_pass():
     samples = {"a": around(5), "b": around(0.8), "c": around(1)}
-    judged = card().verdict({}, samples, {"C2": {"pass_rate": 0.2, "draws": 200}})
+    judged = judge(card(), {}, samples, {"C2": {"pass_rate": 0.2, "draws": 200}})
     c2 = judged["criteria"][1]
     assert (c2["outcome"], c2["reason_kind"]) == ("undecided", "miscalibrated")
     assert judged["verdict"] == INCONCLUSIVE
-    ok = card().verdict({}, samples, {"C2": {"pass_rate": 0.05, "draws": 200}})
-    assert ok["verdict"] == REPRODUCED and ok["criteria"][1]["null_pass_rate"] == 0.05
+    # v4: "≤ 5%" is judged on the rate's Clopper–Pearson 95% upper bound, not on the Monte Carlo point
+    at_line = judge(card(), {}, samples, {"C2": {"pass_rate": 0.05, "draws": 200}})  # 10/200: bound ≈ 9%
+    assert at_line["criteria"][1]["reason_kind"] == "miscalibrated"
+    assert at_line["criteria"][1]["null_pass_upper"] == pytest.approx(0.0902, abs=1e-3)
+    ok = judge(card(), {}, samples, {"C2": {"pass_rate": 0.005, "draws": 200}})  # 1/200: bound ≈ 2.7%
+    assert ok["verdict"] == REPRODUCED and ok["criteria"][1]["null_pass_rate"] == 0.005
+    exact = judge(card(), {}, samples, {"C2": {"pass_rate": 0.05, "pass_upper": 0.05, "draws": 20}})
+    assert exact["verdict"] == REPRODUCED  # an enumerated (exact) rate is its own bound
 
 
 # --- malformed cards ------------------------------------------------------------------------------------
@@ -203,6 +210,16 @@ def test_malformed_cards_are_rejected(mutate, message):
     mutate(raw)
     with pytest.raises(CardError, match=message):
         parse_card(raw, "t")
+
+
+def test_interval_line_names_the_v4_methods_or_the_v3_ones():
+    v4 = {"replicates": "student_t", "ratios": "log_student_t", "correlations": "exact_permutation|fisher_z",
+          "labels": "k_of_n", "bootstrap": "bca|percentile", "level": 0.95}
+    for line in (v4, {"replicates": "student_t", "bootstrap": "percentile", "level": 0.95}):
+        assert parse_card({**copy.deepcopy(BASE), "interval": line}, "t").id == "x"
+    with pytest.raises(CardError, match="interval must"):
+        parse_card({**copy.deepcopy(BASE), "interval": {**v4, "labels": "student_t"}}, "t")
+    assert all(c.raw["interval"] == v4 for c in all_cards().values())  # every committed card reads engine v4
 
 
 def test_card_id_must_match_file_name(tmp_path):
@@ -316,11 +333,11 @@ def test_pooling_and_v4_blocks_are_validated():
 
 def test_verdict_reads_intervals_at_the_level_asked():
     """0.5 ± ~0.3 over 5 replicates: its 95% interval clears 0, its 99.9% interval does not."""
-    samples = {"a": replicates([5.0, 5.0, 5.0]), "b": replicates([0.6, 0.9, 0.7, 1.0, 0.8]),
+    samples = {"a": replicates([4.9, 5.0, 5.1]), "b": replicates([0.6, 0.9, 0.7, 1.0, 0.8]),  # v4: SD 0 undecided
                "c": replicates([1.0, 1.1, 1.2])}
     c = card()
-    assert c.verdict({}, samples)["verdict"] == REPRODUCED
-    at = c.verdict({}, samples, level=0.9999)
+    assert judge(c, {}, samples)["verdict"] == REPRODUCED
+    at = judge(c, {}, samples, level=0.9999)
     assert at["verdict"] == INCONCLUSIVE and at["reason_kind"] == "underpowered"
 
 
@@ -347,11 +364,11 @@ def test_the_seeds_block_lists_the_seeds_the_judged_runs_use(claim_id):
 
 
 def test_a_card_with_a_seed_set_design_judges_at_look_one_level_by_default():
-    samples = {"a": replicates([5.0, 5.0, 5.0]), "b": replicates([0.6, 0.9, 0.7, 1.0, 0.8]),
+    samples = {"a": replicates([4.9, 5.0, 5.1]), "b": replicates([0.6, 0.9, 0.7, 1.0, 0.8]),  # v4: SD 0 undecided
                "c": replicates([1.0, 1.1, 1.2])}
     designed = parse_card({**BASE, "pooling": {"looks": [0, 1], "boundary": "pocock", "alpha": 0.05,
                                                "levels": [0.9999, 0.9999], "second_look_if": "s", "conflict": "c"}},
                           "t")
     assert designed.look_level(0) == 0.9999 and card().look_level(0) == 0.95
-    assert designed.verdict({}, samples)["verdict"] == INCONCLUSIVE
-    assert designed.verdict({}, samples, level=0.95)["verdict"] == REPRODUCED
+    assert judge(designed, {}, samples)["verdict"] == INCONCLUSIVE
+    assert judge(designed, {}, samples, level=0.95)["verdict"] == REPRODUCED

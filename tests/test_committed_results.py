@@ -22,9 +22,10 @@ def test_every_committed_result_matches_its_card_statistics_and_provenance():
 
 
 def test_committed_verdicts_rest_on_intervals_and_calibrated_nulls():
-    """Issue 14's bar: every gating check of a committed result is judged on a 95% interval (or is an
-    `exact` check), every gating criterion has a measured null pass rate ≤ 5%, and an inconclusive
-    verdict states its reason."""
+    """Issue 14's bar, engine v4 (issue 22): every gating check of a committed result is judged on a 95%
+    interval or an exact test (or is an `exact` check); every gating criterion with samples has a null at its
+    threshold, and none whose null's 95% upper bound exceeds 5% passes; an inconclusive verdict states its
+    reason and its possible outcomes."""
     cards = all_cards()
     problems = []
     for path in audit.committed_results(REPO):
@@ -32,14 +33,18 @@ def test_committed_verdicts_rest_on_intervals_and_calibrated_nulls():
         card = cards[rec["claim_id"]]
         exact = {(c.id, ch.statistic) for c in card.criteria for ch in c.checks if ch.exact}
         for c in (c for c in rec["criteria"] if c["gating"]):
-            rate = c.get("null_pass_rate")
-            if rate is None or rate > 0.05:
-                problems.append(f"{where} {c['id']}: null pass rate {rate} (must be measured and ≤ 5%)")
+            upper = c.get("null_pass_upper")
+            measurable = any(len(rec["samples"].get(ch["statistic"], {}).get("values", [])) >= 2
+                             for ch in c["checks"])
+            if upper is None and measurable:
+                problems.append(f"{where} {c['id']}: no null at the threshold (its samples allow one)")
+            if upper is not None and upper > 0.05 and c["outcome"] == "pass":
+                problems.append(f"{where} {c['id']}: passes although its null passes up to {upper:.1%} (> 5%)")
             problems += [f"{where} {c['id']} {ch['statistic']}: judged without an interval"
                          for ch in c["checks"] if ch.get("method") in (None, "point")
                          and (c["id"], ch["statistic"]) not in exact]
-        if rec["verdict"] == "inconclusive" and not rec.get("verdict_reason"):
-            problems.append(f"{where}: inconclusive without a reason")
+        if rec["verdict"] == "inconclusive" and not (rec.get("verdict_reason") and rec.get("possible_outcomes")):
+            problems.append(f"{where}: inconclusive without a reason and its possible outcomes")
     assert not problems, "\n".join(problems)
 
 

@@ -15,9 +15,9 @@ from claimbench.claims.el2n_pruning import analyse as A
 from claimbench.claims.el2n_pruning import nulls as N
 from claimbench.intervals import interval, replicates
 from claimbench.metrics.ranking import spearman
-from claimbench.results import null_calibration
 from claimbench.stage import make_context
 from claimbench.sweep import Record
+from claimbench.verdict import criterion_pass_rate, judge, null_calibration
 
 REPO = Path(__file__).resolve().parents[1]
 CARD = load_card(claim.CLAIM_ID)
@@ -69,8 +69,9 @@ def test_every_gating_check_has_per_replicate_samples_and_every_gating_criterion
     result = A.analyse(fake_claim(ctx), ctx)
     for c in GATING:
         for ch in c.checks:
-            s = result.samples[ch.statistic]
-            assert s.kind == "replicates" and len(s.values) == ctx.cfg.replicates, ch.statistic
+            s = result.samples[ch.statistic]  # v4: a rank correlation over every scored example declares its form
+            kind = "correlations" if ch.statistic.startswith("spearman") else "replicates"
+            assert s.kind == kind and len(s.values) == ctx.cfg.replicates, ch.statistic
             assert all(math.isfinite(v) for v in s.values)
         draws = result.null_draws[c.id]
         assert len(draws) >= 200 and all({ch.statistic for ch in c.checks} <= set(d) for d in draws)
@@ -78,8 +79,12 @@ def test_every_gating_check_has_per_replicate_samples_and_every_gating_criterion
     assert result.tables["replicates"]["replicate"].tolist() == list(range(ctx.cfg.replicates))
     calibration = null_calibration(result, CARD)
     assert set(calibration) == {c.id for c in GATING}
-    assert all(calibration[c.id]["pass_rate"] <= 0.05 for c in GATING), calibration
-    assert calibration["E3"]["pass_rate"] == calibration["E5"]["pass_rate"] == 0.0
+    # v4: calibrated at the threshold from the ci scale's 2 replicates (2² resamples, enumerated exactly) ...
+    assert all(calibration[c.id]["draws"] == 4 and calibration[c.id]["exact"] for c in GATING), calibration
+    assert all(calibration[c.id]["pass_upper"] <= 0.05 for c in GATING), calibration
+    # ... and the claim's effect-absent draws are reported beside it (permuted scores and masks never pass)
+    assert calibration["E3"]["claim_null_pass_rate"] == calibration["E5"]["claim_null_pass_rate"] == 0.0
+    assert calibration["E1"]["claim_null_draws"] == 1000 and "control_pass_rate" in calibration["E1"]
 
 
 def test_null_draws_are_seeded(ctx):
@@ -105,9 +110,9 @@ def test_the_normal_nulls_pass_about_the_t_tests_one_sided_2_5_percent(cid, shif
     crit = next(c for c in CARD.criteria if c.id == cid)
     name = crit.checks[0].statistic
     draws = [{name: s} for s in N.normal_draws(np.random.default_rng(1), 3, shift, 2.0, draws=4000)]
-    assert 0.015 < crit.null_pass_rate(draws)["pass_rate"] < 0.035
+    assert 0.015 < criterion_pass_rate(crit, draws)["pass_rate"] < 0.035
     strong = [{name: s} for s in N.normal_draws(np.random.default_rng(1), 3, 5.0 if cid == "E1" else -4.5, 0.5)]
-    assert crit.null_pass_rate(strong)["pass_rate"] > 0.9  # the criterion can pass at all
+    assert criterion_pass_rate(crit, strong)["pass_rate"] > 0.9  # the criterion can pass at all
 
 
 def test_e2_null_sits_on_the_cards_margin():
@@ -119,13 +124,13 @@ def test_a_nan_spread_gives_undefined_draws_that_never_pass():
     draws = N.normal_draws(np.random.default_rng(0), 3, 0.0, float("nan"), draws=10)
     assert all(not interval(d).defined for d in draws)
     e1 = next(c for c in CARD.criteria if c.id == "E1")
-    assert e1.null_pass_rate([{"el2n_minus_random_pruned50": d} for d in draws])["pass_rate"] == 0.0
+    assert criterion_pass_rate(e1, [{"el2n_minus_random_pruned50": d} for d in draws])["pass_rate"] == 0.0
 
 
 def test_dead_scores_give_nan_spearman_and_an_undecided_e3():
     assert math.isnan(spearman(np.ones(50), np.arange(50.0)))  # a constant score vector ranks nothing
     samples = {"spearman_el2n_early_grand_early": replicates([0.95, float("nan"), 0.97])}
-    e3 = next(c for c in CARD.verdict({}, samples)["criteria"] if c["id"] == "E3")
+    e3 = next(c for c in judge(CARD, {}, samples)["criteria"] if c["id"] == "E3")
     assert e3["outcome"] == UNDECIDED and e3["reason_kind"] == UNDEFINED
 
 
@@ -138,9 +143,9 @@ def passing_samples() -> dict:
 
 @pytest.mark.parametrize("acc_min", [float("nan"), 50.0, 79.9])
 def test_untrained_or_nan_full_data_runs_make_the_verdict_out_of_regime(acc_min):
-    judged = CARD.verdict({"full_data_acc_min": acc_min}, passing_samples())
+    judged = judge(CARD, {"full_data_acc_min": acc_min}, passing_samples())
     assert judged["verdict"] == INCONCLUSIVE and judged["reason_kind"] == OUT_OF_REGIME and "R1" in judged["reason"]
-    assert CARD.verdict({"full_data_acc_min": 86.0}, passing_samples())["verdict"] == REPRODUCED
+    assert judge(CARD, {"full_data_acc_min": 86.0}, passing_samples())["verdict"] == REPRODUCED
 
 
 def test_a_nan_pruned_run_leaves_e1_undecided_not_passed(ctx):

@@ -24,10 +24,10 @@ from claimbench.errors import CacheError, ParamsError
 from claimbench.executor import collect
 from claimbench.intervals import interval, replicates
 from claimbench.params import build_config
-from claimbench.results import null_calibration
 from claimbench.stage import make_context, run_train
 from claimbench.sweep import Record
 from claimbench.train import TrainConfig, config_hash, lr_at
+from claimbench.verdict import criterion_pass_rate, evaluate_criterion, judge, null_calibration
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = {"train_per_class": 10, "test_per_class": None, "widths": [1.0, 0.5], "epochs": 2, "batch_size": 8,
@@ -166,7 +166,7 @@ def test_a_nan_ratio_makes_the_worst_loss_nan_wherever_it_sits(nan_loss):
     assert math.isnan(stats["nc1_ratio_max"]) and math.isnan(stats[f"nc1_ratio_{nan_loss}"])
     values, _, _ = A.per_seed_collapse(hist, 1.0, [0, 1], 0.37)
     assert values["nc1_ratio_worst_loss"][0] == pytest.approx(0.01) and math.isnan(values["nc1_ratio_worst_loss"][1])
-    judged = load_card("neural_collapse").criteria[0].evaluate({}, {k: interval(replicates(v))
+    judged = evaluate_criterion(load_card("neural_collapse").criteria[0], {}, {k: interval(replicates(v))
                                                                     for k, v in values.items()})
     assert judged["outcome"] == UNDECIDED and judged["reason_kind"] == UNDEFINED
 
@@ -271,9 +271,9 @@ def test_equivalence_null_passes_at_most_5_percent_and_the_control_shows_the_pow
     names = A.DIFF_STATS
     for sigma, seeds in ((0.5, 2), (0.5, 5), (0.2, 20)):
         null = N.equivalence_draws(sigma, seeds, names, nc.EQUIVALENCE_MARGIN_PP, draws=400)
-        assert n2.null_pass_rate(null)["pass_rate"] <= 0.05, (sigma, seeds)
-    assert n2.null_pass_rate(N.equivalence_draws(0.2, 20, names, None, draws=400))["pass_rate"] > 0.9
-    assert n2.null_pass_rate(N.equivalence_draws(0.5, 2, names, None, draws=400))["pass_rate"] < 0.05
+        assert criterion_pass_rate(n2, null)["pass_rate"] <= 0.05, (sigma, seeds)
+    assert criterion_pass_rate(n2, N.equivalence_draws(0.2, 20, names, None, draws=400))["pass_rate"] > 0.9
+    assert criterion_pass_rate(n2, N.equivalence_draws(0.5, 2, names, None, draws=400))["pass_rate"] < 0.05
 
 
 def test_card_margin_and_thresholds_match_the_code():
@@ -293,20 +293,20 @@ def test_verdict_pass_fail_nan_and_out_of_regime():
     samples = {k: replicates(v) for k, v in good.items()}
     in_regime = {"train_acc_min_largest_pct": 100.0, "train_acc_at_decay_min_largest_pct": 99.5,
                  "nc_plateau_change_max": 0.02, "wd_time_full_lr": 1.0}
-    assert card.verdict(in_regime, samples)["verdict"] == "reproduced"
+    assert judge(card, in_regime, samples)["verdict"] == "reproduced"
     far = {**samples, "acc_diff_mse_ce_pp": replicates([4.0, 4.1])}  # MSE 4 points off CE: N2 fails
-    v = card.verdict(in_regime, far)
+    v = judge(card, in_regime, far)
     assert v["verdict"] == "partially reproduced" and v["criteria"][1]["outcome"] == FAIL
     assert v["criteria"][0]["outcome"] == PASS
     nan = {**samples, "nc1_ratio_worst_loss": replicates([0.01, float("nan")])}
-    v = card.verdict(in_regime, nan)
+    v = judge(card, in_regime, nan)
     assert v["criteria"][0]["outcome"] == UNDECIDED and v["criteria"][0]["reason_kind"] == UNDEFINED
     for rid, key, bad in (("R1", "train_acc_min_largest_pct", 97.0), ("R1", "train_acc_min_largest_pct", math.nan),
                           ("R1", "train_acc_at_decay_min_largest_pct", 66.0),
                           ("R2", "nc_plateau_change_max", 0.2), ("R3", "wd_time_full_lr", 0.003)):
-        v = card.verdict({**in_regime, key: bad}, samples)
+        v = judge(card, {**in_regime, key: bad}, samples)
         assert v["verdict"] == INCONCLUSIVE and v["reason_kind"] == OUT_OF_REGIME and rid in v["reason"], (rid, bad)
-    assert card.verdict({}, samples)["verdict"] == INCONCLUSIVE
+    assert judge(card, {}, samples)["verdict"] == INCONCLUSIVE
 
 
 @pytest.mark.parametrize("key,value,message", [

@@ -63,7 +63,8 @@ def _write(root, rel, values, acc_min=85.0):
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({
         "claim_id": "el2n_pruning", "scale": "quick", "verdict": "recorded", "verdict_label": "recorded",
-        "criteria": [{"id": "E1", "gating": True, "outcome": "pass", "null_pass_rate": 0.01, "null_draws": 100}],
+        "criteria": [{"id": "E1", "gating": True, "outcome": "pass", "null_pass_rate": 0.0, "null_draws": 1000,
+                      "null_pass_upper": 0.0037}],
         "statistics": {"acc_min": acc_min}, "samples": {"x": {"kind": "replicates", "values": values}},
         "headline": {"label": "h", "value": 1.0, "interval": [0.5, 1.5]},
         "provenance": {"seeds": [0, 1], "git_sha": "abc"}}))

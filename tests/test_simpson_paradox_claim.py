@@ -18,9 +18,9 @@ from claimbench.claims.simpson_paradox import train as T
 from claimbench.errors import CacheError
 from claimbench.models.pgdl_vgg import PGDLVGG, VGGSpec
 from claimbench.params import ExecutorParams
-from claimbench.results import null_calibration
 from claimbench.stage import make_context
 from claimbench.sweep import DONE
+from claimbench.verdict import judge, null_calibration
 
 
 @pytest.mark.parametrize("blocks, size", [(1, 14), (3, 14), (3, 28)])
@@ -106,7 +106,7 @@ def test_killed_sweep_resumes_without_retraining_and_analyses(tmp_path, monkeypa
     F.figures(res, ctx)
     card = load_card("simpson_paradox")
     null = null_calibration(res, card)
-    verdict = card.verdict(res.statistics, {k: s.to_json() for k, s in res.samples.items()}, null)
+    verdict = judge(card, res.statistics, {k: s.to_json() for k, s in res.samples.items()}, null)
     assert res.statistics["models"] == 8 and res.statistics["min_models_per_depth"] == 4
     for c in verdict["criteria"]:  # every statistic a criterion names was computed
         assert all(isinstance(ch["value"], (int, float)) for ch in c["checks"]), c

@@ -14,6 +14,7 @@ from claimbench.cards import load_card
 from claimbench.errors import ClaimbenchError
 from claimbench.results import DVC_METRICS, dvc_metrics, statistics_digest
 from claimbench.stage import main
+from claimbench.verdict import judge
 
 PROVENANCE_KEYS = {"git_sha", "git_dirty", "torch", "torchvision", "device", "scale", "seeds", "wall_s", "command"}
 
@@ -26,7 +27,7 @@ def test_toy_claim_train_analyse_and_resume(toy_root, capsys):
     assert main("toy", ["all"]) == 0  # second train: every run cached, nothing retrained
     assert [p.stat().st_mtime_ns for p in done] == mtimes
     rec = json.loads((toy_root / "results/ci/toy/metrics.json").read_text())
-    assert rec["verdict"] == load_card("toy").verdict(rec["statistics"])["verdict"]
+    assert rec["verdict"] == judge(load_card("toy"), rec["statistics"])["verdict"]
     assert PROVENANCE_KEYS <= set(rec["provenance"]) and rec["provenance"]["seeds"] == [0, 1]
     assert (toy_root / "results/ci/toy/tables/accs.csv").exists()
     assert (toy_root / "results/ci/toy/tables/accs.tex").exists()

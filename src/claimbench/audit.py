@@ -13,11 +13,13 @@ import subprocess
 from pathlib import Path
 
 from claimbench.cards import Card
-from claimbench.results import DVC_METRICS, dvc_metrics, statistics_digest
+from claimbench.results import DVC_METRICS, dvc_metrics, published_digest, statistics_digest
+from claimbench.verdict import headline, judge, threshold_null, verdict_keys
 
 REPORT_SCALES = ["quick", "gpu", "paper"]  # scales whose results are committed, audited and reported
 PROVENANCE_KEYS = ("git_sha", "git_dirty", "torch", "torchvision", "device", "scale", "seeds", "wall_s",
-                   "command", "statistics_sha256", "cpu_model", "cpu_kernels", "torch_threads", "float_dtype")
+                   "command", "statistics_sha256", "published_sha256", "cpu_model", "cpu_kernels", "torch_threads",
+                   "float_dtype")
 
 
 def committed_results(root: Path) -> list[Path]:
@@ -27,7 +29,11 @@ def committed_results(root: Path) -> list[Path]:
 
 # Kinds of problem, most basic first: the report names the first kind found, since later ones follow from it
 # (edited statistics change criterion values and the verdict; a changed card changes thresholds and the verdict).
-KINDS = ("folder", "nocard", "provenance", "digest", "card", "verdict", "criteria", "headline")
+KINDS = ("folder", "nocard", "provenance", "digest", "published", "card", "null", "verdict", "criteria", "headline")
+# What the report prints that findings() recomputes or digests (issue 22 item 8): the headline's value, label
+# and interval are recomputed from the card, statistics and samples; setup (dataset, model, ...) and the cost
+# column's provenance fields are in provenance.published_sha256; verdict, label and outcome range are re-judged;
+# each gating criterion's threshold null is recomputed from the samples.
 
 
 def findings(path: Path, cards: dict[str, Card]) -> list[tuple[str, str]]:
@@ -44,24 +50,63 @@ def findings(path: Path, cards: dict[str, Card]) -> list[tuple[str, str]]:
     stats, samples, null = rec.get("statistics", {}), rec.get("samples"), rec.get("null_calibration")
     if prov.get("statistics_sha256") and prov["statistics_sha256"] != statistics_digest(stats, samples, null):
         found.append(("digest", "statistics were edited after the run (digest mismatch); rerun the claim"))
+    if prov.get("published_sha256") and prov["published_sha256"] != published_digest(rec.get("setup", {}), prov):
+        found.append(("published", "the setup (dataset, model, ...) or the cost (provenance wall_s, compute, "
+                                   "device) was edited after the run (provenance.published_sha256 mismatch)"))
     card = cards.get(cid)
     if card is None:
         return found + [("nocard", f"no card {cid}.yaml")]
-    judged = card.verdict(stats, samples, null)
-    if judged["verdict"] != rec.get("verdict") or judged["reason"] != rec.get("verdict_reason", judged["reason"]):
-        why_stored = f" ({rec['verdict_reason']})" if rec.get("verdict_reason") else ""
-        why_card = f" ({judged['reason']})" if judged["reason"] else ""
-        found.append(("verdict", f"stored verdict {rec.get('verdict')!r}{why_stored} but the card gives "
-                                 f"{judged['verdict']!r}{why_card}"))
+    judged = judge(card, stats, samples, null)
+    found += _verdict_findings(judged, rec)
+    found += _null_findings(card, samples or {}, null or {})
     if prov.get("card_version", 1) != card.version:
         found.append(("card", f"judged by card version {prov.get('card_version', 1)}, the card is now version "
                               f"{card.version}"))
     found += _criteria_findings(judged["criteria"], rec.get("criteria", []))
-    headline = path.parent / DVC_METRICS
-    if not headline.exists() or json.loads(headline.read_text()) != dvc_metrics(rec):
+    found += _published_findings(card, rec)
+    headline_json = path.parent / DVC_METRICS
+    if not headline_json.exists() or json.loads(headline_json.read_text()) != dvc_metrics(rec):
         found.append(("headline", f"{DVC_METRICS} (what `dvc metrics` shows) is missing or disagrees with "
                                   f"metrics.json"))
     return found
+
+
+def _verdict_findings(judged: dict, rec: dict) -> list[tuple[str, str]]:
+    """Stored verdict, reason, label and outcome range against what the card gives from the stored evidence."""
+    found = []
+    if judged["verdict"] != rec.get("verdict") or judged["reason"] != rec.get("verdict_reason"):
+        why_stored = f" ({rec['verdict_reason']})" if rec.get("verdict_reason") else ""
+        why_card = f" ({judged['reason']})" if judged["reason"] else ""
+        found.append(("verdict", f"stored verdict {rec.get('verdict')!r}{why_stored} but the card gives "
+                                 f"{judged['verdict']!r}{why_card}"))
+    for key, value in verdict_keys(judged).items():
+        if key not in ("verdict", "verdict_reason") and rec.get(key) != value:
+            found.append(("verdict", f"stored {key} {rec.get(key)!r} but the card gives {value!r}"))
+    return found
+
+
+def _null_findings(card: Card, samples: dict, null: dict) -> list[tuple[str, str]]:
+    """Each gating criterion's threshold null, recomputed from the stored samples (claim-provided draws at the
+    threshold cannot be, and are only digested)."""
+    found = []
+    for c in card.criteria:
+        stored = null.get(c.id, {})
+        if not c.gating or stored.get("claim_draws"):
+            continue
+        fresh = threshold_null(c, samples) or {}
+        for key in ("pass_rate", "pass_upper", "draws"):
+            if stored.get(key) != fresh.get(key):
+                found.append(("null", f"{c.id} null {key}: stored {stored.get(key)!r}, the samples give "
+                                      f"{fresh.get(key)!r}"))
+    return found
+
+
+def _published_findings(card: Card, rec: dict) -> list[tuple[str, str]]:
+    """The headline (label, value, uncertainty, interval) recomputed from the card, statistics and samples."""
+    fresh = headline(card, rec.get("statistics", {}), rec.get("samples") or {})
+    stored = rec.get("headline", {})
+    return [("published", f"headline {key}: stored {stored.get(key)!r}, the card and statistics give {value!r}")
+            for key, value in fresh.items() if stored.get(key) != value]
 
 
 def _criteria_findings(judged: list[dict], stored_list: list[dict]) -> list[tuple[str, str]]:
@@ -113,6 +158,8 @@ def refusal(path: Path, cards: dict[str, Card]) -> str | None:
         "folder": f"{details}: the file was moved or edited; {restore} or {rerun}",
         "nocard": f"no card {cid}.yaml judges it; commit the card or remove the result",
         "provenance": f"{details}, so it cannot be audited; {rerun}",
+        "published": f"what the report publishes was edited after the run ({details}); {restore} or {rerun}",
+        "null": f"the stored null calibration disagrees with the samples ({details}); {rerun}",
         "digest": f"the statistics were edited after the run (they no longer match provenance.statistics_sha256"
                   f"{evidence}); {restore} or {rerun}",
         "card": f"the card changed after the run ({details}); {rerun}, or revert src/claimbench/cards/{cid}.yaml",

@@ -15,7 +15,10 @@ A card is committed before the run that judges it, and changes only by a new ``v
     paper_numbers:                             # what the paper reports, with its source
       - {what: ..., value: ..., source: "Table 1"}
     headline: {statistic: ..., uncertainty: ..., label: ..., paper: ...}   # the report's "ours" cell
-    interval: {replicates: student_t, bootstrap: percentile, level: 0.95}  # claimbench.intervals
+    interval: {replicates: student_t, ratios: log_student_t, correlations: "exact_permutation|fisher_z",
+               labels: k_of_n, bootstrap: "bca|percentile", level: 0.95}  # engine v4 (claimbench.intervals);
+                                                          # cards before v4 read {replicates: student_t,
+                                                          # bootstrap: percentile, level: 0.95}
     regime:                                    # preconditions taken from the paper's own conditions
       - id: R1
         text: every batch size trains (largest-batch train accuracy >= 0.6)
@@ -35,25 +38,28 @@ A card is committed before the run that judges it, and changes only by a new ``v
       reproduced: [C2, C3, C4]                 # all pass -> "reproduced"
       partially_if_any: [C2, C3]               # else any of these passes -> "partially reproduced"
 
-**Checks are three-valued.** A gating check reads its statistic's 95% interval (claimbench.intervals;
-the analysis gives per-replicate values or a bootstrap distribution) and is
+**Checks are three-valued** (the engine is claimbench.verdict; this module parses). A gating check reads its
+statistic's Samples, whose kind (claimbench.intervals: replicates, ratios, correlations, labels, bootstrap)
+fixes how it is decided, and is
 
-- *pass* when the interval lies wholly on the claim's side of the threshold (``>= t``: lo >= t);
+- *pass* when the decision lies wholly on the claim's side of the threshold (``>= t``: lo >= t);
 - *fail* when it lies wholly on the other side (``>= t``: hi < t);
-- *undecided* when it straddles the threshold (*underpowered*), or the value is NaN, missing or has no
-  interval (*undefined*).
+- *undecided* when it straddles the threshold or n < 5 replicates are all equal (*underpowered*), or the
+  value is NaN, missing or has no interval (*undefined*).
 
 A check marked ``exact`` and every regime check without samples is judged on its value as a point
 (a property of the runs made, e.g. the lowest final train accuracy). Reported-only criteria are judged
 the same way but never change the verdict. A criterion passes when every check passes, fails when any
 check fails, and is undecided otherwise. A criterion whose regime precondition (``applies_to``) is unmet
-is undecided (*out of regime*). A criterion whose null pass rate (below) exceeds 5% cannot pass: a pass
-becomes undecided (*miscalibrated*).
+is undecided (*out of regime*). A criterion whose null pass rate's 95% upper bound exceeds 5% cannot pass:
+a pass becomes undecided (*miscalibrated*).
 
-**Null calibration.** For each gating criterion the analysis returns seeded draws of its statistics
-in a world where the effect is absent (shuffled labels, a random classifier, ...). The criterion is
-evaluated on every draw exactly as on the data; its *null pass rate* is the share of draws it passes.
-A criterion whose null pass rate exceeds ``NULL_MAX_PASS_RATE`` (5%) is rewritten before the judging run.
+**Null calibration** (engine v4). For each gating criterion the engine places each checked statistic on its
+threshold — the least favourable point of the null — keeping the data's shape (claimbench.threshold_null:
+centred bootstrap of the replicates, exact permutation and binomial nulls, shifted bootstrap draws, or the
+claim's own corpus draws at the threshold) and evaluates the criterion exactly as on the data. Its *null pass
+rate* is the share of draws it passes, and ``NULL_MAX_PASS_RATE`` (5%) is judged on the rate's
+Clopper–Pearson 95% upper bound. The claim's effect-absent draws (the card's ``null:``) are reported beside it.
 
 **Outcomes** (rule table; README "Reading the verdicts" repeats it):
 
@@ -71,15 +77,14 @@ among the undecided criteria that could change the outcome.
 
 The deciding criteria are those named in ``reproduced`` and ``partially_if_any``. Every inconclusive
 verdict carries its reason: which criteria, their interval against their threshold, and the outcomes
-they could still give.
+they could still give. Every verdict carries ``possible_outcomes`` and, where a regime precondition is unmet,
+``outcome_ignoring_regime``; its label states a narrower range ("at least partially reproduced — E2
+underpowered", "inconclusive — out of regime (ignoring regime: not reproduced)"), see claimbench.verdict.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 import operator
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,7 +92,7 @@ from typing import Any
 import yaml
 
 from claimbench.errors import CardError
-from claimbench.intervals import LEVEL, METHODS, Interval, Samples, interval, point
+from claimbench.intervals import LEVEL, METHODS
 
 CARD_DIR = Path(__file__).parent / "cards"
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
@@ -104,19 +109,8 @@ CARD_KEYS = {"id", "title", "paper", "claim", "setup", "paper_numbers", "headlin
 POWER_KEYS = {"pilot", "statistics", "cost", "cpu_limit", "gpu", "simulation"}
 POWER_ROW_KEYS = {"statistic", "method", "sd", "expected", "expected_source", "replicates", "p_pass", "p_fail", "how"}
 POWER_METHODS = ("student_t", "bootstrap")
-DEFAULT_INTERVAL = {"replicates": METHODS["replicates"], "bootstrap": METHODS["bootstrap"], "level": 0.95}
-
-
-def as_intervals(samples: Mapping[str, Samples | dict] | None, level: float = LEVEL) -> dict[str, Interval]:
-    """name -> central `level` Interval for every statistic with samples (Samples or their JSON form)."""
-    out = {}
-    for name, s in (samples or {}).items():
-        out[name] = interval(s if isinstance(s, Samples) else Samples.from_json(s), level)
-    return out
-
-
-def _num(v):
-    return None if v is None or not math.isfinite(v) else v
+DEFAULT_INTERVAL = {**METHODS, "level": 0.95}  # engine v4: the method per Samples kind (claimbench.intervals)
+V3_INTERVAL = {"replicates": "student_t", "bootstrap": "percentile", "level": 0.95}  # cards before v4
 
 
 @dataclass(frozen=True)
@@ -125,50 +119,6 @@ class Check:
     op: str
     threshold: float
     exact: bool = False
-
-    def evaluate(self, stats: Mapping[str, Any], intervals: Mapping[str, Interval], *, as_point: bool = False) -> dict:
-        """Three-valued: pass / fail / undecided (with `reason` and `reason_kind`), see the module docstring."""
-        iv = intervals.get(self.statistic)
-        if iv is None and (self.exact or as_point):
-            value = stats.get(self.statistic)
-            iv = point(value) if isinstance(value, (int, float)) else point(None)
-        out = {"statistic": self.statistic, "op": self.op, "threshold": self.threshold}
-        if iv is None:
-            value = stats.get(self.statistic)
-            outcome, kind, reason = UNDECIDED, UNDEFINED, ("missing" if value is None else "no interval: the analysis "
-                                                           "gave no replicates or bootstrap draws for it")
-            v = value if isinstance(value, (int, float)) else None
-            return {**out, "value": _num(float(v)) if v is not None else None, "lo": None, "hi": None, "method": None,
-                    "outcome": outcome, "reason_kind": kind, "reason": reason, "passed": False}
-        res = {**out, "value": _num(iv.estimate), "lo": _num(iv.lo), "hi": _num(iv.hi), "method": iv.method}
-        if not iv.defined:
-            missing = self.statistic not in stats and iv.method == "point"
-            return {**res, "outcome": UNDECIDED, "reason_kind": UNDEFINED,
-                    "reason": "missing" if missing else (iv.reason or "NaN"), "passed": False}
-        f = OPS[self.op]
-        if self.op == "==":
-            outcome = PASS if iv.lo == iv.hi == self.threshold else (
-                FAIL if not (iv.lo <= self.threshold <= iv.hi) else UNDECIDED)
-        elif f(iv.lo, self.threshold) and f(iv.hi, self.threshold):
-            outcome = PASS
-        elif not f(iv.lo, self.threshold) and not f(iv.hi, self.threshold):
-            outcome = FAIL
-        else:
-            outcome = UNDECIDED
-        kind = UNDERPOWERED if outcome == UNDECIDED else None
-        reason = "the interval straddles the threshold" if kind else None
-        return {**res, "outcome": outcome, "reason_kind": kind, "reason": reason, "passed": outcome == PASS}
-
-
-def _combine(results: list[dict]) -> tuple[str, str | None, str | None]:
-    """(outcome, reason_kind, reason) of a conjunction of checks."""
-    if any(r["outcome"] == FAIL for r in results):
-        return FAIL, None, None
-    if all(r["outcome"] == PASS for r in results):
-        return PASS, None, None
-    und = [r for r in results if r["outcome"] == UNDECIDED]
-    kind = min((r["reason_kind"] for r in und), key=REASON_ORDER.index)
-    return UNDECIDED, kind, "; ".join(f"{r['statistic']}: {r['reason']}" for r in und)
 
 
 @dataclass(frozen=True)
@@ -179,12 +129,6 @@ class Precondition:
     applies_to: tuple[str, ...] | None  # None = the whole claim
     checks: tuple[Check, ...]
 
-    def evaluate(self, stats: Mapping[str, Any], intervals: Mapping[str, Interval]) -> dict:
-        results = [c.evaluate(stats, intervals, as_point=True) for c in self.checks]
-        outcome, kind, reason = _combine(results)
-        return {"id": self.id, "text": self.text, "applies_to": list(self.applies_to) if self.applies_to else None,
-                "met": outcome == PASS, "outcome": outcome, "reason": reason, "checks": results}
-
 
 @dataclass(frozen=True)
 class Criterion:
@@ -194,56 +138,6 @@ class Criterion:
     gating: bool
     checks: tuple[Check, ...]
     null: str | None = None
-
-    def evaluate(self, stats: Mapping[str, Any], intervals: Mapping[str, Interval] | None = None) -> dict:
-        results = [c.evaluate(stats, intervals or {}, as_point=not self.gating) for c in self.checks]
-        outcome, kind, reason = _combine(results)
-        return {"id": self.id, "text": self.text, "gating": self.gating, "outcome": outcome,
-                "reason_kind": kind, "reason": reason, "passed": outcome == PASS, "checks": results}
-
-    def null_pass_rate(self, draws: list[Mapping[str, Any]]) -> dict:
-        """Share of null draws (each: statistic name -> Samples or number) on which this criterion passes."""
-        if not draws:
-            raise ValueError(f"criterion {self.id}: no null draws")
-        passes = 0
-        for i, draw in enumerate(draws):
-            missing = [c.statistic for c in self.checks if c.statistic not in draw]
-            if missing:
-                raise ValueError(f"criterion {self.id}: null draw #{i} lacks {missing}; a null draw must give every "
-                                 f"statistic the criterion checks")
-            samples = {k: v for k, v in draw.items() if isinstance(v, Samples)}
-            stats = {k: v for k, v in draw.items() if k not in samples}
-            passes += self.evaluate(stats, as_intervals(samples))["outcome"] == PASS
-        return {"pass_rate": passes / len(draws), "draws": len(draws)}
-
-
-def rule_outcome(passed: Mapping[str, bool], reproduced: tuple[str, ...], partial: tuple[str, ...]) -> str:
-    """The verdict when every deciding criterion is decided (True = pass)."""
-    if all(passed[c] for c in reproduced):
-        return REPRODUCED
-    if any(passed[c] for c in partial):
-        return PARTIAL
-    return NOT_REPRODUCED
-
-
-def _show(c: dict) -> str:
-    """'E1 (underpowered: el2n_minus_random = 0.4 [-0.3, 1.1] vs > 0)' — at most three checks named."""
-    parts = []
-    for ch in c["checks"]:
-        if ch["outcome"] == UNDECIDED or c.get("reason_kind") == OUT_OF_REGIME:
-            if ch.get("lo") is not None:
-                parts.append(f"{ch['statistic']} = {_g(ch['value'])} [{_g(ch['lo'])}, {_g(ch['hi'])}] "
-                             f"vs {ch['op']} {_g(ch['threshold'])}")
-            else:
-                parts.append(f"{ch['statistic']}: {ch.get('reason') or _g(ch['value'])}")
-    if c.get("reason_kind") in (OUT_OF_REGIME, MISCALIBRATED):
-        parts = [c["reason"]]
-    more = f"; +{len(parts) - 3} more" if len(parts) > 3 else ""
-    return f"{c['id']} ({c['reason_kind']}: " + "; ".join(parts[:3]) + more + ")"
-
-
-def _g(v) -> str:
-    return "NaN" if v is None else f"{v:.3g}"
 
 
 @dataclass(frozen=True)
@@ -267,58 +161,6 @@ class Card:
         """Central interval level of a look of the card's seed-set design (`pooling.levels`; 95% without one)."""
         levels = (self.raw.get("pooling") or {}).get("levels") or [LEVEL]
         return float(levels[min(look, len(levels) - 1)])
-
-    def verdict(self, stats: Mapping[str, Any], samples: Mapping[str, Samples | dict] | None = None,
-                null: Mapping[str, dict] | None = None, *, level: float | None = None) -> dict:
-        """{'verdict', 'reason_kind', 'reason', 'criteria': [...], 'regime': [...]} — rule table in the module doc.
-
-        stats: name -> number; samples: name -> Samples (or JSON) of the statistics with intervals;
-        null: criterion id -> {'pass_rate', 'draws'} from `null_pass_rate`; level: the intervals' central
-        level (default: look 1's, `look_level`)."""
-        ivs = as_intervals(samples, self.look_level(0) if level is None else level)
-        null = dict(null or {})
-        regime = [p.evaluate(stats, ivs) for p in self.regime]
-        unmet = {p["id"]: p for p in regime if not p["met"]}
-        evaluated = []
-        for c in self.criteria:
-            e = c.evaluate(stats, ivs)
-            if c.id in null:
-                e["null_pass_rate"], e["null_draws"] = null[c.id]["pass_rate"], null[c.id]["draws"]
-            blocking = [p for p in unmet.values() if p["applies_to"] and c.id in p["applies_to"]]
-            if blocking:
-                e.update(outcome_in_regime=e["outcome"], outcome=UNDECIDED, passed=False, reason_kind=OUT_OF_REGIME,
-                         reason="; ".join(f"regime {p['id']} unmet: {p['text']}" for p in blocking))
-            elif e["outcome"] == PASS and e.get("null_pass_rate") is not None \
-                    and e["null_pass_rate"] > NULL_MAX_PASS_RATE:
-                e.update(outcome=UNDECIDED, passed=False, reason_kind=MISCALIBRATED,
-                         reason=f"passes {e['null_pass_rate']:.0%} of null draws (> {NULL_MAX_PASS_RATE:.0%})")
-            evaluated.append(e)
-        by_id = {e["id"]: e for e in evaluated}
-        out = {"criteria": evaluated, "regime": regime}
-        claim_wide = [p for p in unmet.values() if not p["applies_to"]]
-        if claim_wide:
-            why = "; ".join(f"{p['id']} unmet ({p['text']}" + (f": {p['reason']}" if p["reason"] else "") + ")"
-                            for p in claim_wide)
-            return {**out, "verdict": INCONCLUSIVE, "reason_kind": OUT_OF_REGIME, "reason": why}
-        deciding = list(dict.fromkeys((*self.reproduced, *self.partially_if_any)))
-        open_ids = [c for c in deciding if by_id[c]["outcome"] == UNDECIDED]
-        fixed = {c: by_id[c]["outcome"] == PASS for c in deciding if c not in open_ids}
-        possible = set()
-        for combo in itertools.product((True, False), repeat=len(open_ids)):
-            possible.add(rule_outcome({**fixed, **dict(zip(open_ids, combo))}, self.reproduced, self.partially_if_any))
-        if len(possible) == 1:
-            verdict = possible.pop()
-            reason = (f"decided: undecided {', '.join(open_ids)} cannot change it" if open_ids else None)
-            return {**out, "verdict": verdict, "reason_kind": None, "reason": reason}
-        # Only the undecided criteria whose outcome can change the verdict are named.
-        mattering = [c for c in open_ids if any(
-            rule_outcome({**fixed, **dict(zip(open_ids, combo)), c: True}, self.reproduced, self.partially_if_any)
-            != rule_outcome({**fixed, **dict(zip(open_ids, combo)), c: False}, self.reproduced, self.partially_if_any)
-            for combo in itertools.product((True, False), repeat=len(open_ids)))]
-        kind = min((by_id[c]["reason_kind"] for c in mattering), key=REASON_ORDER.index)
-        order = [o for o in (REPRODUCED, PARTIAL, NOT_REPRODUCED) if o in possible]
-        reason = "; ".join(_show(by_id[c]) for c in mattering) + f" — could be {' or '.join(order)}"
-        return {**out, "verdict": INCONCLUSIVE, "reason_kind": kind, "reason": reason}
 
 
 def verdict_label(verdict: str, reason_kind: str | None) -> str:
@@ -366,7 +208,7 @@ def _changelog(raw: dict, where: str) -> None:
     if log and max(int(e["version"]) for e in log) != version:
         raise CardError(f"card {where}: version {version} has no changelog entry of that version.")
     iv = raw.get("interval", DEFAULT_INTERVAL)
-    if not isinstance(iv, dict) or {k: iv.get(k) for k in DEFAULT_INTERVAL} != DEFAULT_INTERVAL:
+    if iv != V3_INTERVAL and (not isinstance(iv, dict) or {k: iv.get(k) for k in DEFAULT_INTERVAL} != DEFAULT_INTERVAL):
         raise CardError(f"card {where}: interval must be {DEFAULT_INTERVAL} (claimbench.intervals has no other "
                         f"method); got {iv!r}.")
 
@@ -678,7 +520,7 @@ def validate_v4_blocks(raw: dict, where: str, criteria: list[Criterion], regime:
             result: {quick: {draws, seed, expected: {reproduced, partially, not, inconclusive}, "null": {...}}}
 
     An expected effect of kind ``pilot`` names a `seeds.pilots` id; one of kind ``none`` sits at a threshold of
-    its statistic. `Card.verdict` reads intervals at look 1's level unless given `level=` (`Card.look_level`).
+    its statistic. `verdict.judge` reads intervals at look 1's level unless given `level=` (`Card.look_level`).
     """
     needed = raw.get("version", 1) >= 4
     for key in ("seeds", "clauses", "pooling"):

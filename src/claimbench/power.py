@@ -17,7 +17,7 @@ statistic says little about the verdict. `verdict_power` simulates whole judged 
 pilot replicates (rows of per-replicate statistic vectors, so their correlations are kept) to the protocol's
 n, or draws them from a normal with the card's SDs and correlations where the card has no rows; centres them
 on the expected effect; sets each regime statistic met or unmet as the card says for the scale; and judges
-each simulated result with `Card.verdict` under the card's pre-registered sequential design (`pooling`: look
+each simulated result with `verdict.judge` under the card's pre-registered sequential design (`pooling`: look
 1 on one seed set at `levels[0]`; if the verdict is inconclusive because a criterion is underpowered, a second
 seed set is drawn and the pooled replicates judged at `levels[1]`). Under the null each gating statistic sits
 at its threshold (the one nearest its expected value) with every regime met: the least favourable world.
@@ -41,6 +41,7 @@ from claimbench import intervals as intervals_module
 from claimbench.cards import INCONCLUSIVE, NOT_REPRODUCED, PARTIAL, REPRODUCED, UNDERPOWERED, Card, all_cards, load_card
 from claimbench.errors import CardError, ClaimbenchError
 from claimbench.intervals import bootstrap, replicates
+from claimbench.verdict import judge
 
 OPS = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal}
 Check = tuple[str, float]
@@ -290,7 +291,7 @@ def verdict_power(card: Card, pilot_rows: Mapping | None, n: int, expected: Mapp
         for _ in range(draws):
             sets = [model.draw_set(rng) for _ in levels]
             for look, level in enumerate(levels):
-                v = card.verdict(fixed, model.samples(sets[:look + 1]), level=level)
+                v = judge(card, fixed, model.samples(sets[:look + 1]), level=level)
                 if v["verdict"] != INCONCLUSIVE or v["reason_kind"] != UNDERPOWERED:
                     break  # decided, or inconclusive for a reason more seeds cannot mend: the design stops
             counts[VERDICTS[v["verdict"]]] += 1

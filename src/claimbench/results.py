@@ -2,7 +2,8 @@
 
 metrics.json holds the card-driven verdict, every criterion's value/threshold/pass flag, the
 statistics it was computed from, and provenance (git sha, torch/CUDA versions, device, seeds, wall
-time). Tables are written as CSV, Markdown and LaTeX from one DataFrame.
+time). Tables are written as CSV, Markdown and LaTeX from one DataFrame. This module only writes: the
+record is built and judged by claimbench.verdict (`build_record`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from claimbench.cards import Card, verdict_label
 from claimbench.errors import CacheError
-from claimbench.intervals import Samples, interval
+from claimbench.intervals import Samples
 from claimbench.provenance import device_name, git_state, provenance  # noqa: F401 (moved; kept importable here)
 
 
@@ -43,17 +43,20 @@ class ClaimResult:
     # Optional positive controls (e.g. one loss under four seeds for an equivalence test): same form;
     # their pass rate is reported, never gating.
     control_draws: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Optional, per gating criterion: the claim's own draws with its statistics on the threshold (corpus
+    # statistics); they replace the engine's generic threshold null (claimbench.threshold_null).
+    threshold_null_draws: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
-def _jsonable(o: Any) -> Any:
+def jsonable(o: Any) -> Any:
     if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
+        return {str(k): jsonable(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
+        return [jsonable(v) for v in o]
     if isinstance(o, torch.Tensor):
-        return _jsonable(o.tolist())
+        return jsonable(o.tolist())
     if hasattr(o, "item") and callable(o.item):  # numpy scalars
-        return _jsonable(o.item())
+        return jsonable(o.item())
     if isinstance(o, float) and not math.isfinite(o):
         return None
     return o
@@ -84,64 +87,26 @@ def statistics_digest(stats: dict, samples: dict | None = None, null: dict | Non
     return hashlib.sha256(json.dumps(evidence, sort_keys=True).encode()).hexdigest()
 
 
-def null_calibration(result: ClaimResult, card: Card) -> dict:
-    """criterion id -> {'pass_rate', 'draws'[, 'control_pass_rate', 'control_draws']} from the result's draws."""
-    by_id = {c.id: c for c in card.criteria}
-    out = {}
-    for cid, draws in result.null_draws.items():
-        if cid not in by_id:
-            raise ValueError(f"null draws for criterion {cid!r}, which card {card.id} does not define")
-        out[cid] = by_id[cid].null_pass_rate(draws)
-    for cid, draws in result.control_draws.items():
-        ctrl = by_id[cid].null_pass_rate(draws)
-        out.setdefault(cid, {}).update(control_pass_rate=ctrl["pass_rate"], control_draws=ctrl["draws"])
-    return out
+COST_KEYS = ("wall_s", "compute", "device")  # what the report's cost column reads from provenance
 
 
-def write_result(result: ClaimResult, card: Card, out_dir: Path, scale: str, prov: dict) -> dict:
-    """Judge `result` with `card` and write metrics.json + tables/ under out_dir. Returns the record."""
-    stats = dict(result.statistics)
-    for name, s in result.samples.items():  # the estimate the checks read is the statistic's value
-        stats[name] = interval(s).estimate
-    stats = _jsonable(stats)
-    samples = {name: s.to_json() for name, s in sorted(result.samples.items())}
-    null = _jsonable(null_calibration(result, card))
-    prov = {**prov, "card_version": card.version, "statistics_sha256": statistics_digest(stats, samples, null)}
-    judged = card.verdict(stats, samples, null)
-    head = card.raw["headline"]
-    record = {
-        "claim_id": card.id,
-        "title": card.title,
-        "scale": scale,
-        "verdict": judged["verdict"],
-        "verdict_reason": judged["reason"],
-        "verdict_reason_kind": judged["reason_kind"],
-        "verdict_label": verdict_label(judged["verdict"], judged["reason_kind"]),
-        "regime": judged["regime"],
-        "criteria": judged["criteria"],
-        "null_calibration": null,
-        "samples": samples,
-        "headline": {"label": head.get("label", head["statistic"]), "value": stats.get(head["statistic"]),
-                     "uncertainty": stats.get(head["uncertainty"]) if head.get("uncertainty") else None,
-                     **_headline_interval(result, head["statistic"])},
-        "statistics": stats,
-        "setup": _jsonable(result.setup),
-        "provenance": prov,
-        "details": _jsonable(result.details),
-    }
+def published_digest(setup: dict, prov: dict) -> str:
+    """sha256 of what is published but not recomputable from the statistics: the setup (dataset, model, ...)
+    and the cost column's provenance fields (COST_KEYS)."""
+    import hashlib
+
+    published = {"setup": setup, "cost": {k: prov.get(k) for k in COST_KEYS}}
+    return hashlib.sha256(json.dumps(jsonable(published), sort_keys=True).encode()).hexdigest()
+
+
+def write_record(record: dict, tables: dict[str, pd.DataFrame], out_dir: Path) -> dict:
+    """metrics.json, headline.json (what `dvc metrics` shows) and tables/ under out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, df in result.tables.items():
+    for name, df in tables.items():
         write_table(df, out_dir / "tables" / name)
     _write_json(dvc_metrics(record), out_dir / DVC_METRICS)
     _write_json(record, out_dir / "metrics.json")
     return record
-
-
-def _headline_interval(result: ClaimResult, name: str) -> dict:
-    if name not in result.samples:
-        return {}
-    iv = interval(result.samples[name])
-    return {"interval": _jsonable([iv.lo, iv.hi]), "interval_method": iv.method}
 
 
 DVC_METRICS = "headline.json"

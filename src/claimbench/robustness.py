@@ -39,6 +39,7 @@ from claimbench.intervals import Samples
 from claimbench.report import fmt, md_row, outcome_symbol
 from claimbench.results import read_result
 from claimbench.stage import make_context, run_analyse, run_train
+from claimbench.verdict import judge
 
 PAGE = "robustness.md"
 HETEROGENEITY_P = 0.05
@@ -49,7 +50,9 @@ def _samples(rec: dict) -> dict[str, Samples]:
 
 
 def _null(rec: dict) -> dict[str, dict]:
-    return {c["id"]: {"pass_rate": c["null_pass_rate"], "draws": c.get("null_draws", 0)}
+    """criterion id -> the record's stored threshold-null calibration (with its upper bound when recorded)."""
+    return {c["id"]: {"pass_rate": c["null_pass_rate"], "draws": c.get("null_draws", 0),
+                      **({"pass_upper": c["null_pass_upper"]} if c.get("null_pass_upper") is not None else {})}
             for c in rec.get("criteria", []) if c.get("null_pass_rate") is not None}
 
 
@@ -86,7 +89,7 @@ def pool(card: Card, a: dict, b: dict) -> tuple[dict, dict[str, Samples], dict]:
             draws = tuple((u + v) / 2 for u, v in zip(x.values[:m], y.values[:m]))
             samples[name] = Samples("bootstrap", draws, (x.estimate + y.estimate) / 2)
     na, nb = _null(a), _null(b)
-    null = {c: max((na.get(c), nb.get(c)), key=lambda d: -1 if d is None else d["pass_rate"])
+    null = {c: max((na.get(c), nb.get(c)), key=lambda d: -1 if d is None else d.get("pass_upper", d["pass_rate"]))
             for c in na.keys() | nb.keys()}
     return stats, samples, null
 
@@ -112,9 +115,9 @@ def heterogeneity(x: Samples, y: Samples) -> float | None:
 
 def compare(card: Card, a: dict, b: dict) -> dict:
     """Both sets at look 1's level, their pooled verdict at look 2's, the design's verdict and any conflict."""
-    va = card.verdict(a.get("statistics") or {}, _samples(a), _null(a), level=card.look_level(0))
-    vb = card.verdict(b.get("statistics") or {}, _samples(b), _null(b), level=card.look_level(0))
-    vp = card.verdict(*pool(card, a, b), level=card.look_level(1))
+    va = judge(card, a.get("statistics") or {}, _samples(a), _null(a), level=card.look_level(0))
+    vb = judge(card, b.get("statistics") or {}, _samples(b), _null(b), level=card.look_level(0))
+    vp = judge(card, *pool(card, a, b), level=card.look_level(1))
     second = va["verdict"] == INCONCLUSIVE and va["reason_kind"] == UNDERPOWERED
     design = vp if second else va
     gating = {ch.statistic for c in card.criteria if c.gating for ch in c.checks}

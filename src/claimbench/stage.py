@@ -26,8 +26,9 @@ from claimbench.errors import ClaimbenchError
 from claimbench.executor import collect_with_compute, execute
 from claimbench.numerics import use_scale_dtype
 from claimbench.params import config_dict
-from claimbench.results import provenance, write_result
+from claimbench.results import provenance
 from claimbench.train import resolve_device
+from claimbench.verdict import write_result
 
 TRAIN_INFO = "_train_stage.json"
 

@@ -8,9 +8,8 @@ import pandas as pd
 
 from claimbench.claims.activation_sparsity import Config, d_ff, topk_k
 from claimbench.claims.activation_sparsity.curves import PREFIX, REPLICATED, Curve, is_token_mlp, run_statistics
-from claimbench.claims.activation_sparsity.nulls import null_draws
+from claimbench.claims.activation_sparsity.nulls import null_draws, replicate_samples
 from claimbench.contract import Context
-from claimbench.intervals import replicates
 from claimbench.results import ClaimResult
 from claimbench.sweep import Record
 
@@ -179,6 +178,6 @@ def analyse(records: list[Record], ctx: Context) -> ClaimResult:
     measured = sorted(df[(df.run == "vit_small") & (df.seed == first)].step.unique().tolist())
     return ClaimResult(statistics=statistics(runs, reps, first), tables=tables, seeds=list(cfg.seeds),
                        setup=setup, details={"measured_steps": measured},
-                       samples={k: replicates(v) for k, v in reps.items()},
+                       samples={k: replicate_samples(k, v) for k, v in reps.items()},
                        null_draws=null_draws(runs, np.random.default_rng(14)),
                        figure_data={"layer_curves": mlp_layers(df[df.seed == first]), "reliability": reliability})

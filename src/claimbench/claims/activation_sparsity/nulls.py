@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from claimbench.claims.activation_sparsity.curves import PREFIX, REPLICATED, Curve, run_statistics
-from claimbench.intervals import Samples, replicates
+from claimbench.intervals import Samples, ratios, replicates
 
 N_DRAWS = 500
 _BOTH = ("vit", "lm")
@@ -26,6 +26,12 @@ SHUFFLED = {"A1": [f"{m}_{k}" for m in _BOTH for k in ("init_nnz_train", "init_n
             "A6": [f"{m}_first_pass_over_init_test" for m in _BOTH]}
 
 
+def replicate_samples(name: str, values) -> Samples:
+    """Per-seed values as the Samples kind their form needs: `*_over_init*` are positive ratios (judged on the
+    log scale, claimbench.intervals); nnz%, gaps and the relative reduction are plain replicates."""
+    return ratios(values) if "_over_init" in name else replicates(values)
+
+
 def null_draws(runs: dict[str, dict[int, dict]], rng: np.random.Generator) -> dict[str, list[dict]]:
     """criterion id -> N_DRAWS draws (statistic -> Samples) for A1–A4 and A6 (module docstring). One shuffle
     of every run per draw serves the four step-shuffled criteria."""
@@ -35,7 +41,7 @@ def null_draws(runs: dict[str, dict[int, dict]], rng: np.random.Generator) -> di
         draw = {}
         for run, names in REPLICATED.items():
             per_seed = [run_statistics(c.shuffled(rng)) for c in curves[run]]
-            draw.update({f"{PREFIX[run]}_{k}": replicates([s[k] for s in per_seed]) for k in names})
+            draw.update({f"{PREFIX[run]}_{k}": replicate_samples(k, [s[k] for s in per_seed]) for k in names})
         for cid, names in SHUFFLED.items():
             out[cid].append({k: draw[k] for k in names})
     out["A3"] = [{"vit_scaling_rel_reduction": s} for s in scaling_null(runs, rng, N_DRAWS)]

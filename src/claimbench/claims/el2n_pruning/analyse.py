@@ -24,7 +24,7 @@ from claimbench.claims.el2n_pruning import (
 )
 from claimbench.claims.el2n_pruning.nulls import calibration_draws
 from claimbench.contract import Context
-from claimbench.intervals import replicates
+from claimbench.intervals import correlations, replicates
 from claimbench.metrics.ranking import auroc, mean_se, spearman, top_fraction_share
 from claimbench.results import ClaimResult
 from claimbench.sweep import Record
@@ -76,6 +76,9 @@ def analyse(records: list[Record], ctx: Context) -> ClaimResult:
               "auroc_el2n_noise_permute")
     reported = ("el2n_minus_random_pruned30", "full_minus_el2n_pruned30", "grand_init_minus_random_pruned50")
     samples = {name: replicates(reps[name]) for name in (*gating, *reported) if name in reps}  # 30%: optional
+    # a rank correlation per replicate over every scored example: judged on Fisher z (claimbench.intervals)
+    samples["spearman_el2n_early_grand_early"] = correlations(reps["spearman_el2n_early_grand_early"],
+                                                              len(scores[0]["el2n_early"]))
     null, control = calibration_draws(reps, scores, noise_el2n["permute"], from_data["corrupted_permute"])
 
     seeds = sorted({r["seed"] for r in full} | {r["seed"] for r in pruned})

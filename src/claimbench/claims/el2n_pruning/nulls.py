@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from scipy.stats import rankdata
 
-from claimbench.intervals import Samples, replicates
+from claimbench.intervals import Samples, correlations, replicates
 
 NULL_SEED = 14
 N_DRAWS = 1000            # per criterion: pass rates to about ±0.5 pp at 2.5 %
@@ -76,7 +76,8 @@ def permuted_spearman(rng: np.random.Generator, pairs: list[tuple], draws: int =
     """Per draw and replicate: Spearman ρ of (a, b permuted) — the ranks of a permuted vector are its
     permuted ranks, so ρ = the dot product of standardised ranks. pairs: per replicate (a, b), (N,) each."""
     ranked = [(_standardised_ranks(a), _standardised_ranks(b)) for a, b in pairs]
-    return [replicates([float(a @ b[rng.permutation(len(b))]) for a, b in ranked]) for _ in range(draws)]
+    points = len(ranked[0][1]) if ranked else 0
+    return [correlations([float(a @ b[rng.permutation(len(b))]) for a, b in ranked], points) for _ in range(draws)]
 
 
 def permuted_auroc(rng: np.random.Generator, scores: list, mask, draws: int = N_DRAWS) -> list[Samples]:

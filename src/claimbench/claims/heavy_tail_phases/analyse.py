@@ -16,7 +16,7 @@ import torch
 from claimbench.claims.heavy_tail_phases import CLAIM_ID, LAYERS, Config
 from claimbench.contract import Context
 from claimbench.data import derive_seed
-from claimbench.intervals import Samples, replicates
+from claimbench.intervals import Samples, correlations, labels, replicates
 from claimbench.metrics import spectral
 from claimbench.metrics.correlation import spearman_rho
 from claimbench.metrics.phases import PHASE_INDEX, adjacent_inversions, classify_phase
@@ -96,6 +96,17 @@ def seed_values(bs: np.ndarray, grids: dict[str, np.ndarray]) -> dict[str, np.nd
     }
 
 
+def seed_samples(name: str, values: np.ndarray, points: int) -> Samples:
+    """A gating statistic's per-seed values as the Samples kind its form needs (claimbench.intervals):
+    rank correlations over `points` batch sizes, phase labels and inversion counts as labels, and the
+    accuracy gain as plain replicates."""
+    if name.endswith("_rho_per_seed"):
+        return correlations(values, points)
+    if name.startswith("phase_"):
+        return labels(values)
+    return replicates(values)
+
+
 def null_draws(bs: np.ndarray, grids: dict[str, np.ndarray], n: int = NULL_DRAWS,
                seed: int = NULL_SEED) -> dict[str, list[dict[str, Samples]]]:
     """Criterion id -> `n` seeded draws of its statistics with the effect absent: within each seed, the
@@ -107,7 +118,7 @@ def null_draws(bs: np.ndarray, grids: dict[str, np.ndarray], n: int = NULL_DRAWS
     perm = rng.permuted(np.tile(np.arange(shape[-1]), (n, *shape[:-1], 1)), axis=-1)
     shuffled = {k: np.take_along_axis(np.broadcast_to(g, (n, *shape)), perm, axis=-1) for k, g in grids.items()}
     vals = seed_values(bs, shuffled)
-    return {cid: [{name: replicates(vals[name][i]) for name in names} for i in range(n)]
+    return {cid: [{name: seed_samples(name, vals[name][i], len(bs)) for name in names} for i in range(n)]
             for cid, names in CRITERION_STATS.items()}
 
 
@@ -248,7 +259,7 @@ def _analyse(records: list[Record], cfg: Config) -> ClaimResult:
     statistics["lr_steps_smallest_bs"] = float(np.min(seed_grid(runs, "lr_steps")[:, 0]))
     return ClaimResult(
         statistics=statistics,
-        samples={name: replicates(v) for name, v in seed_values(bs, grids).items()},
+        samples={name: seed_samples(name, v, len(bs)) for name, v in seed_values(bs, grids).items()},
         null_draws=null_draws(bs, grids),
         tables={"per_batch_size": table, "per_run": runs},
         seeds=list(cfg.seeds),

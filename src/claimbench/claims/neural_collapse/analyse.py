@@ -24,7 +24,7 @@ from claimbench.claims.neural_collapse import (
 from claimbench.claims.neural_collapse import null as N
 from claimbench.collapse_losses import LOSS_NAMES
 from claimbench.contract import Context
-from claimbench.intervals import interval, replicates
+from claimbench.intervals import interval, ratios, replicates
 from claimbench.results import ClaimResult
 from claimbench.sweep import Record
 
@@ -226,7 +226,9 @@ def analyse(records: list[Record], ctx: Context) -> ClaimResult:
                   "N2": N.equivalence_draws(sigma, len(cfg.seeds), DIFF_STATS, EQUIVALENCE_MARGIN_PP)}
     control = ({"N2": N.equivalence_draws(sigma, len(cfg.seeds), DIFF_STATS, None, seed=N.NULL_SEED + 1)}
                if cfg.control_seeds else {})
-    samples = {name: replicates(v) for name, v in {**collapse, **diffs}.items()}
+    # NC ratios are positive and skewed: judged on the log scale; accuracy differences as replicates
+    samples = {**{name: ratios(v) for name, v in collapse.items()},
+               **{name: replicates(v) for name, v in diffs.items()}}
     return ClaimResult(statistics=stats, seeds=list(cfg.seeds), setup=setup(cfg), samples=samples,
                        null_draws=null_draws, control_draws=control,
                        tables={"nc_history": hist, "nc_final": final, "accuracy": acc, "collapse_largest": nc_table,

@@ -18,6 +18,7 @@ import numpy as np
 
 from claimbench.collapse_losses import LOSS_NAMES
 from claimbench.intervals import Samples, replicates
+from claimbench.intervals import ratios as ratio_samples
 from claimbench.metrics.collapse import class_means, nc1_shuffled, random_nc2, random_nc3
 
 NULL_SEED = 14
@@ -46,7 +47,7 @@ def collapse_null_draws(features: dict[tuple[str, int], dict], first: dict[tuple
         ratios["nc3"][loss, seed] = random_nc3(mu - mu_g, draws, rng) / first[loss, seed]["nc3"]
     out = []
     for i in range(draws):
-        out.append({names[m]: replicates([np.max([ratios[m][loss, s][i] for loss in LOSS_NAMES]) for s in seeds])
+        out.append({names[m]: ratio_samples([np.max([ratios[m][loss, s][i] for loss in LOSS_NAMES]) for s in seeds])
                     for m in ratios})
     return out
 
