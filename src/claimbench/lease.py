@@ -11,11 +11,12 @@ e.g. a Ray node that died; an unreadable lease file counts as another host's). A
 for up to `wait_s`, with a line every `log_every_s` naming the file and its holder, then the run fails
 with a line saying who holds it.
 
-Taking over is safe against a race: a taker that finds it moved aside a lease other than the stale one
-it judged (another taker's fresh one) puts it back. And each heartbeat checks that lease.json still
-holds this attempt's token: if another attempt took the lease over (this one paused past `ttl_s`), the
-lease is lost — one line is logged, and every atomic write into the run folder (checkpoint, done.json:
-claimbench.atomic's fence) raises LeaseLost, so the run stops without being marked done.
+Taking over is safe against a race: under a take-over lock, a taker replaces the lease (one rename)
+only if it is still the stale one it judged, so of several takers exactly one holds it. And each
+heartbeat checks that lease.json still holds this attempt's token: if another attempt took the lease
+over (this one paused past `ttl_s`), the lease is lost — one line is logged, and every atomic write
+into the run folder (checkpoint, done.json: claimbench.atomic's fence) raises LeaseLost, so the run
+stops without being marked done.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from claimbench.errors import ClaimbenchError
 from claimbench.sweep import DONE
 
 LEASE = "lease.json"
+TAKEOVER = "lease.json.takeover"  # held for the instant of replacing a stale lease
+TAKEOVER_STALE_S = 10.0
 
 
 class RunLeased(ClaimbenchError):
@@ -111,49 +114,70 @@ class Lease:
             return not _alive(holder["pid"]) or age > self.ttl_s
         return age > self.ttl_s
 
-    def _try_create(self) -> bool:
-        """Create lease.json whole, only if absent: write a private file, then hard-link it into place."""
-        body = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": self.token,
+    def _body(self) -> str:
+        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": self.token,
                            "since": time.time()})
+
+    def _create(self, path: Path) -> bool:
+        """Create `path` holding this attempt's lease, whole and only if absent: write a private file,
+        then hard-link it into place. False if `path` exists."""
+        body = self._body()
         tmp = self.dir / f".{LEASE}.{self.token}.tmp"
         try:
             tmp.write_text(body)
-            os.link(tmp, self.path)
+            os.link(tmp, path)
         except FileExistsError:
             return False
         except OSError as e:
             if e.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP) and tmp.exists():
-                return self._try_create_exclusive(body)  # a file system without hard links
-            if (err := storage_error(e, self.path)) is None:
+                return self._create_exclusive(path, body)  # a file system without hard links
+            if (err := storage_error(e, path)) is None:
                 raise
             raise err from None
         finally:
             tmp.unlink(missing_ok=True)
         return True
 
-    def _try_create_exclusive(self, body: str) -> bool:
+    @staticmethod
+    def _create_exclusive(path: Path, body: str) -> bool:
         try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return False
         with os.fdopen(fd, "w") as f:
             f.write(body)
         return True
 
-    def _take_over(self, judged: tuple) -> None:
-        """Move the stale lease `judged` (its `_identity`) aside. If what was moved is another lease (a
-        faster taker's fresh one), put it back; of several takers only one ends up holding the lease."""
-        aside = self.dir / f"{LEASE}.stale.{self.token}"
+    def _try_create(self) -> bool:
+        return self._create(self.path)
+
+    def _take_over(self, judged: tuple) -> bool:
+        """Replace the stale lease `judged` (its `_identity`) by this attempt's, under a take-over lock: of
+        several takers that judged the same lease stale only the first replaces it; the others find a
+        lease that is no longer the one they judged. The replacement is one rename, so a lease is always
+        in place (no moment for a third attempt to create its own). True if this attempt now holds it."""
+        lock = self.dir / TAKEOVER
+        if not self._create(lock):
+            with contextlib.suppress(OSError):  # a taker that died inside the lock (microseconds): clear it
+                if time.time() - lock.stat().st_mtime > TAKEOVER_STALE_S:
+                    lock.unlink()
+            time.sleep(self.poll_s)
+            return False
         try:
-            os.replace(self.path, aside)
-        except FileNotFoundError:
-            return
-        try:
-            if self._identity(aside) != judged:
-                with contextlib.suppress(FileExistsError):
-                    os.link(aside, self.path)  # the same file (inode) back: its holder's heartbeat goes on
+            if self._identity(self.path) != judged:
+                return False
+            tmp = self.dir / f".{LEASE}.{self.token}.new"
+            try:
+                tmp.write_text(self._body())
+                os.replace(tmp, self.path)
+            except OSError as e:
+                tmp.unlink(missing_ok=True)
+                if (err := storage_error(e, self.path)) is None:
+                    raise
+                raise err from None
+            return True
         finally:
-            aside.unlink(missing_ok=True)
+            lock.unlink(missing_ok=True)
 
     def _describe(self, holder: dict) -> str:
         if "unreadable" in holder:
@@ -181,7 +205,8 @@ class Lease:
             if holder is None or judged is None:
                 continue
             if self._stale(holder):
-                self._take_over(judged)
+                if self._take_over(judged):
+                    break
                 continue
             now = time.monotonic()
             if now > deadline:
