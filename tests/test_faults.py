@@ -173,6 +173,23 @@ def test_a_full_disk_during_analyse_is_one_line_exit_2_and_no_temp(toy_root, mon
     assert err.count("\n") == 1 and temps(toy_root) == []
 
 
+@pytest.mark.needs_data
+def test_a_full_disk_during_training_stops_at_the_first_run_in_one_line(toy_root, monkeypatch, capsys):
+    from claimbench import train
+
+    def save_half_then_fail(obj, f):
+        f.write(b"\0" * 1000)
+        raise ENOSPC
+
+    monkeypatch.setattr(train.torch, "save", save_half_then_fail)
+    assert main("toy", ["train"]) == 2
+    err = capsys.readouterr().err
+    runs = toy_root / "artifacts" / "ci" / "toy" / "runs"
+    assert err.startswith(f"error: cannot write in {runs}") and "no space left on the device" in err
+    assert err.count("\n") == 1 and temps(toy_root) == [] and not list(runs.glob(f"*/{DONE}"))
+    assert len(list(runs.glob("*/attempts.jsonl"))) == 1  # the second run was not tried on a full disk
+
+
 @pytest.mark.parametrize("code, what", [(errno.EROFS, "read-only"), (errno.EACCES, "permission denied")])
 def test_a_read_only_artifacts_folder_is_one_line_exit_2(toy_root, monkeypatch, capsys, code, what):
     """A folder that cannot be created (mkdir is refused): the stage's own catch, not the write helper's."""
@@ -501,3 +518,29 @@ def test_ctrl_c_on_local_workers_stops_them_without_tracebacks(tmp_path):
     assert 1 <= finished < 6 and err.strip().splitlines()[-1] == (
         f"interrupted: {finished} finished run{'s' * (finished != 1)} in {runs} {'are' if finished != 1 else 'is'} "
         f"cached; rerun the same command to resume.")
+
+
+def test_ctrl_c_in_the_front_door_commands_is_one_line_exit_130(tmp_path, monkeypatch, capsys):
+    from claimbench import robustness, suite
+
+    ctx = make_ctx(tmp_path)
+    monkeypatch.setattr(robustness.claim_registry, "registry", lambda: {"fake": fake_claim})
+    monkeypatch.setattr(robustness, "make_context", lambda *args, **kwargs: ctx)
+    monkeypatch.setattr(robustness, "run_train", fail_with(KeyboardInterrupt()))
+    assert robustness.main(["--claims", "fake"]) == 130
+    assert capsys.readouterr().err == (f"interrupted: 0 finished runs in {ctx.runs_dir} are cached; rerun the same "
+                                       f"command to resume.\n")
+    monkeypatch.setattr(suite, "_main", fail_with(KeyboardInterrupt()))
+    assert suite.main(["--scale", "ci"]) == 130
+    assert capsys.readouterr().err == ("interrupted: the claims that finished have their results written and every "
+                                       "finished run is cached; rerun the same command to resume.\n")
+
+
+def test_ctrl_c_in_a_timed_run_writes_no_timing(toy_root, monkeypatch, capsys):
+    from claimbench import timed_run
+
+    monkeypatch.setattr(timed_run.subprocess, "call", fail_with(KeyboardInterrupt()))
+    assert timed_run.main(["t1", "--", "true"]) == 130
+    assert capsys.readouterr().err == ("timed_run t1: interrupted; nothing written (rerun the same command to "
+                                       "resume).\n")
+    assert not (toy_root / timed_run.OUT_DIR).exists()

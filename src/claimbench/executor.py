@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from claimbench.contract import Barrier, Context, RunSpec
-from claimbench.errors import ClaimbenchError
+from claimbench.errors import ClaimbenchError, StorageError
 from claimbench.lease import LEASE, Lease
 from claimbench.numerics import use_scale_dtype
 from claimbench.params import ExecutorParams
@@ -349,6 +349,8 @@ def _run_local(ctx: Context, module: str, specs: list[RunSpec], ex: ExecutorPara
         for spec in specs:
             try:
                 progress.update(_done_line(spec, attempt(ctx, module, spec, ex)))
+            except StorageError:  # a full disk or read-only folder fails every run alike: stop at the first
+                raise
             except ClaimbenchError as e:
                 failures.append(Failure(spec.label, run_dir(ctx.runs_dir, spec.key), str(e)))
                 progress.update(f"{spec.label} FAILED")
@@ -365,6 +367,8 @@ def _run_local(ctx: Context, module: str, specs: list[RunSpec], ex: ExecutorPara
                     progress.update(_done_line(spec, fut.result()))
                 except BrokenProcessPool:
                     todo.append(spec)
+                except StorageError:  # a full disk or read-only folder fails every run alike: stop at the first
+                    raise
                 except Exception as e:  # a ClaimbenchError, or a bug's one line
                     failures.append(Failure(spec.label, run_dir(ctx.runs_dir, spec.key), str(e) or type(e).__name__))
                     progress.update(f"{spec.label} FAILED")
