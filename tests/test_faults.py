@@ -544,3 +544,11 @@ def test_ctrl_c_in_a_timed_run_writes_no_timing(toy_root, monkeypatch, capsys):
     assert capsys.readouterr().err == ("timed_run t1: interrupted; nothing written (rerun the same command to "
                                        "resume).\n")
     assert not (toy_root / timed_run.OUT_DIR).exists()
+
+
+def test_a_failed_write_that_names_no_file_names_the_working_tree(tmp_path, monkeypatch):
+    from claimbench.atomic import storage_error
+
+    monkeypatch.chdir(tmp_path)
+    assert str(storage_error(ENOSPC)).startswith(f"cannot write under {tmp_path} (no space left on the device)")
+    assert storage_error(OSError(errno.EIO, "Input/output error")) is None

@@ -55,10 +55,14 @@ def storage_error(e: OSError, path: Path | str | None = None) -> StorageError | 
     it names the folder, what the system said and the fix; rerunning the same command resumes."""
     if e.errno not in STORAGE_ERRNOS:
         return None
-    target = Path(path or e.filename or ".")
-    folder = target if target.is_dir() else target.parent
+    target = path or e.filename  # a failed write() names no file: then the working tree is all we know
+    if target is None:
+        where = f"under {Path.cwd()}"
+    else:
+        target = Path(target)
+        where = f"in {target if target.is_dir() else target.parent}"
     what, fix = _FIX[e.errno]
-    return StorageError(f"cannot write in {folder} ({what}); {fix}, then rerun the same command "
+    return StorageError(f"cannot write {where} ({what}); {fix}, then rerun the same command "
                         f"(finished runs are cached).")
 
 
