@@ -449,7 +449,7 @@ def test_an_attempt_whose_lease_is_taken_over_does_not_mark_the_run_done(tmp_pat
     monkeypatch.setattr(fake_claim, "run_one", taken_over_mid_run)
     ctx = make_ctx(tmp_path, n=1, barrier=False)
     with pytest.raises(SweepFailed, match=r"run i=0 failed .*: lost the lease on .* to elsewhere:9"):
-        execute(ctx, fake_claim, ExecutorParams())
+        execute(ctx, fake_claim, ExecutorParams(workers=1))
     assert not list(ctx.runs_dir.glob(f"*/{DONE}"))
 
 
