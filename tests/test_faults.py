@@ -147,9 +147,12 @@ def test_a_full_disk_during_a_checkpoint_leaves_the_old_one_and_no_temp(tmp_path
     ck = tmp_path / "checkpoint.pt"
     train._atomic_save({"w": torch.ones(3)}, ck)
 
-    def save_half_then_fail(obj, f):
+    def save_half_then_fail(obj, f):  # what torch.save does on a full disk: its own error around the OSError
         f.write(b"\0" * 1000)
-        raise ENOSPC
+        try:
+            raise ENOSPC
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598") from None
 
     monkeypatch.setattr(train.torch, "save", save_half_then_fail)
     with pytest.raises(StorageError, match="no space left on the device"):
@@ -177,9 +180,12 @@ def test_a_full_disk_during_analyse_is_one_line_exit_2_and_no_temp(toy_root, mon
 def test_a_full_disk_during_training_stops_at_the_first_run_in_one_line(toy_root, monkeypatch, capsys):
     from claimbench import train
 
-    def save_half_then_fail(obj, f):
+    def save_half_then_fail(obj, f):  # what torch.save does on a full disk: its own error around the OSError
         f.write(b"\0" * 1000)
-        raise ENOSPC
+        try:
+            raise ENOSPC
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598") from None
 
     monkeypatch.setattr(train.torch, "save", save_half_then_fail)
     assert main("toy", ["train"]) == 2

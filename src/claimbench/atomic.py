@@ -108,15 +108,26 @@ def atomic_file(path: Path | str, mode: str = "wb") -> Iterator[IO]:
         os.replace(tmp, path)  # a link at `path` is itself replaced, never followed
         tmp = None
         _sync_folder(path.parent)
-    except OSError as e:
-        err = storage_error(e, path)
-        if err is None:
+    except Exception as e:  # an OSError, or a writer's own error around one (torch.save: RuntimeError)
+        cause = _storage_cause(e)
+        if cause is None:
             raise
-        raise err from None
+        raise storage_error(cause, path) from None
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def _storage_cause(e: BaseException) -> OSError | None:
+    """The disk-full or permission OSError that `e` is, or that it was raised while handling."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS and not isinstance(e, StorageError):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _sync_folder(folder: Path) -> None:
