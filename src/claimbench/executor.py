@@ -269,12 +269,21 @@ class _Session:
             self._pool = None
         return self.pool()
 
-    def _terminate_workers(self) -> None:
-        """Ctrl-C: stop the workers now (their finished runs are cached; an unfinished one resumes from its
-        checkpoint, its lease taken over as its process is gone)."""
-        for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+    def _terminate_workers(self, grace_s: float = 10.0) -> None:
+        """Ctrl-C: stop the workers now. SIGTERM unwinds a worker's run (SystemExit: its lease released, no
+        temporary file left); one still alive after `grace_s` is killed. Finished runs stay cached; an
+        unfinished one resumes from its checkpoint."""
+        procs = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)  # workers that unwound get their exit sentinel
+        for proc in procs:
             with contextlib.suppress(Exception):
                 proc.terminate()
+        deadline = time.monotonic() + grace_s
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.join(max(0.0, deadline - time.monotonic()))
+                if proc.is_alive():
+                    proc.kill()
 
     def ray(self):
         if self._ray is None:
@@ -357,7 +366,7 @@ def _run_local(ctx: Context, module: str, specs: list[RunSpec], ex: ExecutorPara
         return failures
     todo, pool = list(specs), session.pool()
     for retry in range(POOL_RETRIES + 1):
-        running = {pool.submit(attempt, ctx, module, spec, ex): spec for spec in todo}
+        running = {pool.submit(_pool_attempt, ctx, module, spec, ex): spec for spec in todo}
         todo = []  # the runs a dead worker took with it
         while running:
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -389,8 +398,24 @@ def _run_local(ctx: Context, module: str, specs: list[RunSpec], ex: ExecutorPara
 
 def _worker_ignores_ctrl_c() -> None:
     """Pool initializer: Ctrl-C reaches the whole process group; the driver alone handles it (and stops
-    the workers), so no worker prints a traceback."""
+    the workers with SIGTERM, which here unwinds the run as SystemExit), so no worker prints a traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+_STOPPING = {"signal": 0}  # per worker process: the SIGTERM it got, if any
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    _STOPPING["signal"] = signum
+    raise SystemExit(128 + signum)
+
+
+def _pool_attempt(*args: Any) -> dict:
+    """`attempt` in a pool worker; a worker told to stop starts no further run (the pool queues one ahead)."""
+    if _STOPPING["signal"]:
+        raise SystemExit(128 + _STOPPING["signal"])
+    return attempt(*args)
 
 
 def _ray():
