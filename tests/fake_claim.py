@@ -18,6 +18,7 @@ class Config:
     barrier: bool = True
     hold_s: float = 0.0
     torch_work: bool = False  # runs and the barrier do multi-threaded torch work (OpenMP)
+    die: str = ""  # run 0's worker process dies (os._exit): once if this marker file is absent, always if "always"
 
 
 def load_data(ctx):
@@ -45,6 +46,10 @@ def plan(ctx):
 
 
 def run_one(ctx, run_dir, data, i):
+    if i == 0 and ctx.cfg.die and (ctx.cfg.die == "always" or not os.path.exists(ctx.cfg.die)):
+        if ctx.cfg.die != "always":
+            open(ctx.cfg.die, "w").close()
+        os._exit(3)  # a worker killed mid-run (OOM killer, kill -9): no exception, no cleanup
     time.sleep(ctx.cfg.hold_s)
     if i in ctx.cfg.fail:
         raise ClaimbenchError(f"run {i} was told to fail")

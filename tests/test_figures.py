@@ -43,9 +43,8 @@ def test_save_replaces_a_symlink_and_leaves_its_target_alone(tmp_path):
 def test_save_failure_leaves_no_partial_file(tmp_path, monkeypatch):
     fig, _ = small_figure()
 
-    def broken(path, **kwargs):
-        with open(path, "wb") as f:
-            f.write(b"half")
+    def broken(f, **kwargs):  # savefig into the atomic writer's open temp file, then fail half-way
+        f.write(b"half")
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(fig, "savefig", broken)

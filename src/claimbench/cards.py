@@ -93,6 +93,7 @@ import yaml
 
 from claimbench.errors import CardError
 from claimbench.intervals import LEVEL, METHODS
+from claimbench.params import strict_yaml_load
 
 CARD_DIR = Path(__file__).parent / "cards"
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
@@ -543,7 +544,7 @@ def load_card(claim_id: str, card_dir: Path | None = None) -> Card:
     if not path.exists():
         raise CardError(f"no claim card for {claim_id!r}: expected {path}.")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = strict_yaml_load(path.read_text())
     except yaml.YAMLError as e:
         raise CardError(f"card {path}: invalid YAML: {e}") from None
     card = parse_card(raw, str(path))

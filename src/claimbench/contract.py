@@ -12,7 +12,7 @@ depends only on code that trains:
 The layers (`LAYERS`; a module imports only from its own layer or below at run time; imports for
 annotations under `if TYPE_CHECKING:` are exempt; tests/test_layers.py checks it):
 
-    0  errors, numerics
+    0  errors, numerics, atomic
     1  params, data, plotting, tables, intervals, threshold_null
     2  train
     3  models/*, metrics/*, collapse_losses
@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # annotations only: the train side must not import the result
     from claimbench.results import ClaimResult
 
 LAYERS: dict[str, int] = {
-    "errors": 0, "numerics": 0,
+    "errors": 0, "numerics": 0, "atomic": 0,
     "params": 1, "data": 1, "plotting": 1, "tables": 1, "intervals": 1, "threshold_null": 1,
     "train": 2,
     "models": 3, "metrics": 3, "collapse_losses": 3,

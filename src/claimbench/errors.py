@@ -23,3 +23,10 @@ class CardError(ClaimbenchError, ValueError):
 
 class TrainingDiverged(ClaimbenchError, FloatingPointError):
     """A training loss became NaN or infinite."""
+
+
+class StorageError(ClaimbenchError, OSError):
+    """A generated file could not be written: disk full, or a read-only or forbidden folder."""
+
+    def __str__(self) -> str:  # OSError's str would show (errno, strerror); ours is the one line
+        return str(self.args[0]) if self.args else ""

@@ -22,6 +22,7 @@ import importlib
 import io
 import json
 import os
+import signal
 import socket
 import tarfile
 import tempfile
@@ -29,13 +30,14 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from claimbench.contract import Barrier, Context, RunSpec
-from claimbench.errors import ClaimbenchError
+from claimbench.errors import ClaimbenchError, StorageError
 from claimbench.lease import LEASE, Lease
 from claimbench.numerics import use_scale_dtype
 from claimbench.params import ExecutorParams
@@ -53,6 +55,7 @@ from claimbench.sweep import (
 from claimbench.train import cpu_threads, resolve_device
 
 ATTEMPTS = "attempts.jsonl"
+POOL_RETRIES = 2  # fresh local pools for the runs of a worker process that died, before those runs fail
 
 
 class SweepFailed(ClaimbenchError):
@@ -255,16 +258,42 @@ class _Session:
         # a Barrier averaging scores) deadlocks in the child, and CUDA cannot be forked at all. Spawned
         # workers re-import the stage script, whose main() is behind a __main__ guard.
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.ex.workers, mp_context=get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.ex.workers, mp_context=get_context("spawn"),
+                                             initializer=_worker_ignores_ctrl_c)
         return self._pool
+
+    def fresh_pool(self) -> ProcessPoolExecutor:
+        """A new pool in place of one that broke (a worker process died: killed, out of memory)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)  # a broken pool's workers are gone or going
+            self._pool = None
+        return self.pool()
+
+    def _terminate_workers(self, grace_s: float = 10.0) -> None:
+        """Ctrl-C: stop the workers now. SIGTERM unwinds a worker's run (SystemExit: its lease released, no
+        temporary file left); one still alive after `grace_s` is killed. Finished runs stay cached; an
+        unfinished one resumes from its checkpoint."""
+        procs = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)  # workers that unwound get their exit sentinel
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.terminate()
+        deadline = time.monotonic() + grace_s
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.join(max(0.0, deadline - time.monotonic()))
+                if proc.is_alive():
+                    proc.kill()
 
     def ray(self):
         if self._ray is None:
             self._ray, self._started = ray_session(self.ex)
         return self._ray
 
-    def close(self) -> None:
+    def close(self, interrupted: bool = False) -> None:
         if self._pool is not None:
+            if interrupted:
+                self._terminate_workers()
             self._pool.shutdown(cancel_futures=True)
         if self._started:
             self._ray.shutdown()
@@ -296,10 +325,14 @@ def execute(ctx: Context, train_side: Any, ex: ExecutorParams | None = None) -> 
             raise _failed(report, progress.total)
         return read_records(ctx.runs_dir, specs, "rerun the train stage")
 
+    interrupted = False
     try:
         report.records = walk(ctx, train_side.plan(ctx), resolve)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
-        session.close()
+        session.close(interrupted)
     return report
 
 
@@ -325,22 +358,64 @@ def _run_local(ctx: Context, module: str, specs: list[RunSpec], ex: ExecutorPara
         for spec in specs:
             try:
                 progress.update(_done_line(spec, attempt(ctx, module, spec, ex)))
+            except StorageError:  # a full disk or read-only folder fails every run alike: stop at the first
+                raise
             except ClaimbenchError as e:
                 failures.append(Failure(spec.label, run_dir(ctx.runs_dir, spec.key), str(e)))
                 progress.update(f"{spec.label} FAILED")
         return failures
-    pool = session.pool()
-    running = {pool.submit(attempt, ctx, module, spec, ex): spec for spec in specs}
-    while running:
-        finished, _ = wait(running, return_when=FIRST_COMPLETED)
-        for fut in finished:
-            spec = running.pop(fut)
-            try:
-                progress.update(_done_line(spec, fut.result()))
-            except Exception as e:  # a ClaimbenchError, or a worker process that died
-                failures.append(Failure(spec.label, run_dir(ctx.runs_dir, spec.key), str(e) or type(e).__name__))
-                progress.update(f"{spec.label} FAILED")
+    todo, pool = list(specs), session.pool()
+    for retry in range(POOL_RETRIES + 1):
+        running = {pool.submit(_pool_attempt, ctx, module, spec, ex): spec for spec in todo}
+        todo = []  # the runs a dead worker took with it
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                spec = running.pop(fut)
+                try:
+                    progress.update(_done_line(spec, fut.result()))
+                except BrokenProcessPool:
+                    todo.append(spec)
+                except StorageError:  # a full disk or read-only folder fails every run alike: stop at the first
+                    raise
+                except Exception as e:  # a ClaimbenchError, or a bug's one line
+                    failures.append(Failure(spec.label, run_dir(ctx.runs_dir, spec.key), str(e) or type(e).__name__))
+                    progress.update(f"{spec.label} FAILED")
+        if not todo:
+            return failures
+        labels = ", ".join(s.label for s in todo)
+        if retry < POOL_RETRIES:
+            ctx.log(f"a worker process died (killed, or out of memory?); resubmitting its {len(todo)} unfinished "
+                    f"run(s) on a fresh pool (retry {retry + 1} of {POOL_RETRIES}): {labels}")
+            pool = session.fresh_pool()
+    for spec in todo:
+        failures.append(Failure(spec.label, run_dir(ctx.runs_dir, spec.key),
+                                f"a worker process died {POOL_RETRIES + 1} times while it was unfinished (killed, or "
+                                f"out of memory? try fewer executor.workers); rerun the stage to resume it"))
+        progress.update(f"{spec.label} FAILED")
     return failures
+
+
+def _worker_ignores_ctrl_c() -> None:
+    """Pool initializer: Ctrl-C reaches the whole process group; the driver alone handles it (and stops
+    the workers with SIGTERM, which here unwinds the run as SystemExit), so no worker prints a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+_STOPPING = {"signal": 0}  # per worker process: the SIGTERM it got, if any
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    _STOPPING["signal"] = signum
+    raise SystemExit(128 + signum)
+
+
+def _pool_attempt(*args: Any) -> dict:
+    """`attempt` in a pool worker; a worker told to stop starts no further run (the pool queues one ahead)."""
+    if _STOPPING["signal"]:
+        raise SystemExit(128 + _STOPPING["signal"])
+    return attempt(*args)
 
 
 def _ray():

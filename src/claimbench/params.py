@@ -18,6 +18,7 @@ naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -208,6 +209,54 @@ class ExecutorParams:
     storage: Literal["shared", "copy"] = "shared"
 
 
+class DuplicateKey(yaml.YAMLError):
+    """A YAML mapping gives one key twice (YAML forbids it; PyYAML would keep the last silently)."""
+
+
+def _duplicates(node: yaml.Node, where: str = "") -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else str(key.start_mark)
+            path = f"{where}.{name}" if where else str(name)
+            if name in seen and name != "<<":
+                raise DuplicateKey(f"duplicate key {path} (lines {seen[name]} and {key.start_mark.line + 1}); "
+                                   f"keep one")
+            seen[name] = key.start_mark.line + 1
+            _duplicates(value, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _duplicates(item, f"{where}[{i}]")
+
+
+def strict_yaml_load(text: str) -> Any:
+    """yaml.safe_load that refuses a key given twice in one mapping (DuplicateKey, a yaml.YAMLError naming
+    the key path, e.g. `toy.ci.epochs`, and both lines)."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if node is not None:
+        _duplicates(node)
+    return yaml.safe_load(text)
+
+
+def yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where (PyYAML's own text spans several lines)."""
+    mark = getattr(e, "problem_mark", None)
+    what = getattr(e, "problem", None) or (str(e).splitlines() or [type(e).__name__])[0]
+    return f"{what} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else what
+
+
+def _refuse_non_finite(node: Any, path: Path, where: str = "") -> None:
+    """.inf and .nan are floats to YAML, but no setting here means them: refuse them with the key path."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _refuse_non_finite(v, path, f"{where}.{k}" if where else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _refuse_non_finite(v, path, f"{where}[{i}]")
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ParamsError(f"params: {where} = {node} in {path} is not a finite number; give a finite value.")
+
+
 def load_params(path: str | Path, scale: str | None, configs: dict[str, type]) -> Params:
     """Read params.yaml, pick `scale` (argument > env CLAIMBENCH_SCALE > file), validate all sections
     against `configs` (claim_id -> Config class; `claimbench.claims.load_params` passes the registry's).
@@ -219,11 +268,12 @@ def load_params(path: str | Path, scale: str | None, configs: dict[str, type]) -
     if not path.exists():
         raise ParamsError(f"params: {path} not found; run from the repository root (where dvc.yaml is).")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = strict_yaml_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise ParamsError(f"params: {path} is not valid YAML: {e}") from None
+        raise ParamsError(f"params: {path} is not valid YAML: {yaml_problem(e)}.") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"params: {path} must hold a mapping at top level.")
+    _refuse_non_finite(raw, path)
     allowed = {"scale", "data", "executor", *configs}
     unknown = sorted(set(raw) - allowed)
     if unknown:

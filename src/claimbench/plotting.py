@@ -21,14 +21,14 @@ Figures draw them as hollow stars (points) or a black dash-dot line (level), lab
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 import numpy as np
+
+from claimbench.atomic import atomic_file
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -82,18 +82,11 @@ def enforce_min_font(fig, min_pt: float = MIN_FONT_PT) -> int:
 
 
 def _write_atomic(fig, target: Path, fmt: str) -> None:
-    """savefig into a temp file beside target, then os.replace: a reader never sees half a file, and a
-    symlink at target is replaced by the file (its old target is left alone)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".{fmt}", dir=target.parent)
-    os.close(fd)
-    try:
-        metadata = {"Software": None} if fmt == "png" else {"Creator": None, "Producer": None, "CreationDate": None}
-        fig.savefig(tmp, format=fmt, bbox_inches="tight", pad_inches=0.02, metadata=metadata)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """savefig through claimbench.atomic: a reader never sees half a file, a symlink at target is replaced by
+    the file (its old target is left alone), and a full or read-only disk is one StorageError line."""
+    metadata = {"Software": None} if fmt == "png" else {"Creator": None, "Producer": None, "CreationDate": None}
+    with atomic_file(target, "wb") as f:
+        fig.savefig(f, format=fmt, bbox_inches="tight", pad_inches=0.02, metadata=metadata)
 
 
 def save(fig, path: Path) -> Path:

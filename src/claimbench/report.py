@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from claimbench.atomic import storage_error, write_text_atomic
 from claimbench.audit import REPORT_SCALES, audit_result, committed_results, refusal
 from claimbench.cards import NOT_RUN, NULL_MAX_PASS_RATE, SYMBOL, all_cards
 from claimbench.claims import claim_ids, ordered
@@ -444,13 +445,13 @@ def build_report(root: Path, card_dir: Path | None = None) -> str:
     """Write results/claims.md, results/claims_table.{csv,md,tex} and README's claims block."""
     text, df, block = render(root, card_dir)
     (root / "results").mkdir(parents=True, exist_ok=True)
-    (root / "results" / "claims.md").write_text(text)
-    (root / "results" / NULL_PAGE).write_text(null_page(all_cards(card_dir), load_results(root / "results")))
+    write_text_atomic(root / "results" / "claims.md", text)  # atomic: whole or untouched, a link is replaced
+    write_text_atomic(root / "results" / NULL_PAGE, null_page(all_cards(card_dir), load_results(root / "results")))
     write_table(df, root / "results" / "claims_table")
     (root / "results" / "claims_table.tex").write_text(claims_table_tex(df))  # a page-wide layout of the same
     readme = root / "README.md"
     if readme.exists():
-        readme.write_text(replace_readme_block(readme.read_text(), block))
+        write_text_atomic(readme, replace_readme_block(readme.read_text(), block))
     return text
 
 
@@ -499,6 +500,14 @@ def main(argv: list[str] | None = None) -> int:
     except ClaimbenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a folder that cannot be created (read-only, full): one line, else a real bug
+        if (err := storage_error(e)) is None:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: every report file is whole (old or new); rerun the same command.", file=sys.stderr)
+        return 130
     print(f"wrote {Path(args.root) / 'results' / 'claims.md'}")
     return 0
 

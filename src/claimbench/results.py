@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from claimbench.atomic import write_text_atomic
 from claimbench.errors import CacheError
 from claimbench.intervals import Samples
 from claimbench.provenance import device_name, git_state, provenance  # noqa: F401 (moved; kept importable here)
@@ -73,9 +74,9 @@ def write_table(df: pd.DataFrame, stem: Path) -> None:
 
     tex = tables.latex_table(df, floatfmt=".4g")  # first: an unwritable character leaves no partial table
     stem.parent.mkdir(parents=True, exist_ok=True)
-    tables.plain_frame(df).to_csv(stem.with_suffix(".csv"), index=False)
-    stem.with_suffix(".md").write_text(tables.markdown_table(df, floatfmt=".4g") + "\n")
-    stem.with_suffix(".tex").write_text(tex)
+    write_text_atomic(stem.with_suffix(".csv"), tables.plain_frame(df).to_csv(index=False))
+    write_text_atomic(stem.with_suffix(".md"), tables.markdown_table(df, floatfmt=".4g") + "\n")
+    write_text_atomic(stem.with_suffix(".tex"), tex)
 
 
 def statistics_digest(stats: dict, samples: dict | None = None, null: dict | None = None) -> str:
@@ -140,9 +141,7 @@ def dvc_metrics(record: dict) -> dict:
 
 
 def _write_json(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def read_result(path: Path) -> dict:

@@ -32,13 +32,14 @@ import numpy as np
 from scipy import stats as st
 
 from claimbench import claims as claim_registry
+from claimbench.atomic import storage_error, write_text_atomic
 from claimbench.cards import FAIL, INCONCLUSIVE, PASS, UNDERPOWERED, Card, all_cards, verdict_label
 from claimbench.contract import seed_offset
 from claimbench.errors import ClaimbenchError
 from claimbench.intervals import Samples
 from claimbench.report import fmt, md_row, outcome_symbol
 from claimbench.results import read_result
-from claimbench.stage import make_context, run_analyse, run_train
+from claimbench.stage import interrupted_line, make_context, run_analyse, run_train
 from claimbench.verdict import judge
 
 PAGE = "robustness.md"
@@ -132,7 +133,8 @@ def compare(card: Card, a: dict, b: dict) -> dict:
 
 
 def _label(v: dict) -> str:
-    return verdict_label(v["verdict"], v["reason_kind"])
+    """The engine's label (v4: with the outcome range), else the v3 form."""
+    return v.get("label") or verdict_label(v["verdict"], v["reason_kind"])
 
 
 def _checks(v: dict) -> str:
@@ -222,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.seed_set < 1:
             raise ClaimbenchError(f"--seed-set {args.seed_set}: must be ≥ 1 (0 is the judged run, `dvc repro`).")
         ids = claim_registry.choose(args.claims)
-        scale = args.scale
+        scale, ctx = args.scale, None
         t0 = time.time()
         for cid in ids if not args.no_train else []:
             ctx = make_context(cid, scale, args.params, root, seed_set=args.seed_set)
@@ -233,10 +235,18 @@ def main(argv: list[str] | None = None) -> int:
         scale = scale or claim_registry.load_params(root / args.params, None).scale
         text, differ = page(root, scale, args.seed_set)
         out = root / "results" / scale / PAGE
-        out.write_text(text)
+        write_text_atomic(out, text)
     except ClaimbenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a folder that cannot be created or written (full, read-only): one line, else a bug
+        if (err := storage_error(e)) is None:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(interrupted_line(ctx.runs_dir if ctx else None), file=sys.stderr)
+        return 130
     print(f"wrote {out} ({time.time() - t0:.0f} s)"
           + (f"; seed sets conflict for {', '.join(differ)}" if differ else "; no seed sets conflict"))
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -18,15 +19,17 @@ from pathlib import Path
 import torch
 
 from claimbench import claims as claim_registry
+from claimbench.atomic import storage_error, write_text_atomic
 from claimbench.cards import load_card
 from claimbench.claims import ClaimEntry
 from claimbench.contract import Context
 from claimbench.data import check_claim_inputs
-from claimbench.errors import ClaimbenchError
+from claimbench.errors import CacheError, ClaimbenchError
 from claimbench.executor import collect_with_compute, execute
 from claimbench.numerics import use_scale_dtype
 from claimbench.params import config_dict
 from claimbench.results import provenance
+from claimbench.sweep import finished_runs, read_json
 from claimbench.train import resolve_device
 from claimbench.verdict import write_result
 
@@ -59,7 +62,7 @@ def run_train(ctx: Context, entry: ClaimEntry) -> None:
             f"({ex.kind} executor)")
     info = {"wall_s": round(time.time() - t0, 1), "device": str(ctx.device), "config": config_dict(ctx.cfg),
             "executor": ex.kind, "runs": len(report.records), "trained": report.submitted, "data_files": data_files}
-    (ctx.artifacts_dir / TRAIN_INFO).write_text(json.dumps(info, indent=2, default=str))
+    write_text_atomic(ctx.artifacts_dir / TRAIN_INFO, json.dumps(info, indent=2, default=str))
 
 
 def run_analyse(ctx: Context, entry: ClaimEntry, figures: bool = True) -> dict:
@@ -71,9 +74,8 @@ def run_analyse(ctx: Context, entry: ClaimEntry, figures: bool = True) -> dict:
     if figures:
         entry.figures.figures(result, ctx)
     analyse_wall = time.time() - t0
-    info_path = ctx.artifacts_dir / TRAIN_INFO
-    train_info = json.loads(info_path.read_text()) if info_path.exists() else {}
-    train_wall = train_info.get("wall_s", 0.0)
+    train_info = read_train_info(ctx)
+    train_wall = float(train_info.get("wall_s", 0.0))
     prov = provenance(ctx.device, train_wall + analyse_wall, result.seeds, ctx.scale,
                       {"train_wall_s": train_wall, "analyse_wall_s": round(analyse_wall, 1),
                        "compute": {**compute, "analyse_wall_s": round(analyse_wall, 1)},
@@ -86,6 +88,26 @@ def run_analyse(ctx: Context, entry: ClaimEntry, figures: bool = True) -> dict:
     return record
 
 
+def read_train_info(ctx: Context) -> dict:
+    """The train stage's _train_stage.json ({} if it has none) with a valid 'wall_s'; a corrupt one is one
+    CacheError line naming it and the fix."""
+    path = ctx.artifacts_dir / TRAIN_INFO
+    if not path.exists():
+        return {}
+    fix = (f"delete it, or rerun the train stage (`python stages/{ctx.claim_id}.py train --scale {ctx.scale}`: "
+           f"finished runs are cached)")
+    info = read_json(path, fix)
+    wall = info.get("wall_s") if isinstance(info, dict) else None
+    if isinstance(wall, bool) or not isinstance(wall, (int, float)) or not math.isfinite(wall) or wall < 0:
+        raise CacheError(f"{path} lacks a valid 'wall_s' (got {wall!r}); {fix}.")
+    return info
+
+
+def train_wall_s(ctx: Context) -> float:
+    """The train stage's wall seconds (0 if it has no _train_stage.json; `read_train_info`)."""
+    return float(read_train_info(ctx).get("wall_s", 0.0))
+
+
 def main(claim_id: str, argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog=f"stages/{claim_id}.py", description=f"Run claim {claim_id}.")
     ap.add_argument("step", choices=["train", "analyse", "all"])
@@ -93,6 +115,7 @@ def main(claim_id: str, argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    ctx = None
     try:
         ctx = make_context(claim_id, args.scale, args.params)  # names an unknown claim
         entry = claim_registry.registry()[claim_id]
@@ -105,4 +128,20 @@ def main(claim_id: str, argv: list[str] | None = None) -> int:
     except ClaimbenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a folder that cannot be created or written (full, read-only): one line, else a bug
+        if (err := storage_error(e)) is None:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(interrupted_line(ctx.runs_dir if ctx else None), file=sys.stderr)
+        return 130
     return 0
+
+
+def interrupted_line(runs_dir: Path | None) -> str:
+    """What Ctrl-C prints: how many runs are finished and cached, and how to resume."""
+    n = finished_runs(runs_dir) if runs_dir is not None else 0
+    where = f" in {runs_dir}" if runs_dir is not None else ""
+    return (f"interrupted: {n} finished run{'s' * (n != 1)}{where} {'are' if n != 1 else 'is'} cached; rerun the "
+            f"same command to resume.")

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from claimbench import claims as claim_registry
+from claimbench.atomic import write_text_atomic
 from claimbench.errors import ClaimbenchError
 from claimbench.numerics import machine_facts
 from claimbench.results import git_state
@@ -27,6 +28,15 @@ from claimbench.timed_run import OUT_DIR
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # each running claim got Ctrl-C too and ends with its own line in its log
+        print("interrupted: the claims that finished have their results written and every finished run is cached; "
+              "rerun the same command to resume.", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m claimbench suite", description=__doc__.split("\n")[0])
     ap.add_argument("--scale", required=True, help="ci | quick | gpu | paper")
     ap.add_argument("--params", default="params.yaml")
@@ -79,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # noqa: BLE001 - provenance only
         pass
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / f"{args.scale}-suite.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_text_atomic(OUT_DIR / f"{args.scale}-suite.json", json.dumps(record, indent=2) + "\n")
     return 0 if all(d["exit_status"] == 0 for d in done.values()) else 1
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from claimbench.atomic import write_text_atomic
 from claimbench.errors import CacheError
 from claimbench.train import config_hash, load_tensors
 
@@ -43,11 +44,32 @@ def load_record(d: Path, key: dict | None = None) -> dict[str, Any]:
     have been made for it. CacheError (one line, with the fix) if it is missing, corrupt or foreign."""
     d = Path(d)
     rec = read_json(d / DONE, f"delete {d} to retrain that run")
-    if not isinstance(rec, dict) or "record" not in rec:
+    if not isinstance(rec, dict) or not isinstance(rec.get("record"), dict):
         raise CacheError(f"run record {d / DONE} lacks its 'record'; delete {d} to retrain that run.")
     if key is not None and rec.get("key") != json.loads(json.dumps(key, default=str)):
         raise CacheError(f"run record {d / DONE} does not match its config; delete {d} to retrain that run.")
-    return rec["record"]
+    return RunRecord(rec["record"], path=d / DONE)
+
+
+class MissingField(CacheError, KeyError):
+    """A finished run's record lacks a field its claim reads (e.g. a record `{}` written by hand)."""
+
+    def __str__(self) -> str:  # KeyError's str would quote the line
+        return str(self.args[0]) if self.args else ""
+
+
+class RunRecord(dict):
+    """A run's record (a plain dict) that names its done.json when a field the claim reads is missing."""
+
+    def __init__(self, *args: Any, path: Path | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.path = path
+
+    def __missing__(self, name: str) -> Any:
+        where = f"run record {self.path}" if self.path else "a run record"
+        folder = f"delete {self.path.parent}" if self.path else "delete its run folder"
+        raise MissingField(f"{where} lacks {name!r} (written by another version, or edited); {folder} to retrain "
+                           f"that run.")
 
 
 @dataclass(frozen=True)
@@ -84,14 +106,17 @@ def read_records(base: Path, specs: Sequence[Any], fix: str) -> list[Record]:
 
 def write_done(d: Path, key: dict, record: dict[str, Any]) -> None:
     """Mark run folder `d` finished with `record` (atomic: a crash leaves no half-written done.json)."""
-    tmp = d / (DONE + ".tmp")
-    tmp.write_text(json.dumps({"key": key, "record": record}, default=str))
-    tmp.replace(d / DONE)
+    write_text_atomic(d / DONE, json.dumps({"key": key, "record": record}, default=str))
 
 
 def write_config(d: Path, key: dict) -> None:
     d.mkdir(parents=True, exist_ok=True)
-    (d / "config.json").write_text(json.dumps(key, indent=2, default=str))
+    write_text_atomic(d / "config.json", json.dumps(key, indent=2, default=str))
+
+
+def finished_runs(base: Path) -> int:
+    """How many run folders under `base` are finished (hold done.json)."""
+    return sum(1 for _ in Path(base).glob(f"*/{DONE}")) if Path(base).is_dir() else 0
 
 
 def _clock(seconds: float) -> str:

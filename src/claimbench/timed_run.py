@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from claimbench.atomic import write_text_atomic
 from claimbench.claims import load_params
 from claimbench.numerics import machine_facts
 from claimbench.results import git_state
@@ -48,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     artifacts = Path("artifacts") / params.scale
     before = finished_runs(artifacts)
     start, t0 = dt.datetime.now(dt.UTC), time.time()
-    rc = subprocess.call(cmd)
+    try:
+        rc = subprocess.call(cmd)
+    except KeyboardInterrupt:  # CMD got Ctrl-C too and said its own line; an interrupted run is no timing
+        print(f"timed_run {name}: interrupted; nothing written (rerun the same command to resume).", file=sys.stderr)
+        return 130
     wall = time.time() - t0
     record = {
         "name": name, "command": " ".join(cmd), "exit_status": rc, "scale": params.scale,
@@ -63,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(), **machine_facts(),
     }
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_text_atomic(OUT_DIR / f"{name}.json", json.dumps(record, indent=2) + "\n")
     print(f"timed_run {name}: {record['wall_min']} min, exit {rc}, from clean: {record['from_clean']} "
           f"-> {OUT_DIR / (name + '.json')}", file=sys.stderr)
     return rc

@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from claimbench.atomic import atomic_file
 from claimbench.errors import CacheError, TrainingDiverged
 from claimbench.numerics import upcast
 
@@ -222,9 +222,10 @@ def config_hash(*parts: object) -> str:
 
 
 def _atomic_save(obj: object, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save, atomically (claimbench.atomic): a full disk or Ctrl-C leaves the old checkpoint and no
+    temporary file; a full disk or read-only folder is one StorageError line."""
+    with atomic_file(path, "wb") as f:
+        torch.save(obj, f)
 
 
 def load_tensors(path: Path, what: str = "file") -> Any:
