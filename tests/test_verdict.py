@@ -222,3 +222,22 @@ def test_two_replicates_give_an_uninformative_null_not_a_certificate():
     cal = calibrate(parse_card(raw, "t"), {"a": replicates([5.0, 5.2]), "b": around(0.8), "c": around(1)})
     assert cal["C1"]["informative"] is False and "informative" not in cal["C2"]
     assert _null_cells(cal["C1"])[3].startswith("– (uninformative")
+
+
+def test_rejudge_write_rewrites_a_stored_result_that_then_passes_the_audit(tmp_path):
+    """`rejudge --write` (results made elsewhere, no artifacts here): the rewritten record is v4, keeps the
+    stored statistics' values, and the strict v4 audit finds nothing to object to."""
+    import shutil
+
+    from claimbench.cards import all_cards
+
+    src = REPO / "results" / "gpu" / "el2n_pruning"
+    if not (src / "metrics.json").exists():
+        pytest.skip("no committed gpu result to rewrite")
+    dst = tmp_path / "results" / "gpu" / "el2n_pruning"
+    shutil.copytree(src, dst)
+    before = json.loads((dst / "metrics.json").read_text())
+    rec = rejudge.rewrite(dst / "metrics.json", all_cards())
+    assert rec["provenance"]["engine_version"] == 4 and rec["provenance"]["rejudged"]["card_version_before"] == 3
+    assert rec["statistics"]["full_data_acc_min"] == before["statistics"]["full_data_acc_min"]
+    assert audit.audit_result(dst / "metrics.json", all_cards()) == []

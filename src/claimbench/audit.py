@@ -93,7 +93,7 @@ def _null_findings(card: Card, samples: dict, null: dict) -> list[tuple[str, str
         stored = null.get(c.id, {})
         if not c.gating or stored.get("claim_draws"):
             continue
-        fresh = threshold_null(c, samples) or {}
+        fresh = threshold_null(c, samples, card.look_level(0)) or {}
         for key in ("pass_rate", "pass_upper", "draws"):
             if stored.get(key) != fresh.get(key):
                 found.append(("null", f"{c.id} null {key}: stored {stored.get(key)!r}, the samples give "
