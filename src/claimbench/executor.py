@@ -34,6 +34,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from claimbench import engine as engines
 from claimbench.contract import Barrier, Context, RunSpec
 from claimbench.errors import ClaimbenchError
 from claimbench.lease import LEASE, Lease
@@ -110,9 +111,11 @@ def collect(ctx: Context, train_side: Any) -> list[Record]:
 
 def plan_compute(ctx: Context, train_side: Any) -> dict:
     """The claim's compute as its runs recorded it: {'runs', 'runs_recorded' (runs with a finished attempt
-    on record), 'wall_s', 'cpu_s' (sums of `run_compute` over the plan's run folders, seconds)}. Unlike a
+    on record), 'wall_s', 'cpu_s' (sums of `run_compute` over the plan's run folders, seconds), 'engine'
+    (the distinct training-engine records of the runs' last finished attempts, claimbench.engine)}. Unlike a
     stage's wall time this does not shrink when a re-invocation finds the runs cached."""
     total = {"runs": 0, "runs_recorded": 0, "wall_s": 0.0, "cpu_s": 0.0}
+    engine_seen: list = []
 
     def read(specs: list[RunSpec]) -> list[Record]:
         for spec in specs:
@@ -121,10 +124,22 @@ def plan_compute(ctx: Context, train_side: Any) -> dict:
             total["runs_recorded"] += int(c["finished"] > 0)
             total["wall_s"] += c["wall_s"]
             total["cpu_s"] += c["cpu_s"]
+            used = run_engine(run_dir(ctx.runs_dir, spec.key))
+            if used is not None and used not in engine_seen:
+                engine_seen.append(used)
         return _read(ctx, specs)
 
     walk(ctx, train_side.plan(ctx), read)
-    return {**total, "wall_s": round(total["wall_s"], 1), "cpu_s": round(total["cpu_s"], 1)}
+    return {**total, "wall_s": round(total["wall_s"], 1), "cpu_s": round(total["cpu_s"], 1), "engine": engine_seen}
+
+
+def run_engine(d: Path) -> dict | None:
+    """The training-engine record of run folder `d`'s last finished attempt (None: none recorded)."""
+    path, found = d / ATTEMPTS, None
+    for line in path.read_text().splitlines() if path.exists() else []:
+        with contextlib.suppress(json.JSONDecodeError):
+            found = json.loads(line).get("engine", found)
+    return found
 
 
 # ---------------------------------------------------------------- one attempt (any process)
@@ -177,7 +192,8 @@ def attempt(ctx: Context, module: str, spec: RunSpec, ex: ExecutorParams, base: 
         threads = _threads(ex, spec)
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            with contextlib.nullcontext() if threads is None else cpu_threads(threads, ctx.device):
+            with (contextlib.nullcontext() if threads is None else cpu_threads(threads, ctx.device),
+                  engines.use_engine(engines.settings_for(ctx.params, ctx.claim_id)) as fits):
                 record = train_side.run_one(ctx, d, data, **spec.args)
         except ClaimbenchError:
             raise
@@ -188,7 +204,7 @@ def attempt(ctx: Context, module: str, spec: RunSpec, ex: ExecutorParams, base: 
         with open(d / ATTEMPTS, "a") as f:  # this attempt's own compute: what the report's cost column sums
             f.write(json.dumps({"pid": os.getpid(), "end": time.time(), "wall_s": round(time.perf_counter() - t0, 3),
                                 "cpu_s": round(time.process_time() - c0, 3), "threads": threads,
-                                "device": str(ctx.device)}) + "\n")
+                                "device": str(ctx.device), "engine": engines.summarise(fits)}) + "\n")
         write_done(d, spec.key, record)
     return record
 
