@@ -249,6 +249,50 @@ def test_failed_capture_falls_back_to_eager_with_the_states_restored():
     assert fe.close()["cuda_graphs"] == fe.graphs
 
 
+class _FailsAtCall:
+    """A stand-in 'graphed forward' that runs the model eagerly but raises at its n-th call (after disturbing
+    BN statistics and the global RNG, as a half-done capture would)."""
+
+    def __init__(self, n):
+        self.n, self.calls = n, 0
+
+    def __call__(self, model):
+        def forward(xb):
+            self.calls += 1
+            if self.calls == self.n:
+                model(xb)
+                torch.rand(3)
+                raise RuntimeError(f"capture failed at call {self.n} (simulated)")
+            return model(xb)
+        return forward
+
+
+@pytest.mark.parametrize("fail_at, outcome", [(None, "on"), (1, "fallback"), (3, "fallback"), (99, "on")])
+def test_fit_with_graphs_equals_eager_and_falls_back_inside_probation(monkeypatch, fail_at, outcome):
+    """fit with cuda_graphs on (made to run on the CPU with a stand-in compiler): a forward that works gives the
+    eager run bit for bit; one failing within a shape's first PROBATION steps is rolled back and the run goes on
+    eager, again bit for bit; the record says which happened."""
+    monkeypatch.setattr(engines.FitEngine, "GRAPH_DEVICES", ("cuda", "cpu"))
+    fake = _FailsAtCall(fail_at or 10**9)
+    monkeypatch.setattr(engines, "compile_reduce_overhead", fake)
+    cfg = RECIPES["sgd-exp-crop_flip-clip"]  # 90 examples, batch 16: a short last batch (a second shape)
+    plain, graphed = convnet(), convnet()
+    fit(plain, data(), cfg, seed=6)
+    state = fit(graphed, data(), cfg, seed=6, engine=EngineSettings(cuda_graphs=True))
+    assert torch.equal(weights(plain), weights(graphed))
+    assert state.engine["cuda_graphs"].startswith(outcome)
+    if outcome == "fallback":
+        assert f"capture failed at call {fail_at}" in state.engine["cuda_graphs"]
+
+
+def test_a_failure_after_probation_is_not_swallowed(monkeypatch):
+    monkeypatch.setattr(engines.FitEngine, "GRAPH_DEVICES", ("cuda", "cpu"))
+    monkeypatch.setattr(engines, "compile_reduce_overhead", _FailsAtCall(engines.PROBATION + 2))
+    with pytest.raises(RuntimeError, match="simulated"):
+        fit(convnet(), data(), TrainConfig(epochs=1, batch_size=10, lr=0.05), seed=0,
+            engine=EngineSettings(cuda_graphs=True))
+
+
 def test_use_engine_sets_the_default_and_collects_each_fits_report():
     cfg = TrainConfig(epochs=1, batch_size=30, lr=0.05)
     with engines.use_engine(EngineSettings(fused_optimizer=True)) as reports:

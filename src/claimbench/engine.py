@@ -6,8 +6,9 @@ Knobs (`params.EngineSettings`; all off = the training loop as it was before iss
   else the default (foreach) kernel, with the reason recorded.
 - channels_last: 4-D models and inputs in channels_last memory format. None = as before (CUDA on, CPU off).
 - cuda_graphs: forward + backward through `torch.compile(mode="reduce-overhead")` (CUDA graphs), CUDA only.
-  A step whose input shape is new (the first, a short last batch) runs on a snapshot of the model, optimiser
-  and RNG states: if compiling or capturing fails there, the states are restored and the run goes on eager.
+  The first PROBATION steps of each input shape (the first batches, a short last batch: where torch compiles,
+  warms up and records the graph) run on a snapshot of the model, optimiser and RNG states: if compiling or
+  capturing fails there, the states are restored and the run goes on eager.
 
 Every `fit` reports what it actually used (`FitEngine.report()`: the knobs, the CUDA-graphs outcome, and
 ENGINE_VERSION); the executor collects the reports of a run's fits (`use_engine`) into the run's attempts
@@ -32,6 +33,7 @@ from claimbench.params import EngineSettings
 ENGINE_VERSION = 2
 
 OFF = EngineSettings()
+PROBATION = 3  # steps per input shape that run on a snapshot (cudagraph trees record at the 2nd or 3rd call)
 _ACTIVE: list[tuple[EngineSettings, list[dict]]] = []  # use_engine's stack: (settings, reports of its fits)
 
 
@@ -99,11 +101,14 @@ class FitEngine:
     """What one `fit` uses: resolved knobs, and the forward (CUDA graphs or eager) with its fallback.
 
     model: the model being trained (on `device`); x: the training inputs (N, ...); opt_name: the optimiser.
-    compiler: builds the graphed forward (tests inject a failing one to check the fallback on CPU).
+    compiler: builds the graphed forward (default `compile_reduce_overhead`; tests inject a failing one).
+    GRAPH_DEVICES: device types where cuda_graphs is tried (tests add 'cpu' to run the fallback on a CPU).
     """
 
+    GRAPH_DEVICES: tuple[str, ...] = ("cuda",)
+
     def __init__(self, settings: EngineSettings, model: nn.Module, device: torch.device, x: torch.Tensor,
-                 opt_name: str, compiler: Callable[[nn.Module], Callable] = compile_reduce_overhead):
+                 opt_name: str, compiler: Callable[[nn.Module], Callable] | None = None):
         self.settings, self.model, self.device = settings, model, device
         want_cl = settings.channels_last if settings.channels_last is not None else device.type == "cuda"
         self.channels_last = bool(want_cl) and x.dim() == 4
@@ -112,12 +117,12 @@ class FitEngine:
         self.fused = settings.fused_optimizer and self.fused_note is None
         self.forward: Callable = model
         self.graphs = "off"
-        self._seen: set = set()
-        if settings.cuda_graphs and device.type != "cuda":
+        self._calls: dict[tuple, int] = {}  # graphed steps that succeeded, per input shape
+        if settings.cuda_graphs and device.type not in self.GRAPH_DEVICES:
             self.graphs = "eager: cuda_graphs needs a CUDA device"
         elif settings.cuda_graphs:
             try:
-                self.forward, self.graphs = compiler(model), "on"
+                self.forward, self.graphs = (compiler or compile_reduce_overhead)(model), "on"
             except Exception as e:  # noqa: BLE001 - any compiler failure means: train eager
                 self._fall_back(e)
 
@@ -136,12 +141,12 @@ class FitEngine:
     def run_step(self, step: Callable[..., torch.Tensor], xb: torch.Tensor, yb: torch.Tensor,
                  opt: torch.optim.Optimizer) -> torch.Tensor:
         """Run `step(forward, xb, yb)` (forward, loss, backward, optimiser step; returns the loss). With CUDA graphs,
-        a step of a new input shape runs on a snapshot: if it fails, the snapshot is restored and the step
-        (and every later one) runs eager."""
+        the first PROBATION steps of an input shape run on a snapshot: if one fails, the snapshot is restored and
+        the step (and every later one) runs eager."""
         if self.graphs != "on":
             return step(self.forward, xb, yb)
         key = (tuple(xb.shape), xb.dtype)
-        if key in self._seen:
+        if self._calls.get(key, 0) >= PROBATION:
             _mark_step()
             return step(self.forward, xb, yb)
         snap = _snapshot(self.model, opt, self.device)
@@ -152,7 +157,7 @@ class FitEngine:
             _restore(snap, self.model, opt, self.device)
             self._fall_back(e)
             return step(self.forward, xb, yb)
-        self._seen.add(key)
+        self._calls[key] = self._calls.get(key, 0) + 1
         return loss
 
     def report(self) -> dict:
