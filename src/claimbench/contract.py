@@ -15,7 +15,7 @@ annotations under `if TYPE_CHECKING:` are exempt; tests/test_layers.py checks it
     0  errors, numerics
     1  params, data, plotting, tables, intervals, power
     2  train, engine
-    3  models/*, metrics/*, collapse_losses
+    3  models/*, metrics/*, collapse_losses, stack
     4  sweep, cards, results
     5  contract, lease
     6  executor
@@ -43,7 +43,7 @@ LAYERS: dict[str, int] = {
     "errors": 0, "numerics": 0,
     "params": 1, "data": 1, "plotting": 1, "tables": 1, "intervals": 1, "power": 1,
     "train": 2, "engine": 2,
-    "models": 3, "metrics": 3, "collapse_losses": 3,
+    "models": 3, "metrics": 3, "collapse_losses": 3, "stack": 3,
     "sweep": 4, "cards": 4, "results": 4,
     "contract": 5, "lease": 5,
     "executor": 6,
