@@ -159,3 +159,77 @@ def test_what_does_not_stack():
         stack_models([nn.Sequential(nn.Linear(3, 3), nn.LayerNorm(3))] * 2, [torch.Generator()] * 2)
     with pytest.raises(NotStackable):
         stack_models([nn.Sequential(nn.Linear(3, 3)), nn.Sequential(nn.Linear(3, 4))], [torch.Generator()] * 2)
+
+
+# ---------------------------------------------------------------- the executor trains stacked groups
+# (this module doubles as a claim train side: load_data, plan, run_one, stack_key, run_group)
+
+
+def load_data(ctx):
+    return data(0)
+
+
+def plan(ctx):
+    from claimbench.contract import RunSpec
+
+    runs = [RunSpec({"seed": s, "width": 3}, f"seed={s}", {"seed": s}) for s in SEEDS]
+    return runs + [RunSpec({"seed": 7, "width": 3, "solo": True}, "solo", {"seed": 7})]
+
+
+def stack_key(ctx, spec):
+    return None if spec.key.get("solo") else {"width": spec.key["width"]}
+
+
+def run_one(ctx, run_dir, train, seed):
+    m = net(seed)
+    fit(m, train, CFG, seed=seed, desc=f"s{seed}", checkpoint=run_dir / "checkpoint.pt")
+    return {"w": flat(m).tolist()}
+
+
+def run_group(ctx, run_dirs, train, args):
+    members = [net(a["seed"]) for a in args]
+    fit_stacked(members, [train] * len(args), CFG, seeds=[a["seed"] for a in args],
+                descs=[f"s{a['seed']}" for a in args], checkpoints=[d / "checkpoint.pt" for d in run_dirs])
+    return [{"w": flat(m).tolist()} for m in members]
+
+
+def _ctx(root, stack_runs):
+    from claimbench.contract import Context
+    from claimbench.params import DataParams, EngineSettings, ExecutorParams, Params
+
+    params = Params("ci", DataParams(device="cpu"), {}, {}, ExecutorParams(),
+                    engine={"fake": EngineSettings(stack_runs=stack_runs)})
+    return Context("fake", "ci", None, params, torch.device("cpu"), root)
+
+
+def test_executor_trains_a_stacked_group_whose_members_equal_the_runs_alone_and_resumes_a_killed_group(
+        tmp_path, monkeypatch):
+    import json
+    import sys
+
+    import claimbench.stack as stack
+    from claimbench.executor import ATTEMPTS, SweepFailed, execute
+
+    me = sys.modules[__name__]
+    ref = {r.label: torch.tensor(r["w"]) for r in execute(_ctx(tmp_path / "alone", 0), me).records}
+    real_save = stack._atomic_save
+    saved = []
+
+    def save_then_kill(obj, path):
+        real_save(obj, path)
+        saved.append(path)
+        if len(saved) == 3:
+            raise Kill("killed after epoch 1's checkpoints")
+
+    monkeypatch.setattr(stack, "_atomic_save", save_then_kill)
+    with pytest.raises(SweepFailed, match="stack×3"):
+        execute(_ctx(tmp_path / "stacked", 3), me)
+    monkeypatch.setattr(stack, "_atomic_save", real_save)
+    report = execute(_ctx(tmp_path / "stacked", 3), me)
+    assert report.submitted == 3  # the solo run finished in the first call; the group's three are resumed
+    for r in report.records:
+        assert (torch.tensor(r["w"]) - ref[r.label]).abs().max() <= TOL, r.label
+        if r.label != "solo":
+            lines = [json.loads(x) for x in (r.dir / ATTEMPTS).read_text().splitlines()]
+            assert [x.get("stacked") for x in lines] == [3, 3, 3]  # killed start, resumed start, end
+            assert lines[1]["resumed_from_checkpoint"] is True

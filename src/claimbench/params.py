@@ -218,11 +218,14 @@ class EngineSettings:
     channels_last: 4-D models/inputs in channels_last; null = as before (on for CUDA, off for CPU).
     cuda_graphs: forward+backward captured as CUDA graphs (torch.compile reduce-overhead); CUDA only, falls
         back to eager where capture fails (the outcome is recorded).
+    stack_runs: train up to this many runs that share an architecture and recipe as one stacked model
+        (claimbench.stack; the claim must provide stack_key and run_group); 0 = off. Local executor only.
     """
 
     fused_optimizer: bool = False
     channels_last: bool | None = None
     cuda_graphs: bool = False
+    stack_runs: int = dataclasses.field(default=0, metadata={"check": lambda v: v >= 0, "check_doc": ">= 0"})
 
 
 def build_engine(raw: Any, claim_ids: list[str], chosen: str) -> dict[str, EngineSettings]:
