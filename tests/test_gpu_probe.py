@@ -13,7 +13,7 @@ PARAMS = str(Path(__file__).resolve().parents[1] / "params.yaml")
 
 def test_probe_times_eager_modes_on_cpu_and_writes_json_and_markdown(tmp_path, capsys):
     rc = gpu_probe.main(["--out", str(tmp_path), "--scale", "ci", "--device", "cpu", "--steps", "2", "--warmup", "1",
-                         "--models", "simpson", "--params", PARAMS])
+                         "--models", "simpson", "--stack-ks", "1,2", "--params", PARAMS])
     assert rc == 0
     res = json.loads((tmp_path / "gpu_probe.json").read_text())
     assert res["device"] == "cpu" and res["scale"] == "ci" and res["engine_version"] == 2
@@ -29,7 +29,10 @@ def test_probe_times_eager_modes_on_cpu_and_writes_json_and_markdown(tmp_path, c
             assert r["tflop_per_s"] == pytest.approx(r["gflop_per_step"] / r["ms_per_step"])  # GFLOP/ms = TFLOP/s
             assert r["used"]["cuda_graphs"] == "off"
     assert all(r["skipped"] == "CUDA graphs need a CUDA device" for r in by_mode["graphs"])
-    assert {m for m in by_mode if m.startswith("stacked")} == {"stacked K=1", "stacked K=4", "stacked K=16"}
+    assert {m for m in by_mode if m.startswith("stacked")} == {"stacked K=1", "stacked K=2"}
+    for k in (1, 2):  # the VGG stacks: per-member ms/step and TFLOP/s
+        (r,) = by_mode[f"stacked K={k}"]
+        assert r["ms_per_step"] > 0 and r["tflop_per_s"] == pytest.approx(r["gflop_per_step"] / r["ms_per_step"])
     md = (tmp_path / "gpu_probe.md").read_text()
     assert "| simpson_paradox | PGDL VGG 6conv+1fc f=8 bs=32 | plain |" in md and "× plain" in md
     assert md.strip() in capsys.readouterr().out
@@ -41,7 +44,8 @@ def test_rows_past_the_time_budget_are_skipped(tmp_path):
     assert timed and all(r["skipped"].startswith("--max-seconds") for r in timed)
 
 
-@pytest.mark.parametrize("argv", [["--steps", "0"], ["--device", "tpu"], ["--scale", "huge"], ["--models", "x"], []])
+@pytest.mark.parametrize("argv", [["--steps", "0"], ["--device", "tpu"], ["--stack-ks", "4,x"], ["--stack-ks", "0"],
+                                  ["--scale", "huge"], ["--models", "x"], []])
 def test_bad_argument_exits_2_with_one_line(tmp_path, capsys, argv):
     out = [] if not argv else ["--out", str(tmp_path)]
     assert gpu_probe.main([*out, *argv, "--params", PARAMS]) == 2

@@ -1,7 +1,7 @@
 """GPU probe: per claim model, ms/step of `train.fit` under each engine mode, and the TFLOP/s it achieves.
 
     python -m claimbench.gpu_probe --out DIR [--scale gpu] [--device auto] [--steps 50] [--warmup 10]
-                                   [--models heavy,el2n] [--max-seconds 270]
+                                   [--models heavy,el2n] [--max-seconds 270] [--stack-ks 1,4,16]
 
 Models: every claim's models at the scale's settings, as `claimbench.bench` builds them (random data of the
 claim's shapes, the claim's optimiser, loss and batch size). Modes, each timed on the same model in turn:
@@ -10,7 +10,9 @@ claim's shapes, the claim's optimiser, loss and batch size). Modes, each timed o
 - **engine**: the claim's params.yaml `engine:` settings at the scale, CUDA graphs off;
 - **graphs**: those settings with cuda_graphs on (CUDA only: torch.compile mode='reduce-overhead'; the row
   records 'on' or why it fell back to eager); on a CPU the row is skipped with the reason;
-- **stacked K=1,4,16**: not built yet (docs/engine.md designs it): listed as skipped.
+- **stacked K=1,4,16**: K copies of the model trained as one stacked model (claimbench.stack.fit_stacked,
+  engine off, eager); ms/step is per member step (the stacked step's time / K), so '× plain' is the
+  throughput gain of stacking. Models that do not stack (transformers) are listed as skipped.
 
 ms/step = (time of a fit of warmup+steps steps − time of a fit of warmup steps) / steps, each fit ended by a
 device synchronisation, so set-up, compilation and capture are not counted. TFLOP/s = FLOPs of one step
@@ -38,6 +40,7 @@ from claimbench.engine import ENGINE_VERSION, settings_for
 from claimbench.errors import ClaimbenchError
 from claimbench.numerics import machine_facts, use_scale_dtype
 from claimbench.params import EngineSettings
+from claimbench.stack import fit_stacked, stackable
 from claimbench.train import fit, resolve_device
 
 STACK_KS = (1, 4, 16)
@@ -73,8 +76,28 @@ def ms_per_step(case: bench.Case, engine: EngineSettings, device: torch.device, 
     return max(t_long - t_short, 1e-9) * 1000 / steps, report
 
 
+def stacked_ms_per_member_step(case: bench.Case, k: int, device: torch.device, warmup: int, steps: int) -> float:
+    """Milliseconds per member step of K copies of the case's model trained stacked (set-up excluded)."""
+    import copy
+
+    def run(n_steps: int) -> float:
+        members = [copy.deepcopy(case.model) for _ in range(k)]
+        tc = dataclasses.replace(case.tc, steps=n_steps, checkpoint_every=10**9)
+        _sync(device)
+        t0 = time.perf_counter()
+        with contextlib.redirect_stderr(io.StringIO()):
+            fit_stacked(members, [case.data] * k, tc, seeds=list(range(k)), descs=[f"m{i}" for i in range(k)],
+                        loss_fn=case.loss)
+        _sync(device)
+        return time.perf_counter() - t0
+
+    run(warmup)
+    t_short, t_long = run(warmup), run(warmup + steps)
+    return max(t_long - t_short, 1e-9) * 1000 / steps / k
+
+
 def probe(scale: str, device_name: str, steps: int, warmup: int, models: str | None, max_seconds: float,
-          params: str = "params.yaml") -> dict:
+          params: str = "params.yaml", stack_ks: tuple[int, ...] = STACK_KS) -> dict:
     """Time every chosen claim model in every mode; return header facts and rows (see module docstring)."""
     p = load_params(params, scale)
     use_scale_dtype(p.scale)
@@ -103,9 +126,21 @@ def probe(scale: str, device_name: str, steps: int, warmup: int, models: str | N
                     continue
                 tflops = None if flops is None else flops / (ms / 1000) / 1e12
                 rows.append({**row, "ms_per_step": ms, "tflop_per_s": tflops, "used": report})
-            for k in STACK_KS:
-                rows.append({"claim": claim, "model": case.name, "batch": case.tc.batch_size, "mode": f"stacked K={k}",
-                             "skipped": "stacked runs are not built yet (docs/engine.md)"})
+            for k in stack_ks:
+                row = {"claim": claim, "model": case.name, "batch": case.tc.batch_size, "mode": f"stacked K={k}",
+                       "gflop_per_step": None if flops is None else flops / 1e9}
+                if not stackable(case.model):
+                    rows.append({**row, "skipped": "the model has layers that do not stack (claimbench.stack)"})
+                elif time.monotonic() - start > max_seconds:
+                    rows.append({**row, "skipped": f"--max-seconds {max_seconds:g} passed"})
+                else:
+                    try:
+                        ms = stacked_ms_per_member_step(case, k, device, warmup, steps)
+                    except Exception as e:  # noqa: BLE001 - e.g. out of memory at K=16: keep the other rows
+                        rows.append({**row, "skipped": f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}"})
+                        continue
+                    rows.append({**row, "ms_per_step": ms,
+                                 "tflop_per_s": None if flops is None else flops / (ms / 1000) / 1e12})
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else machine_facts()["cpu_model"]
     return {"scale": p.scale, "device": str(device), "device_name": name, "torch": torch.__version__,
             "engine_version": ENGINE_VERSION, "steps": steps, "warmup": warmup,
@@ -147,12 +182,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps first (default 10)")
     ap.add_argument("--models", default=None, help="comma-separated claim ids or unique prefixes (default: all)")
     ap.add_argument("--max-seconds", type=float, default=270.0, help="skip the rows left after this (default 270)")
+    ap.add_argument("--stack-ks", default="1,4,16", help="members per stacked row (default 1,4,16)")
     ap.add_argument("--params", default="params.yaml", help="params file (default: ./params.yaml)")
     try:
         args = ap.parse_args(argv)
-        if args.steps < 1 or args.warmup < 1 or args.max_seconds <= 0:
-            raise ClaimbenchError("gpu_probe: --steps and --warmup must be ≥ 1, --max-seconds > 0.")
-        res = probe(args.scale, args.device, args.steps, args.warmup, args.models, args.max_seconds, args.params)
+        try:
+            ks = tuple(int(k) for k in args.stack_ks.split(","))
+        except ValueError:
+            ks = ()
+        if args.steps < 1 or args.warmup < 1 or args.max_seconds <= 0 or not ks or min(ks) < 1:
+            raise ClaimbenchError("gpu_probe: --steps and --warmup must be ≥ 1, --max-seconds > 0, --stack-ks a "
+                                  "comma-separated list of whole numbers ≥ 1.")
+        res = probe(args.scale, args.device, args.steps, args.warmup, args.models, args.max_seconds, args.params, ks)
     except ClaimbenchError as e:
         print(str(e).splitlines()[0], file=sys.stderr)
         return 2
