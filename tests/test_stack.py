@@ -99,6 +99,15 @@ def test_each_stacked_member_equals_its_run_trained_alone(cfg):
         assert states[k].last_loss == pytest.approx(ref_state.last_loss, abs=TOL)
 
 
+def test_channels_last_stacking_still_equals_the_runs_alone():
+    """Stacked in channels_last, dropout masks are still drawn per member in logical order: round-off only."""
+    members = [net(k) for k in range(3)]
+    fit_stacked(members, [data(k) for k in range(3)], CFG, seeds=SEEDS, descs=[f"m{k}" for k in range(3)],
+                channels_last=True)
+    for k in range(3):
+        assert (flat(alone(k)[0]) - flat(members[k])).abs().max() <= TOL
+
+
 def test_members_differ_from_each_other_and_the_check_can_fail():
     """The members really are different runs (own seeds, data, masks), and a run one step short is caught."""
     members, _ = stacked()

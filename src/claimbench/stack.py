@@ -186,8 +186,8 @@ def clip_per_member(params: list[nn.Parameter], K: int, max_norm: float) -> None
     norms = torch.stack([g.reshape(K, -1).norm(2, dim=1) for g in grads])  # (P, K)
     total = norms.norm(2, dim=0)  # (K,)
     coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
-    for g in grads:
-        g.reshape(K, -1).mul_(coef[:, None].to(g.dtype))
+    for g in grads:  # in place, in the grad's own shape (a reshape of a channels_last grad would be a copy)
+        g.mul_(coef.to(g.dtype).repeat_interleave(g.shape[0] // K).view(-1, *[1] * (g.dim() - 1)))
 
 
 def fit_stacked(
@@ -201,12 +201,15 @@ def fit_stacked(
     eval_sets: Sequence[dict[str, tuple[torch.Tensor, torch.Tensor]]] | None = None,
     eval_every: int = 0,
     checkpoints: Sequence[Path] | None = None,
+    channels_last: bool = False,
 ) -> list[TrainState]:
     """Train K members (same architecture, on one device, initialised) on their own data (equal sizes) with
     one recipe, each as `fit(member, trains[k], cfg, seed=seeds[k], desc=descs[k], checkpoint=checkpoints[k])`
     would, to round-off; no callbacks, no stop_when, engine off. Returns one TrainState per member (its model is
     the member, written back; `optimizer` is the stacked one). Raises NotStackable if the members cannot stack
-    or their checkpoints are at different steps (train those alone with `fit`: it resumes their files)."""
+    or their checkpoints are at different steps (train those alone with `fit`: it resumes their files).
+    channels_last: the stacked model and its 4-D inputs in channels_last (dropout masks are drawn per member in
+    logical order, so unlike `fit`'s knob this changes only round-off)."""
     K = len(members)
     if not (len(trains) == len(seeds) == len(descs) == K) or len({len(t[0]) for t in trains}) != 1:
         raise NotStackable("stack: members need one dataset, seed and desc each, of equal dataset sizes.")
@@ -231,6 +234,9 @@ def fit_stacked(
         for m, ck in zip(members, loaded):
             m.load_state_dict(ck["model"])
     model = stack_models(members, drop_gens)
+    channels_last = channels_last and trains[0][0].dim() == 4
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
     if loaded:
         _load_member_optimizer_states(opt, [ck["optimizer"] for ck in loaded])
@@ -280,8 +286,11 @@ def fit_stacked(
                 ys.append(y[idx])
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, step, total, spe)
+            xb = torch.cat(xs, dim=1)
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
             with autocast(device):
-                out = model(torch.cat(xs, dim=1))
+                out = model(xb)
             out = upcast(out).reshape(out.shape[0], K, -1)
             losses = torch.stack([loss_fn(out[:, k], ys[k]) for k in range(K)])
             opt.zero_grad(set_to_none=True)
