@@ -46,3 +46,24 @@ def test_bad_argument_exits_2_with_one_line(capsys, argv):
     assert bench.main([*argv, "--params", PARAMS]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+
+
+def test_knobs_rows_time_each_engine_mode_interleaved_against_the_engine_off(capsys, tmp_path):
+    out_json = tmp_path / "bench.json"
+    rc = bench.main(["--scale", "ci", "--seconds", "0.05", "--models", "simpson", "--threads", "1", "--knobs",
+                     "--params", PARAMS, "--json", str(out_json)])
+    assert rc == 0
+    res = json.loads(out_json.read_text())
+    assert res["knobs"] is True
+    rows = {r["knob"]: r for r in res["rows"]}
+    assert list(rows) == list(bench.KNOBS)
+    assert rows["off"]["x_off"] == 1.0
+    for r in rows.values():
+        assert r["steps_per_s"] > 0 and r["x_off"] == pytest.approx(r["steps_per_s"] / rows["off"]["steps_per_s"])
+    out = capsys.readouterr().out
+    assert "| engine | × off |" in out and re.search(r"\| fused\+channels_last \| \d+\.\d\d \|", out)
+
+
+def test_knobs_with_workers_is_refused_in_one_line(capsys):
+    assert bench.main(["--knobs", "--workers", "2", "--params", PARAMS]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

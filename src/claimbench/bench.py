@@ -1,7 +1,7 @@
 """CPU training-speed benchmark of every claim's model, against this CPU's matmul ceiling (a tool, not a test).
 
     python -m claimbench bench [--scale quick] [--seconds 3] [--models heavy_tail,el2n] [--threads N]
-                               [--workers W] [--json PATH]
+                               [--workers W] [--knobs] [--json PATH]
 
 Per model, at the claim's settings of that scale (params.yaml, read through the claim registry), on the CPU:
 
@@ -20,6 +20,11 @@ Per model, at the claim's settings of that scale (params.yaml, read through the 
 Workers (--workers W > 1): each model is timed in W spawned processes at once, as the local executor's W
 workers train W runs side by side; steps/s is their sum (throughput) and % ceil is against the ceiling at
 W × threads threads. Compare `--threads 2` (one run on both cores) with `--workers 2 --threads 1`.
+
+Engine knobs (--knobs): each model is also timed with each knob of the training engine switched on
+(claimbench.engine: `fused` optimiser, `channels_last`, both), each on its own copy of the model, interleaved
+with the engine off in one run (round after round of one timed call per mode), so that a load that changes
+during the run moves every mode alike; '× off' is a mode's median steps/s over the engine-off median.
 
 Threads: each row runs with the torch threads its claim's plan asks for (RunSpec.threads, else torch's
 default), or --threads N. The header gives torch's version, CPU model, kernel path (ATEN_CPU_CAPABILITY), dtype.
@@ -47,7 +52,12 @@ from claimbench.claims import claim_ids, load_params, registry
 from claimbench.contract import Context, RunSpec
 from claimbench.errors import ClaimbenchError
 from claimbench.numerics import machine_facts, use_scale_dtype
+from claimbench.params import EngineSettings
 from claimbench.train import TrainConfig, cpu_threads, cross_entropy, fit
+
+KNOBS = {"off": EngineSettings(), "fused": EngineSettings(fused_optimizer=True),
+         "channels_last": EngineSettings(channels_last=True),
+         "fused+channels_last": EngineSettings(fused_optimizer=True, channels_last=True)}
 
 REPEATS = 3          # timed calls per model; the median rate is reported
 POOL_CAP = 16384     # at most this many random training examples are held per model
@@ -163,11 +173,12 @@ def case_builder(claim: str) -> Callable | None:
 # ---------------------------------------------------------------- measuring
 
 
-def run_steps(case: Case, k: int) -> None:
-    """k optimiser steps of the claim's training loop (progress bar off, as in a pipeline run)."""
+def run_steps(case: Case, k: int, engine: EngineSettings | None = None) -> None:
+    """k optimiser steps of the claim's training loop (progress bar off, as in a pipeline run); engine: the
+    training engine's knobs (None: off)."""
     tc = dataclasses.replace(case.tc, steps=k, checkpoint_every=10**9)
     with contextlib.redirect_stderr(io.StringIO()):
-        fit(case.model, case.data, tc, seed=0, loss_fn=case.loss, desc="bench")
+        fit(case.model, case.data, tc, seed=0, loss_fn=case.loss, desc="bench", engine=engine or KNOBS["off"])
 
 
 def timed(fn: Callable, *args) -> float:
@@ -185,6 +196,26 @@ def steps_per_second(case: Case, seconds: float) -> float:
         t = timed(run_steps, case, k)
     k = max(1, round(k * seconds / REPEATS / t))
     return statistics.median(k / timed(run_steps, case, k) for _ in range(REPEATS))
+
+
+def knob_rates(case: Case, seconds: float) -> dict[str, float]:
+    """Median steps/s per engine mode (KNOBS), each on its own copy of the model, timed interleaved: after a
+    warm-up of every mode and a calibration on 'off', REPEATS rounds of one call of k steps per mode."""
+    import copy
+
+    cases = {m: dataclasses.replace(case, model=copy.deepcopy(case.model)) for m in KNOBS}
+    for m, c in cases.items():
+        run_steps(c, 2, KNOBS[m])
+    k, t = 1, timed(run_steps, cases["off"], 1)
+    while t < seconds / (4 * REPEATS * len(KNOBS)) and k < 2**20:
+        k *= 2
+        t = timed(run_steps, cases["off"], k)
+    k = max(1, round(k * seconds / (REPEATS * len(KNOBS)) / t))
+    rates: dict[str, list[float]] = {m: [] for m in KNOBS}
+    for _ in range(REPEATS):
+        for m, c in cases.items():
+            rates[m].append(k / timed(run_steps, c, k, KNOBS[m]))
+    return {m: statistics.median(r) for m, r in rates.items()}
 
 
 def flops_per_step(case: Case) -> float | None:
@@ -264,7 +295,7 @@ def workers_rate(claim: str, index: int, scale: str, params: str, threads: int, 
 
 
 def bench(scale: str | None, seconds: float, models: str | None, threads: int | None, params: str,
-          workers: int = 1) -> dict:
+          workers: int = 1, knobs: bool = False) -> dict:
     """Time every chosen claim's models; return the header facts and one row per model (see `row`)."""
     p = load_params(params, scale)
     claims, entries, rows, ceilings, untimed = select(models), registry(), [], {}, []
@@ -285,10 +316,16 @@ def bench(scale: str | None, seconds: float, models: str | None, threads: int | 
         with cpu_threads(n, CPU):
             cases = build(p.claims[claim])
             for i, case in enumerate(cases):
+                if knobs:
+                    rates = knob_rates(case, seconds)
+                    rows += [{**row(claim, case, n, r, ceilings[total]), "knob": m, "x_off": r / rates["off"]}
+                             for m, r in rates.items()]
+                    continue
                 rate = (workers_rate(claim, i, p.scale, params, n, workers, seconds) if workers > 1
                         else steps_per_second(case, seconds))
                 rows.append(row(claim, case, f"{workers}×{n}" if workers > 1 else n, rate, ceilings[total]))
-    return {"scale": p.scale, "seconds": seconds, "workers": workers, "torch": torch.__version__, **facts,
+    return {"scale": p.scale, "seconds": seconds, "workers": workers, "knobs": knobs, "torch": torch.__version__,
+            **facts,
             "matmul_n": MATMUL_N,
             "ceiling_gflop_per_s": {str(k): v for k, v in sorted(ceilings.items())}, "rows": rows,
             "untimed": untimed}
@@ -307,13 +344,15 @@ def table(res: dict) -> str:
              f"dtype {res['float_dtype']} · torch threads {res['torch_threads']} (default)",
              f"FLOP ceiling ({res['matmul_n']}² @ {res['matmul_n']}² matmul, {res['float_dtype']}): {ceil}", "",
              "| claim | model | input | params (M) | optim | threads | steps/s | ms/step | GFLOP/step | GFLOP/s "
-             "| % ceil |", "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+             "| % ceil |" + (" engine | × off |" if res.get("knobs") else ""),
+             "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|" + ("---|---:|" if res.get("knobs") else "")]
     for r in res["rows"]:
         shape = "×".join(map(str, [r["batch"], *r["input"]]))
         lines.append(f"| {r['claim']} | {r['model']} | {shape} | {r['params_M']:.3f} | {r['optimizer']} | "
                      f"{r['threads']} | {r['steps_per_s']:.1f} | {r['ms_per_step']:.2f} | "
                      f"{_fmt(r['gflop_per_step'], '.4f')} | {_fmt(r['gflop_per_s'], '.2f')} | "
-                     f"{_fmt(r['pct_of_ceiling'], '.1f')} |")
+                     f"{_fmt(r['pct_of_ceiling'], '.1f')} |"
+                     + (f" {r['knob']} | {r['x_off']:.2f} |" if "knob" in r else ""))
     if res.get("untimed"):
         lines += ["", f"Not timed (no benchmark cases: give the claim's train.py a `bench_cases(cfg)`): "
                       f"{', '.join(res['untimed'])}"]
@@ -333,13 +372,17 @@ def main(argv: list[str] | None = None) -> int:
                                                    f"in order: {', '.join(claim_ids())})")
     ap.add_argument("--threads", type=int, default=None, help="torch threads for every model (default: the claim's)")
     ap.add_argument("--workers", type=int, default=1, help="time each model in W processes at once (default 1)")
+    ap.add_argument("--knobs", action="store_true",
+                    help="also time each engine knob (fused, channels_last, both) interleaved with the engine off")
     ap.add_argument("--json", default=None, metavar="PATH", help="also write the numbers to this JSON file")
     ap.add_argument("--params", default="params.yaml", help="params file (default: ./params.yaml)")
     try:
         args = ap.parse_args(argv)
         if args.seconds <= 0 or (args.threads is not None and args.threads < 1) or args.workers < 1:
             raise ClaimbenchError("bench: --seconds must be > 0, --threads ≥ 1 and --workers ≥ 1.")
-        res = bench(args.scale, args.seconds, args.models, args.threads, args.params, args.workers)
+        if args.knobs and args.workers > 1:
+            raise ClaimbenchError("bench: --knobs times one process; leave out --workers (or set it to 1).")
+        res = bench(args.scale, args.seconds, args.models, args.threads, args.params, args.workers, args.knobs)
     except ClaimbenchError as e:
         print(str(e).splitlines()[0], file=sys.stderr)
         return 2

@@ -14,13 +14,13 @@ annotations under `if TYPE_CHECKING:` are exempt; tests/test_layers.py checks it
 
     0  errors, numerics, atomic
     1  params, data, plotting, tables, intervals, threshold_null
-    2  train
-    3  models/*, metrics/*, collapse_losses
+    2  train, engine
+    3  models/*, metrics/*, collapse_losses, stack
     4  sweep, cards, provenance, results, power, verdict
     5  contract, lease
     6  executor
     7  claims/<id>/*
-    8  claims (the registry), stage, audit, report, reference, dvcgen, robustness, bench, timed_run, suite,
+    8  claims (the registry), stage, audit, report, reference, dvcgen, robustness, bench, timed_run, suite, gpu_probe,
        facts, rejudge
     9  __main__ (the front door: `python -m claimbench <verb>`)
 """
@@ -44,14 +44,14 @@ if TYPE_CHECKING:  # annotations only: the train side must not import the result
 LAYERS: dict[str, int] = {
     "errors": 0, "numerics": 0, "atomic": 0,
     "params": 1, "data": 1, "plotting": 1, "tables": 1, "intervals": 1, "threshold_null": 1,
-    "train": 2,
-    "models": 3, "metrics": 3, "collapse_losses": 3,
+    "train": 2, "engine": 2,
+    "models": 3, "metrics": 3, "collapse_losses": 3, "stack": 3,
     "sweep": 4, "cards": 4, "provenance": 4, "results": 4, "power": 4, "verdict": 4,
     "contract": 5, "lease": 5,
     "executor": 6,
     "claims.*": 7,
     "claims": 8, "stage": 8, "audit": 8, "report": 8, "reference": 8, "dvcgen": 8, "robustness": 8, "bench": 8,
-    "timed_run": 8, "suite": 8, "facts": 8, "rejudge": 8, "__main__": 9,
+    "timed_run": 8, "suite": 8, "gpu_probe": 8, "facts": 8, "rejudge": 8, "__main__": 9,
     "executor_bench": 7,
 }
 

@@ -36,6 +36,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from claimbench import engine as engines
 from claimbench.contract import Barrier, Context, RunSpec
 from claimbench.errors import ClaimbenchError, StorageError
 from claimbench.lease import LEASE, Lease
@@ -109,9 +110,11 @@ def _read(ctx: Context, specs: list[RunSpec]) -> list[Record]:
 def collect_with_compute(ctx: Context, train_side: Any) -> tuple[list[Record], dict]:
     """One walk of the claim's plan: (every finished run's record, read through `sweep.read_records`, the
     one reader; the claim's compute as its runs recorded it: {'runs', 'runs_recorded' (runs with a finished
-    attempt on record), 'wall_s', 'cpu_s' (sums of `run_compute` over the plan's run folders, seconds)}).
+    attempt on record), 'wall_s', 'cpu_s' (sums of `run_compute` over the plan's run folders, seconds),
+    'engine' (the distinct training-engine records of the runs' last finished attempts, claimbench.engine)}).
     Unlike a stage's wall time the compute does not shrink when a re-invocation finds the runs cached."""
     total = {"runs": 0, "runs_recorded": 0, "wall_s": 0.0, "cpu_s": 0.0}
+    engine_seen: list = []
 
     def read(specs: list[RunSpec]) -> list[Record]:
         for spec in specs:
@@ -120,10 +123,14 @@ def collect_with_compute(ctx: Context, train_side: Any) -> tuple[list[Record], d
             total["runs_recorded"] += int(c["finished"] > 0)
             total["wall_s"] += c["wall_s"]
             total["cpu_s"] += c["cpu_s"]
+            used = run_engine(run_dir(ctx.runs_dir, spec.key))
+            if used is not None and used not in engine_seen:
+                engine_seen.append(used)
         return _read(ctx, specs)
 
     records = walk(ctx, train_side.plan(ctx), read)
-    return records, {**total, "wall_s": round(total["wall_s"], 1), "cpu_s": round(total["cpu_s"], 1)}
+    return records, {**total, "wall_s": round(total["wall_s"], 1), "cpu_s": round(total["cpu_s"], 1),
+                     "engine": engine_seen}
 
 
 def collect(ctx: Context, train_side: Any) -> list[Record]:
@@ -134,6 +141,15 @@ def collect(ctx: Context, train_side: Any) -> list[Record]:
 def plan_compute(ctx: Context, train_side: Any) -> dict:
     """The claim's compute as its runs recorded it (`collect_with_compute`'s compute)."""
     return collect_with_compute(ctx, train_side)[1]
+
+
+def run_engine(d: Path) -> dict | None:
+    """The training-engine record of run folder `d`'s last finished attempt (None: none recorded)."""
+    path, found = d / ATTEMPTS, None
+    for line in path.read_text().splitlines() if path.exists() else []:
+        with contextlib.suppress(json.JSONDecodeError):
+            found = json.loads(line).get("engine", found)
+    return found
 
 
 # ---------------------------------------------------------------- one attempt (any process)
@@ -169,7 +185,10 @@ def _threads(ex: ExecutorParams, spec: RunSpec) -> int | None:
 
 def attempt(ctx: Context, module: str, spec: RunSpec, ex: ExecutorParams, base: Path | None = None) -> dict:
     """Train one run in folder `base`/<hash> (default: the context's runs folder) under its lease and
-    return its record; an already finished run (or one another attempt finishes meanwhile) is read."""
+    return its record; an already finished run (or one another attempt finishes meanwhile) is read.
+    A StackGroup (several runs as one stacked model) goes to `attempt_group`."""
+    if isinstance(spec, StackGroup):
+        return attempt_group(ctx, module, spec, ex)
     ctx = _prepare(ctx)
     train_side = importlib.import_module(module)
     d = run_dir(base or ctx.runs_dir, spec.key)
@@ -186,7 +205,8 @@ def attempt(ctx: Context, module: str, spec: RunSpec, ex: ExecutorParams, base: 
         threads = _threads(ex, spec)
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            with contextlib.nullcontext() if threads is None else cpu_threads(threads, ctx.device):
+            with (contextlib.nullcontext() if threads is None else cpu_threads(threads, ctx.device),
+                  engines.use_engine(engines.settings_for(ctx.params, ctx.claim_id)) as fits):
                 record = train_side.run_one(ctx, d, data, **spec.args)
         except ClaimbenchError:
             raise
@@ -197,7 +217,7 @@ def attempt(ctx: Context, module: str, spec: RunSpec, ex: ExecutorParams, base: 
         with open(d / ATTEMPTS, "a") as f:  # this attempt's own compute: what the report's cost column sums
             f.write(json.dumps({"pid": os.getpid(), "end": time.time(), "wall_s": round(time.perf_counter() - t0, 3),
                                 "cpu_s": round(time.process_time() - c0, 3), "threads": threads,
-                                "device": str(ctx.device)}) + "\n")
+                                "device": str(ctx.device), "engine": engines.summarise(fits)}) + "\n")
         write_done(d, spec.key, record)
     return record
 
@@ -319,6 +339,8 @@ def execute(ctx: Context, train_side: Any, ex: ExecutorParams | None = None) -> 
             else:
                 todo.append(spec)
         report.submitted += len(todo)
+        todo = group_stacks(ctx, train_side, todo, ex)
+        progress.total -= sum(len(t.members) - 1 for t in todo if isinstance(t, StackGroup))
         failures = runner(ctx, module, todo, ex, progress, session) if todo else []
         report.failures += failures
         if failures:
@@ -334,6 +356,101 @@ def execute(ctx: Context, train_side: Any, ex: ExecutorParams | None = None) -> 
     finally:
         session.close(interrupted)
     return report
+
+
+# ---------------------------------------------------------------- stacked groups (claimbench.stack)
+
+
+@dataclass(frozen=True)
+class StackGroup:
+    """Runs that train as one stacked model: passed to the runners like a RunSpec (key, label, threads)."""
+
+    members: tuple[RunSpec, ...]
+    key: dict
+    label: str
+    threads: int | None = None
+
+
+def group_stacks(ctx: Context, train_side: Any, specs: list[RunSpec], ex: ExecutorParams) -> list:
+    """`specs` with the runs that share the claim's `stack_key` gathered into StackGroups of at most
+    engine.stack_runs members (local executor, claims that provide stack_key and run_group; else unchanged)."""
+    k_max = engines.settings_for(ctx.params, ctx.claim_id).stack_runs
+    if k_max < 2 or ex.kind != "local" or not hasattr(train_side, "stack_key") or not hasattr(train_side, "run_group"):
+        return specs
+    buckets: dict[Any, list[RunSpec]] = {}
+    out: list = []
+    for spec in specs:
+        key = train_side.stack_key(ctx, spec)
+        if key is None:
+            out.append(spec)
+        else:
+            buckets.setdefault(json.dumps(key, sort_keys=True, default=str), []).append(spec)
+    for members in buckets.values():
+        for i in range(0, len(members), k_max):
+            chunk = tuple(members[i:i + k_max])
+            out.append(chunk[0] if len(chunk) == 1 else StackGroup(
+                chunk, {"stack": [m.key for m in chunk]}, f"stack×{len(chunk)} [{', '.join(m.label for m in chunk)}]",
+                chunk[0].threads))
+    return out
+
+
+def attempt_group(ctx: Context, module: str, group: StackGroup, ex: ExecutorParams) -> dict:
+    """Train a StackGroup's unfinished runs as one stacked model (`train_side.run_group(ctx, run_dirs, data,
+    [args…]) -> [records]`), each member under its own lease, with its own folder, attempts lines (wall and CPU
+    time split evenly, "stacked": K) and done.json. If the claim says they cannot stack (stack.NotStackable),
+    each runs alone through `attempt` (resuming its own checkpoint)."""
+    from claimbench.stack import NotStackable
+
+    prep = _prepare(ctx)
+    train_side = importlib.import_module(module)
+    dirs = [run_dir(prep.runs_dir, m.key) for m in group.members]
+    todo = [(m, d) for m, d in zip(group.members, dirs) if not (d / DONE).exists()]
+    alone: list[RunSpec] = []
+    with contextlib.ExitStack() as held:
+        leased = []
+        for m, d in todo:
+            write_config(d, m.key)
+            if not held.enter_context(Lease(d)).finished:
+                leased.append((m, d))
+        for _, d in leased:
+            with open(d / ATTEMPTS, "a") as f:
+                f.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "start": time.time(),
+                                    "resumed_from_checkpoint": (d / CHECKPOINT).exists(),
+                                    "stacked": len(leased)}) + "\n")
+        if leased:
+            data = _data(prep, train_side)
+            threads = _threads(ex, group.members[0])
+            t0, c0 = time.perf_counter(), time.process_time()
+            try:
+                with (contextlib.nullcontext() if threads is None else cpu_threads(threads, prep.device),
+                      engines.use_engine(engines.settings_for(prep.params, prep.claim_id)) as fits):
+                    records = train_side.run_group(prep, [d for _, d in leased], data, [m.args for m, _ in leased])
+            except NotStackable:
+                alone = [m for m, _ in leased]
+                records = []
+            except ClaimbenchError:
+                raise
+            except Exception as e:
+                for _, d in leased:
+                    (d / "error.log").write_text(traceback.format_exc())
+                first = (str(e).splitlines() or [""])[0]
+                log = leased[0][1] / "error.log"
+                raise ClaimbenchError(f"{type(e).__name__}: {first} (traceback: {log})") from None
+            if not alone and len(records) != len(leased):
+                raise ClaimbenchError(f"{module}.run_group returned {len(records)} records for {len(leased)} runs; "
+                                      f"it must return one per run directory, in order.")
+            share = len(leased)
+            wall, cpu = (time.perf_counter() - t0) / share, (time.process_time() - c0) / share
+            for (m, d), record in zip(leased, records):
+                with open(d / ATTEMPTS, "a") as f:
+                    f.write(json.dumps({"pid": os.getpid(), "end": time.time(), "wall_s": round(wall, 3),
+                                        "cpu_s": round(cpu, 3), "threads": threads,
+                                        "device": str(prep.device), "stacked": share,
+                                        "engine": engines.summarise(fits)}) + "\n")
+                write_done(d, m.key, record)
+    for m in alone:
+        attempt(ctx, module, m, ex)
+    return {"stacked": len(group.members)}
 
 
 def _failed(report: Report, total: int) -> SweepFailed:

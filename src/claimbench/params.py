@@ -5,6 +5,8 @@ Layout of params.yaml::
     scale: quick                 # ci | quick | gpu | paper
     data: {root: null, device: auto}
     executor: {kind: local}      # how runs execute (local | ray); never part of a cache key
+    engine:                      # optional: how train.fit uses the hardware, per scale (EngineSettings)
+      gpu: {all: {...}, <claim_id>: {...}}   # 'all' for every claim, a claim's keys override it
     <claim_id>:                  # one section per claim module in claimbench.claims
       ci: {...}                  # each scale holds the full config of that claim at that scale
       quick: {...}
@@ -48,6 +50,7 @@ class Params:
     claims: dict[str, Any]  # claim_id -> validated config dataclass instance at `scale`
     raw: dict[str, Any]
     executor: Any = None  # ExecutorParams
+    engine: Any = None  # claim_id -> EngineSettings at `scale` (build_engine); None = all off
 
 
 def _type_name(tp: Any) -> str:
@@ -257,6 +260,57 @@ def _refuse_non_finite(node: Any, path: Path, where: str = "") -> None:
         raise ParamsError(f"params: {where} = {node} in {path} is not a finite number; give a finite value.")
 
 
+@dataclasses.dataclass(frozen=True)
+class EngineSettings:
+    """How `train.fit` uses the hardware for a claim's runs (claimbench.engine). All off = the loop as before
+    issue 23, bit-identical on CPU. Never part of a run key (like the executor); each run records what it used.
+
+    fused_optimizer: the optimiser's fused kernel where torch has one for the device (changes round-off).
+    channels_last: 4-D models/inputs in channels_last; null = as before (on for CUDA, off for CPU).
+    cuda_graphs: forward+backward captured as CUDA graphs (torch.compile reduce-overhead); CUDA only, falls
+        back to eager where capture fails (the outcome is recorded).
+    stack_runs: train up to this many runs that share an architecture and recipe as one stacked model
+        (claimbench.stack; the claim must provide stack_key and run_group); 0 = off. Local executor only.
+    """
+
+    fused_optimizer: bool = False
+    channels_last: bool | None = None
+    cuda_graphs: bool = False
+    stack_runs: int = dataclasses.field(default=0, metadata={"check": lambda v: v >= 0, "check_doc": ">= 0"})
+
+
+def build_engine(raw: Any, claim_ids: list[str], chosen: str) -> dict[str, EngineSettings]:
+    """params.yaml `engine:` → {claim_id: EngineSettings} at scale `chosen`. The block maps scales (a scale left
+    out is all off) to {'all': settings, <claim_id>: settings overriding 'all' key by key}; every scale is
+    validated."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params: engine must be a mapping of scales ({', '.join(SCALES)}), got {raw!r}.")
+    unknown = sorted(set(raw) - set(SCALES))
+    if unknown:
+        raise ParamsError(f"params: unknown key engine.{unknown[0]}; allowed keys at engine: {', '.join(SCALES)}.")
+    out: dict[str, EngineSettings] = {}
+    for scale in SCALES:
+        block = raw.get(scale) or {}
+        if not isinstance(block, dict):
+            raise ParamsError(f"params: engine.{scale} must be a mapping of 'all' and claim ids, got {block!r}.")
+        allowed = ["all", *claim_ids]
+        bad = sorted(set(block) - set(allowed))
+        if bad:
+            raise ParamsError(f"params: unknown key engine.{scale}.{bad[0]}; allowed keys at engine.{scale}: "
+                              f"{', '.join(allowed)}.")
+        common = block.get("all") or {}
+        build_config(EngineSettings, common, f"engine.{scale}.all")
+        for claim_id in claim_ids:
+            own = block.get(claim_id) or {}
+            if not isinstance(own, dict):
+                raise ParamsError(f"params: engine.{scale}.{claim_id} must be a mapping of settings, got {own!r}.")
+            settings = build_config(EngineSettings, {**common, **own}, f"engine.{scale}.{claim_id}")
+            if scale == chosen:
+                out[claim_id] = settings
+    return out
+
+
 def load_params(path: str | Path, scale: str | None, configs: dict[str, type]) -> Params:
     """Read params.yaml, pick `scale` (argument > env CLAIMBENCH_SCALE > file), validate all sections
     against `configs` (claim_id -> Config class; `claimbench.claims.load_params` passes the registry's).
@@ -274,7 +328,7 @@ def load_params(path: str | Path, scale: str | None, configs: dict[str, type]) -
     if not isinstance(raw, dict):
         raise ParamsError(f"params: {path} must hold a mapping at top level.")
     _refuse_non_finite(raw, path)
-    allowed = {"scale", "data", "executor", *configs}
+    allowed = {"scale", "data", "executor", "engine", *configs}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ParamsError(f"params: unknown top-level key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}.")
@@ -298,7 +352,8 @@ def load_params(path: str | Path, scale: str | None, configs: dict[str, type]) -
             cfg = build_config(config_cls, section[s], f"{claim_id}.{s}")
             if s == chosen:
                 claims[claim_id] = cfg
-    return Params(scale=chosen, data=data, claims=claims, raw=raw, executor=executor)
+    engine = build_engine(raw.get("engine"), list(configs), chosen)
+    return Params(scale=chosen, data=data, claims=claims, raw=raw, executor=executor, engine=engine)
 
 
 def config_dict(cfg: Any) -> dict:

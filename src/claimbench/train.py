@@ -6,6 +6,12 @@ the run's seed, so a run is a pure function of (initial weights, seed, config) o
 gives bit-identical weights. On CUDA the forward pass runs under bf16
 autocast and 4-D inputs/models use channels_last.
 
+No host sync inside a step: each epoch's permutation and augmentation draws are taken from the generator
+in the same order as one batch at a time (so CPU runs are bit-identical to the per-step loop before
+issue 23), moved to the device once per epoch and sliced there; loss sums stay on the device and are read
+at the epoch's end. How the loop uses the hardware (fused optimiser, channels_last, CUDA graphs) is the
+engine's (claimbench.engine; params.yaml `engine:`, off by default).
+
 Checkpoints (model, optimiser, step, RNG states, callback states, history) are written atomically
 every ``checkpoint_every`` epochs; ``fit`` resumes from an existing checkpoint whose config matches.
 """
@@ -28,9 +34,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from claimbench import engine as engines
 from claimbench.atomic import atomic_file
 from claimbench.errors import CacheError, TrainingDiverged
 from claimbench.numerics import upcast
+from claimbench.params import EngineSettings
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -76,6 +84,7 @@ class TrainState:
     total_steps: int = 0
     last_loss: float = float("nan")
     history: list[dict] = field(default_factory=list)
+    engine: dict = field(default_factory=dict)  # what the loop used (claimbench.engine.FitEngine.report)
 
 
 class Callback:
@@ -137,14 +146,16 @@ def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
     return model
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool = False) -> torch.optim.Optimizer:
+    """The recipe's optimiser; fused: torch's fused kernel (the caller checked that it exists)."""
     params = [p for p in model.parameters() if p.requires_grad]
+    kw = {"fused": True} if fused else {}
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                               weight_decay=cfg.weight_decay)
+                               weight_decay=cfg.weight_decay, **kw)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
 
 
 def lr_at(cfg: TrainConfig, step: int, total: int, steps_per_epoch: int) -> float:
@@ -162,23 +173,51 @@ def lr_at(cfg: TrainConfig, step: int, total: int, steps_per_epoch: int) -> floa
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
 
 
+def draw_augment(n: int, kind: str, g: torch.Generator, pad: int = 2) -> dict[str, torch.Tensor]:
+    """The random draws of `augment_batch` for n examples, on the CPU: {'dy', 'dx' (n,) int64 crop offsets in
+    [0, 2·pad], 'flip' (n,) bool if kind is 'crop_flip'}; drawn from g in this order: dy, dx, flip."""
+    draws = {"dy": torch.randint(0, 2 * pad + 1, (n,), generator=g),
+             "dx": torch.randint(0, 2 * pad + 1, (n,), generator=g)}
+    if kind == "crop_flip":
+        draws["flip"] = torch.rand(n, generator=g) < 0.5
+    return draws
+
+
+def apply_augment(x: torch.Tensor, draws: dict[str, torch.Tensor], pad: int = 2) -> torch.Tensor:
+    """x (n, C, H, W) zero-padded by `pad`, cropped back at the drawn offsets, flipped where drawn; the draws
+    are on x's device."""
+    n, c, h, w = x.shape
+    xp = F.pad(x, (pad, pad, pad, pad))
+    rows = (draws["dy"][:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (draws["dx"][:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    batch_index = torch.arange(n, device=x.device)[:, None, None, None]
+    channel_index = torch.arange(c, device=x.device)[None, :, None, None]
+    out = xp[batch_index, channel_index, rows, cols]
+    if "flip" in draws:
+        out = torch.where(draws["flip"][:, None, None, None], out.flip(-1), out)
+    return out
+
+
 def augment_batch(x: torch.Tensor, kind: str, g: torch.Generator, pad: int = 2) -> torch.Tensor:
     """Random crop (zero pad `pad`, then crop back) and optional horizontal flip, per example."""
     if kind == "none" or x.dim() != 4:
         return x
-    n, c, h, w = x.shape
-    xp = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    batch_index = torch.arange(n, device=x.device)[:, None, None, None]
-    channel_index = torch.arange(c, device=x.device)[None, :, None, None]
-    out = xp[batch_index, channel_index, rows, cols]
-    if kind == "crop_flip":
-        flip = (torch.rand(n, generator=g) < 0.5).to(x.device)
-        out = torch.where(flip[:, None, None, None], out.flip(-1), out)
-    return out
+    draws = {k: v.to(x.device) for k, v in draw_augment(len(x), kind, g, pad).items()}
+    return apply_augment(x, draws, pad)
+
+
+def epoch_draws(n: int, cfg: TrainConfig, batches: int, g: torch.Generator, device: torch.device,
+                augments: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One epoch's data order and augmentation draws for its first `batches` batches, moved to `device` in
+    one copy each: (perm (n,) int64, draws with one entry per example of those batches, batch after batch).
+    g is consumed exactly as a loop drawing the permutation, then each batch's dy, dx, flip, would."""
+    perm = torch.randperm(n, generator=g)
+    draws: dict[str, torch.Tensor] = {}
+    if augments and batches:
+        per_batch = [draw_augment(len(perm[b * cfg.batch_size: (b + 1) * cfg.batch_size]), cfg.augment, g)
+                     for b in range(batches)]
+        draws = {k: torch.cat([d[k] for d in per_batch]).to(device) for k in per_batch[0]}
+    return perm.to(device), draws
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -261,6 +300,7 @@ def fit(
     checkpoint: Path | None = None,
     desc: str = "train",
     stop_when: Callable[[TrainState], bool] | None = None,
+    engine: EngineSettings | None = None,
 ) -> TrainState:
     """Train `model` (already on its device, parameters initialised) on `train` = (x, y).
 
@@ -268,7 +308,8 @@ def fit(
     checkpoint: file to save/resume; a checkpoint of a different run (config hash) is an error.
     stop_when: checked after each epoch (e.g. early stopping); the run ends when it returns True, and a
     resume from that checkpoint stays stopped.
-    Returns the final TrainState; state.history has one dict per evaluation.
+    engine: how the loop uses the hardware (claimbench.engine); None = the enclosing `use_engine`'s, else off.
+    Returns the final TrainState; state.history has one dict per evaluation, state.engine what was used.
     """
     x, y = train
     device = next(model.parameters()).device
@@ -276,7 +317,9 @@ def fit(
     spe = cfg.steps_per_epoch(n)
     total = cfg.total_steps(n)
     g = torch.Generator().manual_seed(int(seed))
-    opt = make_optimizer(model, cfg)
+    eng = engines.FitEngine(engine or engines.current(), model, device, x, cfg.optimizer)
+    eng.prepare_model()
+    opt = make_optimizer(model, cfg, fused=eng.fused)
     state = TrainState(model=model, optimizer=opt, total_steps=total)
     run_id = config_hash(cfg, seed, n, desc)
     eval_sets = eval_sets or {}
@@ -321,30 +364,37 @@ def fit(
                 rec[f"{name}_{k}"] = v
         state.history.append(rec)
 
-    channels_last = device.type == "cuda" and x.dim() == 4
+    augments = cfg.augment != "none" and x.dim() == 4
+
+    def step(forward: Callable, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """One optimiser step on the batch (xb, yb); returns its loss (on the device)."""
+        with autocast(device):
+            out = forward(xb)
+        loss = loss_fn(upcast(out), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        return loss
+
     bar = tqdm(total=total, initial=state.step, desc=desc, leave=False, file=sys.stderr,
                disable=None, mininterval=2.0 if sys.stderr.isatty() else 30.0)
     model.train()
     done = stopped or state.step >= total
     while not done:
-        perm = torch.randperm(n, generator=g)
+        perm, draws = epoch_draws(n, cfg, min(spe, total - state.step), g, device, augments)
         loss_sum, loss_count = torch.zeros((), device=device), 0
         for b in range(spe):
-            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size].to(device)
+            lo, hi = b * cfg.batch_size, (b + 1) * cfg.batch_size
+            idx = perm[lo:hi]
             xb, yb = x[idx], y[idx]
-            xb = augment_batch(xb, cfg.augment, g)
-            if channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
+            if augments:
+                xb = apply_augment(xb, {k: v[lo:lo + len(idx)] for k, v in draws.items()})
+            xb = eng.prepare_batch(xb)
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, state.step, total, spe)
-            with autocast(device):
-                out = model(xb)
-            loss = loss_fn(upcast(out), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+            loss = eng.run_step(step, xb, yb, opt)
             state.step += 1
             loss_sum += loss.detach()
             loss_count += 1
@@ -369,6 +419,7 @@ def fit(
         if done or state.epoch % cfg.checkpoint_every == 0:
             save()
     bar.close()
+    state.engine = eng.close()
     if eval_sets and (not state.history or state.history[-1]["step"] != state.step):
         run_eval()
     for cb in callbacks:
