@@ -83,8 +83,10 @@ def pool(card: Card, a: dict, b: dict) -> tuple[dict, dict[str, Samples], dict]:
     samples = {}
     for name in sa.keys() & sb.keys():
         x, y = sa[name], sb[name]
-        if x.kind == y.kind == "replicates":
-            samples[name] = Samples("replicates", x.values + y.values)
+        if x.kind == y.kind and x.kind in ("replicates", "ratios", "labels"):
+            samples[name] = Samples(x.kind, x.values + y.values)
+        elif x.kind == y.kind == "correlations" and x.points == y.points:
+            samples[name] = Samples("correlations", x.values + y.values, points=x.points)
         elif x.kind == y.kind == "bootstrap":
             m = min(len(x.values), len(y.values))
             draws = tuple((u + v) / 2 for u, v in zip(x.values[:m], y.values[:m]))
@@ -99,8 +101,8 @@ def heterogeneity(x: Samples, y: Samples) -> float | None:
     """Two-sided p-value that two seed sets' values of one statistic share a mean: Welch's t-test on
     replicates, a z-test on the difference of bootstrap estimates (SE = the draws' SD; Cochran's Q for two
     sets); None when either is undefined."""
-    if x.kind == y.kind == "replicates":
-        u, v = np.asarray(x.values), np.asarray(y.values)
+    if x.kind == y.kind and x.kind in ("replicates", "ratios", "correlations", "labels"):
+        u, v = np.asarray(x.values, dtype=float), np.asarray(y.values, dtype=float)
         if len(u) < 2 or len(v) < 2 or not (np.isfinite(u).all() and np.isfinite(v).all()):
             return None
         if u.std() == 0 and v.std() == 0:
@@ -180,6 +182,8 @@ def page(root: Path, scale: str, k: int, cards: dict[str, Card] | None = None) -
             else:
                 conflict = "no"
             design = _label(cmp["design"]) + (" (pooled, look 2)" if cmp["second_look"] else " (look 1)")
+            if any(_before_design(rec, card) for rec in (a, b)):
+                design += "; post hoc: a set ran before its card registered this design"
             row = [cid, _label(cmp["a"]), _label(cmp["b"]), _label(cmp["pooled"]), design, conflict,
                    _checks(cmp["a"]), _checks(cmp["b"]), _checks(cmp["pooled"])]
             ps = ", ".join(f"`{n}` {p:.3g}" if p is not None else f"`{n}` –" for n, p in cmp["pvalues"].items())
@@ -190,6 +194,14 @@ def page(root: Path, scale: str, k: int, cards: dict[str, Card] | None = None) -
                 s = _summary_of(rec)
                 detail.append(f"- `{cid}` seed set {tag} (seeds {s['seeds']}, git {s['git']}): {s['headline']}")
     return "\n".join(lines + detail) + "\n", conflicts
+
+
+def _before_design(rec: dict, card: Card) -> bool:
+    """True when the record's runs were made under a card version before the current one (re-judged later),
+    so the current card's seed-set design was not registered when they ran."""
+    prov = rec.get("provenance") or {}
+    made_under = (prov.get("rejudged") or {}).get("card_version_before", prov.get("card_version"))
+    return made_under is not None and int(made_under) < card.version
 
 
 def _recorded(rec: dict | None) -> str:
