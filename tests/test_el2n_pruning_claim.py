@@ -189,7 +189,8 @@ def test_ci_scale_end_to_end(ci_repo):
     for c in record["criteria"]:
         if c["gating"]:
             assert all(len(record["samples"][ch["statistic"]]["values"]) == ctx.cfg.replicates for ch in c["checks"])
-            assert record["null_calibration"][c["id"]]["draws"] >= 200
+            null = record["null_calibration"][c["id"]]  # v4: enumerated exactly when small (2 replicates: 4)
+            assert null.get("exact") or null["draws"] >= 200
     assert [p["id"] for p in record["regime"]] == ["R1"]
     assert (ctx.results_dir / "tables" / "replicates.csv").exists()
     assert (ctx.figures_dir / "accuracy_vs_pruned.png").exists()

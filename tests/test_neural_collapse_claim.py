@@ -346,7 +346,8 @@ def test_ci_scale_end_to_end_writes_verdict_tables_and_figures(ci_repo):
         assert stats[key] is not None and stats[key] >= 0, key
     gating = {ch["statistic"] for c in record["criteria"] if c["gating"] for ch in c["checks"]}
     assert gating <= set(record["samples"])  # one value per seed (ci: one seed, so every interval is undefined)
-    assert {cid: cal["draws"] for cid, cal in record["null_calibration"].items()} == {"N1": 200, "N2": 200}
+    # v4: the threshold null needs 2+ seeds (ci has one: none); the claim's own nulls are still drawn 200 times
+    assert {cid: cal["claim_null_draws"] for cid, cal in record["null_calibration"].items()} == {"N1": 200, "N2": 200}
     for table in ("nc_history", "nc_final", "accuracy", "collapse_largest"):
         assert (ctx.results_dir / "tables" / f"{table}.csv").exists()
     hist = pd.read_csv(ctx.results_dir / "tables" / "nc_history.csv")

@@ -105,7 +105,8 @@ def rewrite(path: Path, cards: dict) -> dict:
     prov = {**old, "card_version": card.version, "engine_version": ENGINE_VERSION,
             "rejudged": {**git_state(), "from": "stored statistics and samples (python -m claimbench.rejudge "
                                                 "--write); no artifacts on this machine",
-                         "card_version_before": rec["provenance"].get("card_version")},
+                         "card_version_before": (rec["provenance"].get("rejudged") or {}).get(
+                             "card_version_before", rec["provenance"].get("card_version"))},
             "statistics_sha256": statistics_digest(stats, samples_json, null)}
     prov["published_sha256"] = published_digest(setup, prov)
     record = {"claim_id": card.id, "title": card.title, "scale": rec["scale"], **verdict_keys(judged),

@@ -161,15 +161,18 @@ def association_table(df: pd.DataFrame, n_boot: int, seed: int, target: str = "t
                 for g, v in a.groups.items():
                     stats[f"tau_depth{g}_{metric}"] = v
                 keys = [f"{k}_{metric}" for k in SAMPLED.get(metric, ())]
-                jack = jackknife(df, metric, target, keys) if keys else {}
-                samples.update({k: bootstrap(est[k], boot[k], jack[k]) for k in keys})
+                jack = (jackknife(df, metric, target, keys) if keys else None) or {}
+                samples.update({k: bootstrap(est[k], boot[k], jack.get(k)) for k in keys})
     return pd.DataFrame(rows), stats, samples
 
 
-def jackknife(df: pd.DataFrame, metric: str, target: str, keys: list[str]) -> dict[str, list[float]]:
+def jackknife(df: pd.DataFrame, metric: str, target: str, keys: list[str]) -> dict[str, list[float]] | None:
     """Each statistic in `keys` with one model left out, for every model (the bootstrap's resampling unit):
-    what BCa's acceleration needs (claimbench.intervals.bca_levels)."""
+    what BCa's acceleration needs (claimbench.intervals.bca_levels). None when leaving a model out would leave
+    a depth group below the 3 models a within-group correlation needs: the interval is then percentile."""
     x, y, g = df[metric].to_numpy(), df[target].to_numpy(), df["conv_layers"].to_numpy()
+    if min(np.unique(g, return_counts=True)[1]) <= 3:
+        return None
     out: dict[str, list[float]] = {k: [] for k in keys}
     for i in range(len(df)):
         keep = np.arange(len(df)) != i
