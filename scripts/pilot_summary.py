@@ -1,8 +1,9 @@
 """Summarise the card-v5 pilots (docs/protocols-v5-proposal.md) from their finished run records into small
-JSON files under results/pilots/<claim>/summary.json. Reads run folders only (never trains).
+JSON files under results/pilots/<claim>/<id>.json. Reads run folders only (never trains).
 
-  PYTHONPATH=src python scripts/pilot_summary.py heavy_tail_phases /tmp/pilot-ht [--note TEXT]
-  PYTHONPATH=src python scripts/pilot_summary.py el2n_pruning /tmp/pilot-el2n --fit /tmp/pilots/el2n_fit.jsonl
+  PYTHONPATH=src python scripts/pilot_summary.py heavy_tail_phases /tmp/pilot-ht --id ht1 [--note TEXT]
+  PYTHONPATH=src python scripts/pilot_summary.py el2n_pruning /tmp/pilot-el2n16 /tmp/pilot-el2n16b --id el1 \\
+      --fit results/pilots/el2n_pruning/fit_check.jsonl
 
 A pilot root is a folder holding the pilot's params.yaml, whose runs were made there with
 `python stages/<claim>.py train --scale quick --params params.yaml` (cwd = the root).
@@ -53,31 +54,34 @@ def heavy_tail(ctx) -> dict:
             "train_wall_s_summed": round(sum(walls.values()), 1)}
 
 
-def el2n(ctx, fit_lines: list[dict]) -> dict:
+def el2n(ctxs, fit_lines: list[dict]) -> dict:
+    """Replicates pooled over the pilot roots (each judged by its own Config's seeds)."""
     from claimbench.claims.el2n_pruning import by_replicate, of_kind, prune_seed
 
-    cfg = ctx.cfg
-    recs = records(ctx)
-    reps = []
-    for r, ensemble in enumerate(by_replicate(cfg, of_kind(recs, "score"))):
-        seed = prune_seed(cfg, r)
-        acc = {m: of_kind(recs, "prune", method=m, keep=0.5, seed=seed)[0]["test_acc"] for m in cfg.methods}
-        full = statistics.fmean(e["test_acc"] for e in ensemble)
-        reps.append({"replicate": r, "score_seeds": [e.key["seed"] for e in ensemble], "prune_seed": seed,
-                     "full_test_acc": full, "full_train_acc": [e.get("train_acc") for e in ensemble],
-                     **{f"{m}_pruned50": a for m, a in acc.items()},
-                     "E1": acc["el2n"] - acc["random"], "E2": full - acc["el2n"]})
-    walls = {}
-    for rec in recs:
-        walls.setdefault(rec.key["kind"], []).append(_wall(rec))
-    out = {"replicates": reps, "run_wall_s": {k: [round(min(v), 1), round(max(v), 1), round(sum(v), 1)]
-                                             for k, v in walls.items()},
+    reps, walls = [], {}
+    for ctx in ctxs:
+        cfg = ctx.cfg
+        recs = records(ctx)
+        for r, ensemble in enumerate(by_replicate(cfg, of_kind(recs, "score"))):
+            seed = prune_seed(cfg, r)
+            acc = {m: of_kind(recs, "prune", method=m, keep=0.5, seed=seed)[0]["test_acc"] for m in cfg.methods}
+            full = statistics.fmean(e["test_acc"] for e in ensemble)
+            reps.append({"seed_base": cfg.seed_base, "replicate": r, "score_seeds": [e.key["seed"] for e in ensemble],
+                         "prune_seed": seed, "full_test_acc": full,
+                         "full_train_acc": [e.record.get("train_acc") for e in ensemble],
+                         **{f"{m}_pruned50": a for m, a in acc.items()},
+                         "E1": acc["el2n"] - acc["random"], "E2": full - acc["el2n"]})
+        for rec in recs:
+            walls.setdefault(rec.key["kind"], []).append(_wall(rec))
+    out = {"configs": [vars(c.cfg) for c in ctxs], "replicates": reps,
+           "run_wall_s_min_max_sum": {k: [round(min(v), 1), round(max(v), 1), round(sum(v), 1)]
+                                      for k, v in walls.items()},
            "fit_check": fit_lines}
     for name, checks in (("E1", [(">", 0.0)]), ("E2", [("<=", 0.5)])):
         vals = [rep[name] for rep in reps]
         mean = statistics.fmean(vals)
         sd = statistics.stdev(vals) if len(vals) > 1 else float("nan")
-        out[name] = {"mean": mean, "sd": sd, "decide_at_n": {
+        out[name] = {"mean": mean, "sd": sd, "decide_at_n_level_0.9706": {
             n: power.decide_probabilities(mean, sd, n, checks, level=0.9706) for n in (4, 6, 10, 20)}}
     return out
 
@@ -98,19 +102,20 @@ def _num(v):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("claim", choices=["heavy_tail_phases", "el2n_pruning"])
-    ap.add_argument("root", type=Path)
+    ap.add_argument("roots", type=Path, nargs="+", help="pilot roots; el2n pools their replicates")
+    ap.add_argument("--id", required=True, help="pilot id: names results/pilots/<claim>/<id>.json")
     ap.add_argument("--fit", type=Path, default=None, help="el2n: JSON lines of scripts/pilot_el2n_fit.py")
     ap.add_argument("--note", default="")
     ap.add_argument("--out", type=Path, default=Path("results/pilots"))
     args = ap.parse_args()
-    ctx = make_context(args.claim, "quick", "params.yaml", root=args.root)
+    ctxs = [make_context(args.claim, "quick", "params.yaml", root=root) for root in args.roots]
     if args.claim == "heavy_tail_phases":
-        body = heavy_tail(ctx)
+        body = {"pilots": [{"config": vars(c.cfg), **heavy_tail(c)} for c in ctxs]}
     else:
         fit = [json.loads(line) for line in args.fit.read_text().splitlines()] if args.fit else []
-        body = el2n(ctx, fit)
-    summary = {"claim": args.claim, "config": {k: v for k, v in vars(ctx.cfg).items()}, "note": args.note, **body}
-    dest = args.out / args.claim / "summary.json"
+        body = el2n(ctxs, fit)
+    summary = {"claim": args.claim, "id": args.id, "note": args.note, **body}
+    dest = args.out / args.claim / f"{args.id}.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(summary, indent=1, default=str) + "\n")
     print(dest)
