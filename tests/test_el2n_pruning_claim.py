@@ -208,3 +208,19 @@ def test_ci_scale_end_to_end(ci_repo):
     stamps = [p.stat().st_mtime_ns for p in done]
     run_train(ctx, registry()[claim.CLAIM_ID])  # every run is cached: nothing retrains
     assert [p.stat().st_mtime_ns for p in done] == stamps
+
+
+
+def test_full_score_run_reports_its_train_accuracy(tmp_path):
+    """The E2 regime of the card v5 proposal reads whether the full-data runs fit: a full score run returns
+    its final train accuracy (%) on the labels it trained on (here all class 0, which 15 steps fit: 100%,
+    where split.y would give 25%); a noise run (stopped at score_epoch) reports none."""
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 1, 28, 28), torch.arange(40) % 4
+    split = T.Split(x, y, x[:8], y[:8], 4)
+    cfg = build_config(claim.Config, {"train_size": 40, "test_size": 8, "width": 4, "epochs": 3, "batch_size": 8,
+                                      "lr": 0.05, "augment": "none", "replicates": 2}, "el2n_pruning.x")
+    full = T.score_run(cfg, split, torch.zeros_like(y), 0, True, tmp_path, torch.device("cpu"))
+    assert full["train_acc"] == 100.0 and full["steps"] == 15
+    noise = T.score_run(cfg, split, y, 0, False, tmp_path, torch.device("cpu"))
+    assert "train_acc" not in noise and noise["steps"] == 5

@@ -215,3 +215,24 @@ def test_cifar10_split_is_centre_cropped_and_standardised(tmp_path, monkeypatch)
     assert flat.mean(1).abs().max() < 1e-5 and (flat.std(1, unbiased=False) - 1).abs().max() < 1e-4
     tx, _ = T.load_split(cfg, "test", str(tmp_path))
     assert tx.shape == (20, 3, 28, 28)
+
+
+def test_mlp3_surrogate_shapes_init_and_run_key():
+    """model: mlp3 (card v5 proposal) builds the SETOL MLP with fc1/fc2 named as MiniAlexNet's; the default
+    model keeps every earlier run key (cached runs stay valid), mlp3 gets its own."""
+    from claimbench.models.mlp3 import MLP3
+
+    torch.manual_seed(0)
+    net = T.build_model("mlp3", torch.zeros(4, 1, 28, 28))
+    assert isinstance(net, MLP3) and net(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+    assert tuple(net.fc1.weight.shape) == (300, 784) and tuple(net.fc2.weight.shape) == (100, 300)
+    sigma = math.sqrt(2 / (784 + 300))
+    assert net.fc1.weight.abs().max() <= 2 * sigma + 1e-7 and torch.all(net.fc1.bias == 0.1)
+    assert isinstance(T.build_model("mini_alexnet", torch.zeros(4, 1, 28, 28)), MiniAlexNet)
+    base = {"batch_sizes": [2, 8], "seeds": [0, 1], "epochs": 2}
+    old = build_config(claim.Config, base, "x")
+    mlp = build_config(claim.Config, {**base, "model": "mlp3"}, "x")
+    assert "model" not in claim.run_key(old, 8, 1)
+    assert claim.run_key(mlp, 8, 1) == {**claim.run_key(old, 8, 1), "model": "mlp3"}
+    with pytest.raises(ParamsError, match="model"):
+        build_config(claim.Config, {**base, "model": "mlp4"}, "x")

@@ -110,16 +110,21 @@ def new_model(cfg: Config, split: Split, seed: int, device: torch.device) -> tor
 def score_run(cfg: Config, split: Split, y: torch.Tensor, seed: int, full: bool, run_dir: Path,
               device: torch.device) -> dict:
     """One initialisation trained on (x, y): to the end if `full`, else only to score_epoch.
-    Saves its scores to run_dir/scores.pt; returns its final test accuracy (%) and steps taken."""
+    Saves its scores to run_dir/scores.pt; returns its final test accuracy (%), steps taken and, for a full
+    run, its final train accuracy (%) on (x, y) in eval mode (the E2 regime: does the full-data run fit?)."""
     model = new_model(cfg, split, derive_seed(CLAIM_ID, "score-init", seed), device)
     cb = ScoreCallback(split.x, y, cfg.score_epoch, with_grand=full, grand_batch=cfg.grand_batch)
     checkpoint = run_dir / CHECKPOINT
     state = fit(model, (split.x, y), cfg.train_config(), seed=derive_seed(CLAIM_ID, "score-data", seed),
-                eval_sets={"test": (split.x_test, split.y_test)}, callbacks=[cb], checkpoint=checkpoint,
+                eval_sets={"test": (split.x_test, split.y_test), **({"train": (split.x, y)} if full else {})},
+                callbacks=[cb], checkpoint=checkpoint,
                 desc=f"score seed {seed}", stop_when=None if full else (lambda s: s.epoch >= cfg.score_epoch))
     torch.save(cb.scores, run_dir / SCORES)
     checkpoint.unlink(missing_ok=True)
-    return {"test_acc": 100 * state.history[-1]["test_acc"], "steps": state.step}
+    out = {"test_acc": 100 * state.history[-1]["test_acc"], "steps": state.step}
+    if full:
+        out["train_acc"] = 100 * state.history[-1]["train_acc"]
+    return out
 
 
 def prune_run(cfg: Config, split: Split, keep: torch.Tensor, seed: int, steps: int, run_dir: Path,

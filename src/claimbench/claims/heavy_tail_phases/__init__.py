@@ -54,6 +54,8 @@ class Config:
     lr: float = field(default=0.01, metadata=positive())
     momentum: float = 0.9
     lr_decay: float = field(default=0.95, metadata=positive())  # lr × this after every epoch
+    # mlp3: the SETOL MLP (784-300-100-10, models/mlp3.py), an `adapted:` CPU-scale surrogate (card v5 proposal)
+    model: Literal["mini_alexnet", "mlp3"] = "mini_alexnet"
 
     def __post_init__(self):
         if len(set(self.batch_sizes)) < 2 or len(set(self.seeds)) < 2:
@@ -82,4 +84,5 @@ def run_key(cfg: Config, batch_size: int, seed: int) -> dict:
         "lr_decay": cfg.lr_decay,
         "batch_size": batch_size,
         "seed": seed,
+        **({"model": cfg.model} if cfg.model != "mini_alexnet" else {}),  # MiniAlexNet keys stay as before
     }

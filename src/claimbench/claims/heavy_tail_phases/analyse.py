@@ -38,6 +38,7 @@ POOLED_METRICS = ("alpha", "D", "xmin", "lambda_max", "num_spikes", "mp_softrank
                   "phase", "phase_index")
 RUN_METRICS = ("alpha", "mp_softrank", "stable_rank", "phase_index")  # NaN in a diverged run's row
 NAN = float("nan")
+MODEL_LABEL = {"mini_alexnet": "MiniAlexNet (conv96-conv256-FC384-FC192-10)", "mlp3": "MLP3 (784-300-100-10)"}
 
 
 def layer_row(evals: np.ndarray, shape: tuple[int, int], spikes_m: int) -> dict:
@@ -265,7 +266,7 @@ def _analyse(records: list[Record], cfg: Config) -> ClaimResult:
         seeds=list(cfg.seeds),
         setup={
             "dataset": cfg.dataset,
-            "model": "MiniAlexNet (conv96-conv256-FC384-FC192-10)",
+            "model": MODEL_LABEL[cfg.model],
             "train_images": int(10 * cfg.train_per_class) if cfg.train_per_class else "full",
             "test_images": cfg.test_size or "full",
             "epochs": cfg.epochs,

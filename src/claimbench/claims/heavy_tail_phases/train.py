@@ -15,6 +15,7 @@ from claimbench.claims.heavy_tail_phases import CLAIM_ID, Config, run_key
 from claimbench.contract import Context, RunSpec
 from claimbench.data import balanced_subset, derive_seed, load_images, random_subset, standardize_per_image
 from claimbench.models.mini_alexnet import MiniAlexNet, mse_on_softmax
+from claimbench.models.mlp3 import MLP3
 from claimbench.numerics import upcast
 from claimbench.sweep import CHECKPOINT
 from claimbench.train import TrainConfig, fit, prepare_model, seed_everything
@@ -54,6 +55,13 @@ def plan(ctx: Context) -> list[RunSpec]:
     ]
 
 
+def build_model(name: str, x: torch.Tensor) -> torch.nn.Module:
+    """A fresh network for inputs like x (N, C, 28, 28): MiniAlexNet, or MLP3 on the flattened image."""
+    if name == "mlp3":
+        return MLP3(in_features=x[0].numel(), num_classes=10)
+    return MiniAlexNet(in_channels=x.shape[1], num_classes=10)
+
+
 def run_one(ctx: Context, run_dir: Path, data: tuple[Split, Split], batch_size: int, seed: int) -> dict:
     """Train one MiniAlexNet (resuming from run_dir/checkpoint.pt); keep model.pt (final weights, CPU
     float32 or wider); return final accuracies, train loss, steps, epochs and wall time (s)."""
@@ -63,7 +71,7 @@ def run_one(ctx: Context, run_dir: Path, data: tuple[Split, Split], batch_size: 
     x, y = (t.to(ctx.device) for t in train_xy)
     tx, ty = (t.to(ctx.device) for t in test_xy)
     seed_everything(seed)
-    model = prepare_model(MiniAlexNet(in_channels=x.shape[1], num_classes=10), ctx.device)
+    model = prepare_model(build_model(cfg.model, x), ctx.device)
     tc = TrainConfig(
         epochs=cfg.epochs,
         batch_size=batch_size,
