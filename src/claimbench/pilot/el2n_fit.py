@@ -2,7 +2,7 @@
 full-data recipe (Config.train_config, load_data, new_model) at the given widths and epochs, and prints the
 final train/test accuracy (%, eval mode) and wall seconds per run as JSON lines. No scores, no pruning.
 
-  OMP_NUM_THREADS=1 PYTHONPATH=src python scripts/pilot_el2n_fit.py --widths 32 48 --epochs 20 --seed 21000
+  OMP_NUM_THREADS=1 python -m claimbench.pilot.el2n_fit --widths 32 48 --epochs 20 --seed 21000
 """
 
 from __future__ import annotations

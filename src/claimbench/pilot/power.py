@@ -5,7 +5,7 @@ pilot's replicate SD, or the larger of it and the card's `power.statistics` SD (
 3-replicate pilot's rows would understate the spread, so rows are not used. Two expectations: the pilot's
 own means, and the paper's "no loss" (E2 = 0) with the rest at the pilot's means.
 
-  PYTHONPATH=src python scripts/pilot_power.py /tmp/pilot-el2n16 --id el1 --n 4 6 10
+  python -m claimbench.pilot.power /tmp/pilot-el2n16 --id el1 --n 4 6 10
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Summarise the card-v5 pilots (docs/protocols-v5-proposal.md) from their finished run records into small
 JSON files under results/pilots/<claim>/<id>.json. Reads run folders only (never trains).
 
-  PYTHONPATH=src python scripts/pilot_summary.py heavy_tail_phases /tmp/pilot-ht --id ht1 [--note TEXT]
-  PYTHONPATH=src python scripts/pilot_summary.py el2n_pruning /tmp/pilot-el2n16 /tmp/pilot-el2n16b --id el1 \\
+  python -m claimbench.pilot.summary heavy_tail_phases /tmp/pilot-ht --id ht1 [--note TEXT]
+  python -m claimbench.pilot.summary el2n_pruning /tmp/pilot-el2n16 /tmp/pilot-el2n16b --id el1 \\
       --fit results/pilots/el2n_pruning/fit_check.jsonl
 
 A pilot root is a folder holding the pilot's params.yaml, whose runs were made there with
@@ -104,7 +104,7 @@ def main() -> None:
     ap.add_argument("claim", choices=["heavy_tail_phases", "el2n_pruning"])
     ap.add_argument("roots", type=Path, nargs="+", help="pilot roots; el2n pools their replicates")
     ap.add_argument("--id", required=True, help="pilot id: names results/pilots/<claim>/<id>.json")
-    ap.add_argument("--fit", type=Path, default=None, help="el2n: JSON lines of scripts/pilot_el2n_fit.py")
+    ap.add_argument("--fit", type=Path, default=None, help="el2n: JSON lines of claimbench.pilot.el2n_fit")
     ap.add_argument("--note", default="")
     ap.add_argument("--out", type=Path, default=Path("results/pilots"))
     args = ap.parse_args()
