@@ -32,14 +32,14 @@ import numpy as np
 from scipy import stats as st
 
 from claimbench import claims as claim_registry
-from claimbench.atomic import storage_error, write_text_atomic
+from claimbench.atomic import write_text_atomic
 from claimbench.cards import FAIL, INCONCLUSIVE, PASS, UNDERPOWERED, Card, all_cards, verdict_label
 from claimbench.contract import seed_offset
 from claimbench.errors import ClaimbenchError
 from claimbench.intervals import Samples
 from claimbench.report import fmt, md_row, outcome_symbol
 from claimbench.results import read_result
-from claimbench.stage import interrupted_line, make_context, run_analyse, run_train
+from claimbench.stage import make_context, report_failure, run_analyse, run_train
 from claimbench.verdict import judge
 
 PAGE = "robustness.md"
@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     root = Path.cwd().resolve()
+    ctx = None
     try:
         if args.seed_set < 1:
             raise ClaimbenchError(f"--seed-set {args.seed_set}: must be ≥ 1 (0 is the judged run, `dvc repro`).")
@@ -248,17 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         text, differ = page(root, scale, args.seed_set)
         out = root / "results" / scale / PAGE
         write_text_atomic(out, text)
-    except ClaimbenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a folder that cannot be created or written (full, read-only): one line, else a bug
-        if (err := storage_error(e)) is None:
+    except (ClaimbenchError, OSError, KeyboardInterrupt) as e:
+        if (code := report_failure(e, ctx)) is None:
             raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(interrupted_line(ctx.runs_dir if ctx else None), file=sys.stderr)
-        return 130
+        return code
     print(f"wrote {out} ({time.time() - t0:.0f} s)"
           + (f"; seed sets conflict for {', '.join(differ)}" if differ else "; no seed sets conflict"))
     return 0

@@ -125,18 +125,25 @@ def main(claim_id: str, argv: list[str] | None = None) -> int:
             run_train(ctx, entry)
         if args.step in ("analyse", "all"):
             run_analyse(ctx, entry)
-    except ClaimbenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a folder that cannot be created or written (full, read-only): one line, else a bug
-        if (err := storage_error(e)) is None:
+    except (ClaimbenchError, OSError, KeyboardInterrupt) as e:
+        if (code := report_failure(e, ctx)) is None:
             raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
+        return code
+    return 0
+
+
+def report_failure(e: BaseException, ctx: Context | None) -> int | None:
+    """Print the one line a command ends on and return its exit status: 2 for a ClaimbenchError or a storage
+    fault (a folder full, read-only or not writable), 130 for Ctrl-C (`interrupted_line`); None for any
+    other error, which the caller re-raises (a bug, not bad input)."""
+    if isinstance(e, KeyboardInterrupt):
         print(interrupted_line(ctx.runs_dir if ctx else None), file=sys.stderr)
         return 130
-    return 0
+    err = e if isinstance(e, ClaimbenchError) else storage_error(e) if isinstance(e, OSError) else None
+    if err is None:
+        return None
+    print(f"error: {err}", file=sys.stderr)
+    return 2
 
 
 def interrupted_line(runs_dir: Path | None) -> str:
