@@ -145,3 +145,16 @@ def data_less_repo(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "SYSTEM_DATASETS", tmp_path / "system")
     monkeypatch.delenv("CLAIMBENCH_DATA", raising=False)
     return repo
+
+
+@pytest.fixture
+def float64_one_thread():
+    """float64 and one torch thread for the test (exact, order-stable comparisons); both restored after."""
+    import torch
+
+    before, threads = torch.get_default_dtype(), torch.get_num_threads()
+    torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)
+    yield
+    torch.set_default_dtype(before)
+    torch.set_num_threads(threads)

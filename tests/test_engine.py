@@ -32,14 +32,7 @@ from claimbench.train import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _float64_one_thread():
-    before, threads = torch.get_default_dtype(), torch.get_num_threads()
-    torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(1)
-    yield
-    torch.set_default_dtype(before)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("float64_one_thread")  # conftest: exact comparisons
 
 
 def legacy_fit(model: nn.Module, train, cfg: TrainConfig, seed: int, loss_fn=cross_entropy) -> list[float]:

@@ -34,6 +34,15 @@ from claimbench.sweep import DONE, load_record, run_dir, write_done
 ENOSPC = OSError(errno.ENOSPC, "No space left on device")
 
 
+def save_half_then_fail(obj, f):
+    """What torch.save does on a full disk: writes part of the file, then its own error around the OSError."""
+    f.write(b"\0" * 1000)
+    try:
+        raise ENOSPC
+    except OSError:
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598") from None
+
+
 def temps(folder):
     """Temporary files left anywhere under `folder`."""
     return [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
@@ -147,13 +156,6 @@ def test_a_full_disk_during_a_checkpoint_leaves_the_old_one_and_no_temp(tmp_path
     ck = tmp_path / "checkpoint.pt"
     train._atomic_save({"w": torch.ones(3)}, ck)
 
-    def save_half_then_fail(obj, f):  # what torch.save does on a full disk: its own error around the OSError
-        f.write(b"\0" * 1000)
-        try:
-            raise ENOSPC
-        except OSError:
-            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598") from None
-
     monkeypatch.setattr(train.torch, "save", save_half_then_fail)
     with pytest.raises(StorageError, match="no space left on the device"):
         train._atomic_save({"w": torch.zeros(3)}, ck)
@@ -179,13 +181,6 @@ def test_a_full_disk_during_analyse_is_one_line_exit_2_and_no_temp(toy_root, mon
 @pytest.mark.needs_data
 def test_a_full_disk_during_training_stops_at_the_first_run_in_one_line(toy_root, monkeypatch, capsys):
     from claimbench import train
-
-    def save_half_then_fail(obj, f):  # what torch.save does on a full disk: its own error around the OSError
-        f.write(b"\0" * 1000)
-        try:
-            raise ENOSPC
-        except OSError:
-            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598") from None
 
     monkeypatch.setattr(train.torch, "save", save_half_then_fail)
     assert main("toy", ["train"]) == 2

@@ -33,7 +33,6 @@ Nothing is downloaded, no data files are read. A bad argument: one line on stder
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import io
@@ -50,7 +49,7 @@ from torch import nn
 
 from claimbench.claims import claim_ids, load_params, registry
 from claimbench.contract import Context, RunSpec
-from claimbench.errors import ClaimbenchError
+from claimbench.errors import ClaimbenchError, OneLineArgumentParser
 from claimbench.numerics import machine_facts, use_scale_dtype
 from claimbench.params import EngineSettings
 from claimbench.train import TrainConfig, cpu_threads, cross_entropy, fit
@@ -359,13 +358,8 @@ def table(res: dict) -> str:
     return "\n".join(lines)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (main), instead of argparse's usage block
-        raise ClaimbenchError(f"bench: {message} (see --help)")
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = _Parser(prog="python -m claimbench bench", description=__doc__.split("\n")[0])
+    ap = OneLineArgumentParser(name="bench", prog="python -m claimbench bench", description=__doc__.split("\n")[0])
     ap.add_argument("--scale", default=None, help="ci | quick | gpu | paper (default: params.yaml's)")
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per model (default 3)")
     ap.add_argument("--models", default=None, help="comma-separated claim ids or unique prefixes (default: all, "

@@ -1,5 +1,7 @@
 """User-facing errors: each carries one message naming what is wrong and how to fix it."""
 
+import argparse
+
 
 class ClaimbenchError(Exception):
     """Base of all errors that stage entries print as one line and exit 2 on."""
@@ -30,3 +32,15 @@ class StorageError(ClaimbenchError, OSError):
 
     def __str__(self) -> str:  # OSError's str would show (errno, strerror); ours is the one line
         return str(self.args[0]) if self.args else ""
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one ClaimbenchError line ('<name>: <problem> (see --help)'), which the
+    command prints and exits 2 on, instead of argparse's usage block and exit 2 of its own. name: the command."""
+
+    def __init__(self, *args, name: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.name = name
+
+    def error(self, message: str):
+        raise ClaimbenchError(f"{self.name}: {message} (see --help)")

@@ -23,7 +23,6 @@ Writes DIR/gpu_probe.json and DIR/gpu_probe.md. A bad argument: one line on stde
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import io
@@ -37,7 +36,7 @@ import torch
 from claimbench import bench
 from claimbench.claims import load_params
 from claimbench.engine import ENGINE_VERSION, settings_for
-from claimbench.errors import ClaimbenchError
+from claimbench.errors import ClaimbenchError, OneLineArgumentParser
 from claimbench.numerics import machine_facts, use_scale_dtype
 from claimbench.params import EngineSettings
 from claimbench.stack import fit_stacked, stackable
@@ -169,13 +168,9 @@ def table(res: dict) -> str:
     return "\n".join(lines)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (main), instead of argparse's usage block
-        raise ClaimbenchError(f"gpu_probe: {message} (see --help)")
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = _Parser(prog="python -m claimbench.gpu_probe", description=__doc__.split("\n")[0])
+    ap = OneLineArgumentParser(name="gpu_probe", prog="python -m claimbench.gpu_probe",
+                               description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="folder for gpu_probe.json and gpu_probe.md")
     ap.add_argument("--scale", default="gpu", help="ci | quick | gpu | paper (default gpu)")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto")
