@@ -92,7 +92,7 @@ def test_a_sixth_claim_is_in_every_commands_claim_list(sixth, command, capsys):
 
 def test_bench_lists_a_claim_it_has_no_cases_for_instead_of_dropping_it(sixth, tmp_path):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw[SIXTH] = {s: {"per_class": 2, "epochs": 1} for s in ("ci", "quick", "gpu", "paper")}
+    raw[SIXTH] = {s: {"per_class": 2, "epochs": 1} for s in ("ci", "quick", "long", "gpu", "paper")}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     assert bench.select(None) == sixth
     res = bench.bench("ci", 0.01, SIXTH, None, str(tmp_path / "params.yaml"))

@@ -23,7 +23,7 @@ def test_valid_params_load_selected_scale(toy_root):
 @pytest.mark.parametrize(
     "mutate, expect",
     [
-        (lambda p: p.update(scale="huge"), ["scale = 'huge'", "ci, quick, gpu, paper"]),
+        (lambda p: p.update(scale="huge"), ["scale = 'huge'", "ci, quick, long, gpu, paper"]),
         (lambda p: p.update(typo_section={}), ["unknown top-level key 'typo_section'"]),
         (lambda p: p["toy"]["quick"].update(lr=0.1), ["unknown key toy.quick.lr", "per_class"]),
         (lambda p: p["toy"]["gpu"].update(epochs="ten"), ["toy.gpu.epochs = 'ten'", "expected int"]),
@@ -68,7 +68,7 @@ def test_missing_or_invalid_file(tmp_path):
 def test_committed_params_are_valid():
     from conftest import REPO
 
-    for scale in ("ci", "quick", "gpu", "paper"):
+    for scale in ("ci", "quick", "long", "gpu", "paper"):
         assert load_params(REPO / "params.yaml", scale=scale).scale == scale
 
 

@@ -16,7 +16,7 @@ from claimbench.cards import Card
 from claimbench.results import DVC_METRICS, dvc_metrics, published_digest, statistics_digest
 from claimbench.verdict import headline, judge, threshold_null, verdict_keys
 
-REPORT_SCALES = ["quick", "gpu", "paper"]  # scales whose results are committed, audited and reported
+REPORT_SCALES = ["quick", "long", "gpu", "paper"]  # scales whose results are committed, audited and reported
 PROVENANCE_KEYS = ("git_sha", "git_dirty", "torch", "torchvision", "device", "scale", "seeds", "wall_s",
                    "command", "statistics_sha256", "published_sha256", "cpu_model", "cpu_kernels", "torch_threads",
                    "float_dtype")

@@ -360,7 +360,7 @@ def table(res: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = OneLineArgumentParser(name="bench", prog="python -m claimbench bench", description=__doc__.split("\n")[0])
-    ap.add_argument("--scale", default=None, help="ci | quick | gpu | paper (default: params.yaml's)")
+    ap.add_argument("--scale", default=None, help="ci | quick | long | gpu | paper (default: params.yaml's)")
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per model (default 3)")
     ap.add_argument("--models", default=None, help="comma-separated claim ids or unique prefixes (default: all, "
                                                    f"in order: {', '.join(claim_ids())})")

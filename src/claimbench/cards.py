@@ -303,7 +303,7 @@ def parse_card(raw: dict, where: str) -> Card:
 
 # --- card v4 blocks (issue 22): seeds, clauses, pooling, power.simulation ---------------------------------
 
-SCALES = ("ci", "quick", "gpu", "paper")
+SCALES = ("ci", "quick", "long", "gpu", "paper")
 BOUNDARIES = ("pocock", "obrien_fleming")
 EFFECT_KINDS = ("paper", "replication", "pilot", "none")
 REGIME_STATES = ("met", "unmet")

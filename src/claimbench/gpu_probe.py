@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = OneLineArgumentParser(name="gpu_probe", prog="python -m claimbench.gpu_probe",
                                description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="folder for gpu_probe.json and gpu_probe.md")
-    ap.add_argument("--scale", default="gpu", help="ci | quick | gpu | paper (default gpu)")
+    ap.add_argument("--scale", default="gpu", help="ci | quick | long | gpu | paper (default gpu)")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto")
     ap.add_argument("--steps", type=int, default=50, help="timed steps per mode (default 50)")
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps first (default 10)")

@@ -2,7 +2,7 @@
 
 Layout of params.yaml::
 
-    scale: quick                 # ci | quick | gpu | paper
+    scale: quick                 # ci | quick | long | gpu | paper
     data: {root: null, device: auto}
     executor: {kind: local}      # how runs execute (local | ray); never part of a cache key
     engine:                      # optional: how train.fit uses the hardware, per scale (EngineSettings)
@@ -31,7 +31,7 @@ import yaml
 
 from claimbench.errors import ParamsError
 
-SCALES = ("ci", "quick", "gpu", "paper")
+SCALES = ("ci", "quick", "long", "gpu", "paper")
 DEVICES = ("auto", "cpu", "cuda")
 
 

@@ -331,7 +331,7 @@ def _fmt(p: Mapping[str, float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m claimbench.power", description="Per-verdict power of a card.")
     ap.add_argument("--card", nargs="*", default=None, help="claim ids (default with --all: every card)")
-    ap.add_argument("--scale", nargs="*", default=["quick", "gpu"])
+    ap.add_argument("--scale", nargs="*", default=["quick", "long", "gpu"])
     ap.add_argument("--all", action="store_true", help="every card")
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)

@@ -285,7 +285,7 @@ def suite_error_lines(cards: dict) -> list[str]:
     """The suite-level rate of a false "at least partially reproduced" (issue 22): per claim from its card's
     per-verdict power under the null, and for all claims together, at each simulated scale."""
     lines = []
-    for scale in ("quick", "gpu"):
+    for scale in ("quick", "long", "gpu"):
         rates = {cid: false_positive_rate(card.raw["power"]["simulation"]["result"][scale]["null"])
                  for cid, card in cards.items()
                  if scale in ((card.raw.get("power") or {}).get("simulation") or {}).get("result", {})}

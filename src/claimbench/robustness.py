@@ -223,7 +223,7 @@ def _summary_of(rec: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m claimbench robustness", description=__doc__.split("\n")[0])
-    ap.add_argument("--scale", default=None, help="ci | quick | gpu | paper (default: params.yaml's)")
+    ap.add_argument("--scale", default=None, help="ci | quick | long | gpu | paper (default: params.yaml's)")
     ap.add_argument("--seed-set", type=int, default=1, help="k ≥ 1: seeds +1000·k (default 1)")
     ap.add_argument("--claims", nargs="*", default=None,
                     help=f"claim ids (default: all, in order: {', '.join(claim_registry.claim_ids())})")

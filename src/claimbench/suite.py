@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m claimbench suite", description=__doc__.split("\n")[0])
-    ap.add_argument("--scale", required=True, help="ci | quick | gpu | paper")
+    ap.add_argument("--scale", required=True, help="ci | quick | long | gpu | paper")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--claims", nargs="*", default=None,
                     help=f"claim ids (default: all, in order: {', '.join(claim_registry.claim_ids())})")
