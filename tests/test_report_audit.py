@@ -173,3 +173,21 @@ def test_audit_catches_edited_samples_and_null_rates(v2_root):
     rec["samples"]["train_acc"]["values"] = [0.7, 0.75, 0.8]  # would make T1 pass
     path.write_text(json.dumps(rec))
     assert any("digest" in p for p in audit.audit_result(path, {"toy": claimbench.cards.load_card("toy")}))
+
+
+def test_predicted_vs_outcome_puts_the_cards_power_beside_the_verdict():
+    """Issue 24: the per-verdict power the card predicted sits beside the outcome, only for results judged by the
+    card's current version (an older version's prediction is not this card's)."""
+    from types import SimpleNamespace
+
+    from claimbench.report import predicted_vs_outcome_lines
+    sim = {"scales": {"quick": {"n": 4}},
+           "result": {"quick": {"expected": {"reproduced": 0.91, "partially": 0.05, "not": 0.0, "inconclusive": 0.04},
+                                "null": {"reproduced": 0.0, "partially": 0.01, "not": 0.5, "inconclusive": 0.49}}}}
+    card = SimpleNamespace(version=5, raw={"power": {"simulation": sim}})
+    rec = {"verdict": "reproduced", "verdict_label": "reproduced", "provenance": {"card_version": 5}}
+    lines = predicted_vs_outcome_lines({"x": card}, {("x", "quick"): rec})
+    row = [ln for ln in lines if ln.startswith("| x |")]
+    assert row == ["| x | quick | v5 | 4 | 0.91 | 0.05 | 0.00 | 0.04 | **reproduced** |"]
+    stale = {("x", "quick"): {**rec, "provenance": {"card_version": 4}}}
+    assert predicted_vs_outcome_lines({"x": card}, stale) == []

@@ -303,6 +303,31 @@ def suite_error_lines(cards: dict) -> list[str]:
             "treated as independent):", "", *lines, ""]
 
 
+def predicted_vs_outcome_lines(cards: dict, results: dict) -> list[str]:
+    """Issue 24: the card's per-verdict power under the expected effects (predicted before the judged run,
+    `power.simulation.result`) beside the verdict the run gave, for every committed result judged by the
+    card's current version at a simulated scale."""
+    cols = ("reproduced", "partially", "not", "inconclusive")
+    rows = []
+    for cid, card in cards.items():
+        sim = ((card.raw.get("power") or {}).get("simulation") or {}).get("result") or {}
+        for scale in REPORT_SCALES:
+            rec = results.get((cid, scale))
+            if scale not in sim or rec is None or rec["provenance"].get("card_version", 1) != card.version:
+                continue
+            p = sim[scale]["expected"]
+            n = card.raw["power"]["simulation"]["scales"][scale]["n"]
+            rows.append(md_row([cid, scale, f"v{card.version}", str(n), *(f"{float(p[c]):.2f}" for c in cols),
+                                f"**{rec.get('verdict_label', rec['verdict'])}**"]))
+    if not rows:
+        return []
+    return ["Predicted before the run, beside the outcome: each card's per-verdict power under its expected "
+            "effects (`power.simulation`, committed with the card before the judged run) and the verdict the run "
+            "gave.", "",
+            "| claim | scale | card | replicates | P(reproduced) | P(partially) | P(not) | P(inconclusive) | outcome |",
+            "|---|---|---|---|---|---|---|---|---|", *rows, ""]
+
+
 def null_page(cards: dict, results: dict) -> str:
     """results/null_calibration.md: per gating criterion the null at its pass line (engine v4), its pass rate
     with the Clopper–Pearson 95% upper bound the 5% rule reads, the draws, and the calibration verdict; the
@@ -401,6 +426,7 @@ def render(root: Path, card_dir: Path | None = None) -> tuple[str, pd.DataFrame,
              "`results/<scale>/robustness.md`.", "",
              markdown_table(table), ""]
     lines += suite_error_lines({cid: cards[cid] for cid in report_ids(cards) if cid in cards})
+    lines += predicted_vs_outcome_lines({cid: cards[cid] for cid in report_ids(cards) if cid in cards}, results)
     for cid in report_ids(cards):
         lines += _detail_section(cid, cards.get(cid), results, results_dir)
     return "\n".join(lines).rstrip() + "\n", df, readme_block(cards, df)
