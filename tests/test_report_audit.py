@@ -191,3 +191,19 @@ def test_predicted_vs_outcome_puts_the_cards_power_beside_the_verdict():
     assert row == ["| x | quick | v5 | 4 | 0.91 | 0.05 | 0.00 | 0.04 | **reproduced** |"]
     stale = {("x", "quick"): {**rec, "provenance": {"card_version": 4}}}
     assert predicted_vs_outcome_lines({"x": card}, stale) == []
+
+
+def test_a_superseded_result_is_linked_from_its_archive_not_audited(tmp_path):
+    """A result judged by an earlier card version under that version's protocol moves to results/archive/<label>/;
+    the claim's section says where it is and what it read, and the audit (today's card) never sees it."""
+    from claimbench.report import archived_note
+    src = FIXTURES / "toy_metrics.json"
+    rec = json.loads(src.read_text())
+    assert archived_note(tmp_path, rec["claim_id"], "gpu") == ""
+    d = tmp_path / "archive" / "card-v4" / "gpu" / rec["claim_id"]
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text(src.read_text())
+    note = archived_note(tmp_path, rec["claim_id"], "gpu")
+    version = rec["provenance"].get("card_version", 1)
+    assert note.startswith(f" Superseded earlier result: [archive/card-v4/gpu/{rec['claim_id']}]")
+    assert f"(card v{version}: {rec.get('verdict_label', rec['verdict'])})" in note

@@ -142,7 +142,8 @@ def _detail_section(cid: str, card, results: dict, results_dir: Path) -> list[st
     for scale in REPORT_SCALES:
         rec = results.get((cid, scale))
         if rec is None:
-            lines += [f"**{scale_label(card, scale)}**: not run.", ""]
+            lines += [f"**{scale_label(card, scale)}**: not run under card v{card.version}."
+                      + archived_note(results_dir, cid, scale), ""]
             if scale_label(card, scale) == "paper-like":
                 lines += ["Adapted from the paper: " + "; ".join(card.raw["adapted"]) + ".", ""]
             continue
@@ -185,6 +186,21 @@ def _detail_section(cid: str, card, results: dict, results_dir: Path) -> list[st
         if links:
             lines += ["Tables and figures: " + ", ".join(links), ""]
     return lines
+
+
+def archived_note(results_dir: Path, cid: str, scale: str) -> str:
+    """Where a result judged by an earlier card version (under that version's protocol) is kept: results/archive/
+    <label>/<scale>/<claim>/ (not audited against today's card; its README says why it was superseded)."""
+    found = sorted((results_dir / "archive").glob(f"*/{scale}/{cid}/metrics.json"))
+    if not found:
+        return ""
+    links = []
+    for path in found:
+        rec = read_result(path)
+        rel = path.parent.relative_to(results_dir).as_posix()
+        links.append(f"[{rel}]({rel}/) (card v{rec['provenance'].get('card_version', 1)}: "
+                     f"{rec.get('verdict_label', rec['verdict'])})")
+    return " Superseded earlier result" + ("s" if len(links) > 1 else "") + ": " + "; ".join(links) + "."
 
 
 def power_section(card) -> list[str]:
