@@ -105,7 +105,8 @@ def toy_root(tmp_path, monkeypatch):
     import claimbench.claims
 
     params = {"scale": "ci", "data": {"root": None, "device": "cpu"}, "executor": {"workers": 1},
-              "toy": {s: {"per_class": 20, "epochs": 2, "seeds": [0, 1]} for s in ("ci", "quick", "long", "gpu", "paper")}}
+              "toy": {s: {"per_class": 20, "epochs": 2, "seeds": [0, 1]}
+                      for s in ("ci", "quick", "long", "gpu", "paper")}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.setattr(claimbench.claims, "registry", lambda: {"toy": toy_claim.ToyEntry()})
     monkeypatch.setattr(claimbench.cards, "CARD_DIR", FIXTURES)

@@ -28,7 +28,8 @@ def test_stage_params_name_only_the_scale_block(claim_id):
     for stage in (DVC["stages"][claim_id], DVC["stages"][f"{claim_id}_train"]):
         assert stage["params"] == ["scale", f"{claim_id}.${{scale}}"]
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    assert set(params[claim_id]) == {"ci", "quick", "long", "gpu", "paper"}, "a claim key outside a scale block is no param"
+    assert set(params[claim_id]) == {"ci", "quick", "long", "gpu", "paper"}, \
+        "a claim key outside a scale block is no param"
 
 
 def _git(cwd, *args):

@@ -7,7 +7,8 @@ from claimbench.numerics import SCALE_DTYPE, machine_facts, upcast, use_scale_dt
 
 
 def test_ci_is_float64_and_the_other_scales_float32():
-    assert SCALE_DTYPE == {"ci": torch.float64, "quick": torch.float32, "long": torch.float32, "gpu": torch.float32, "paper": torch.float32}
+    assert SCALE_DTYPE == {"ci": torch.float64, "quick": torch.float32, "long": torch.float32,
+                           "gpu": torch.float32, "paper": torch.float32}
     assert use_scale_dtype("ci") == torch.float64 and torch.ones(1).dtype == torch.float64
     assert torch.nn.Linear(2, 2).weight.dtype == torch.float64
     use_scale_dtype("quick")

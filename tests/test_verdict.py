@@ -241,7 +241,8 @@ def test_rejudge_write_rewrites_a_stored_result_that_then_passes_the_audit(tmp_p
     rec = rejudge.rewrite(dst / "metrics.json", all_cards())
     made_under = (before["provenance"].get("rejudged") or {}).get("card_version_before",
                                                                    before["provenance"]["card_version"])
-    assert rec["provenance"]["engine_version"] == 4 and rec["provenance"]["rejudged"]["card_version_before"] == \
+    assert rec["provenance"]["engine_version"] == rejudge.ENGINE_VERSION and \
+        rec["provenance"]["rejudged"]["card_version_before"] == \
         made_under == 3  # the gpu run was made under card v3; a second rewrite keeps saying so
     assert rec["statistics"]["full_data_acc_min"] == before["statistics"]["full_data_acc_min"]
     assert audit.audit_result(dst / "metrics.json", all_cards()) == []

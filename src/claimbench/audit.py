@@ -94,7 +94,7 @@ def _null_findings(card: Card, samples: dict, null: dict) -> list[tuple[str, str
         if not c.gating or stored.get("claim_draws"):
             continue
         fresh = threshold_null(c, samples, card.look_level(0)) or {}
-        for key in ("pass_rate", "pass_upper", "draws"):
+        for key in ("pass_rate", "pass_upper", "ceiling", "draws"):
             if stored.get(key) != fresh.get(key):
                 found.append(("null", f"{c.id} null {key}: stored {stored.get(key)!r}, the samples give "
                                       f"{fresh.get(key)!r}"))

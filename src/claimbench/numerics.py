@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-SCALE_DTYPE = {"ci": torch.float64, "quick": torch.float32, "long": torch.float32, "gpu": torch.float32, "paper": torch.float32}
+SCALE_DTYPE = {"ci": torch.float64, "quick": torch.float32, "long": torch.float32, "gpu": torch.float32,
+               "paper": torch.float32}
 
 
 def use_scale_dtype(scale: str) -> torch.dtype:

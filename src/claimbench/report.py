@@ -384,7 +384,10 @@ def _null_cells(cal: dict) -> list[str]:
     used = cal.get("method", "?") + (f"; at {cal['at']}" if cal.get("at") else "")
     shown = f"{rate:.2%} (exact)" if cal.get("exact") else f"{rate:.1%} (≤ {upper:.1%})"
     draws = f"all {cal['draws']}" if cal.get("exact") else str(cal["draws"])
-    ok = "–" if upper is None else ("✓" if upper <= NULL_MAX_PASS_RATE else "✗ miscalibrated")
+    ceiling = cal.get("ceiling", NULL_MAX_PASS_RATE)
+    ok = "–" if upper is None else ("✓" if upper <= ceiling else "✗ miscalibrated")
+    if upper is not None and upper > NULL_MAX_PASS_RATE and ceiling > NULL_MAX_PASS_RATE:
+        ok += f" (ceiling {ceiling:.1%}: Gaussian reference at this n)"
     if cal.get("informative") is False:
         ok = "– (uninformative: too few replicates for the null to pass)"
     return [used, shown, draws, ok]

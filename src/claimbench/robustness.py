@@ -33,7 +33,7 @@ from scipy import stats as st
 
 from claimbench import claims as claim_registry
 from claimbench.atomic import write_text_atomic
-from claimbench.cards import FAIL, INCONCLUSIVE, PASS, UNDERPOWERED, Card, all_cards, verdict_label
+from claimbench.cards import FAIL, INCONCLUSIVE, NULL_MAX_PASS_RATE, PASS, UNDERPOWERED, Card, all_cards, verdict_label
 from claimbench.contract import seed_offset
 from claimbench.errors import ClaimbenchError
 from claimbench.intervals import Samples
@@ -53,7 +53,8 @@ def _samples(rec: dict) -> dict[str, Samples]:
 def _null(rec: dict) -> dict[str, dict]:
     """criterion id -> the record's stored threshold-null calibration (with its upper bound when recorded)."""
     return {c["id"]: {"pass_rate": c["null_pass_rate"], "draws": c.get("null_draws", 0),
-                      **({"pass_upper": c["null_pass_upper"]} if c.get("null_pass_upper") is not None else {})}
+                      **({"pass_upper": c["null_pass_upper"]} if c.get("null_pass_upper") is not None else {}),
+                      **({"ceiling": c["null_ceiling"]} if c.get("null_ceiling") is not None else {})}
             for c in rec.get("criteria", []) if c.get("null_pass_rate") is not None}
 
 
@@ -92,8 +93,9 @@ def pool(card: Card, a: dict, b: dict) -> tuple[dict, dict[str, Samples], dict]:
             draws = tuple((u + v) / 2 for u, v in zip(x.values[:m], y.values[:m]))
             samples[name] = Samples("bootstrap", draws, (x.estimate + y.estimate) / 2)
     na, nb = _null(a), _null(b)
-    null = {c: max((na.get(c), nb.get(c)), key=lambda d: -1 if d is None else d.get("pass_upper", d["pass_rate"]))
-            for c in na.keys() | nb.keys()}
+    null = {c: max((na.get(c), nb.get(c)), key=lambda d: -1 if d is None else
+                   d.get("pass_upper", d["pass_rate"]) - d.get("ceiling", NULL_MAX_PASS_RATE))
+            for c in na.keys() | nb.keys()}  # the worse set's calibration, by its margin to its own ceiling
     return stats, samples, null
 
 

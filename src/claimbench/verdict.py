@@ -74,7 +74,7 @@ from claimbench.results import ClaimResult, jsonable, published_digest, statisti
 from claimbench.threshold_null import check_null, upper_bound
 
 OUTCOME_ORDER = (REPRODUCED, PARTIAL, NOT_REPRODUCED)  # best first
-ENGINE_VERSION = 4
+ENGINE_VERSION = 5
 
 
 def _num(v):
@@ -175,16 +175,28 @@ def null_upper(entry: Mapping[str, Any]) -> float | None:
     return upper_bound(float(entry["pass_rate"]), int(entry.get("draws") or 1))
 
 
+def null_ceiling(entry: Mapping[str, Any]) -> float:
+    """The bound a calibration may reach (engine v5): 5% (NULL_MAX_PASS_RATE), or the Gaussian reference of a
+    small-n centred bootstrap when larger (claimbench.threshold_null: what exactly Gaussian samples of the same
+    size reach in 95% of cases, so that clean data are flagged at most 5% of the time)."""
+    if entry.get("ceiling") is not None:
+        return float(entry["ceiling"])
+    return max(NULL_MAX_PASS_RATE, float(entry.get("gaussian_q95") or 0.0))
+
+
 def apply_null(e: dict, entry: Mapping[str, Any] | None) -> None:
-    """Record the criterion's null calibration; a pass whose bound exceeds 5% becomes *miscalibrated*."""
+    """Record the criterion's null calibration; a pass whose bound exceeds its ceiling becomes *miscalibrated*."""
     if not entry or entry.get("pass_rate") is None:
         return
-    upper = null_upper(entry)
-    e.update(null_pass_rate=entry["pass_rate"], null_draws=entry.get("draws"), null_pass_upper=upper)
-    if e["outcome"] == PASS and upper > NULL_MAX_PASS_RATE:
+    upper, ceiling = null_upper(entry), null_ceiling(entry)
+    e.update(null_pass_rate=entry["pass_rate"], null_draws=entry.get("draws"), null_pass_upper=upper,
+             null_ceiling=ceiling)
+    if e["outcome"] == PASS and upper > ceiling:
+        why = ("" if ceiling == NULL_MAX_PASS_RATE else
+               ", above both 5% and what Gaussian samples of this size reach in 95% of cases")
         e.update(outcome=UNDECIDED, passed=False, reason_kind=MISCALIBRATED,
                  reason=f"passes up to {upper:.1%} of draws at the threshold (95% upper bound; rate "
-                        f"{entry['pass_rate']:.1%} of {entry.get('draws')}) > {NULL_MAX_PASS_RATE:.0%}")
+                        f"{entry['pass_rate']:.1%} of {entry.get('draws')}) > {ceiling:.1%}{why}")
 
 
 def apply_regime(e: dict, unmet: list[dict]) -> None:
@@ -364,10 +376,12 @@ def threshold_null(c: Criterion, samples: Mapping[str, Any], level: float = LEVE
     defined = [r for r in rows if r["pass_rate"] is not None]
     if not defined:
         return None
-    worst = max(defined, key=lambda r: (r["pass_upper"], r["pass_rate"]))
-    out = {"pass_rate": worst["pass_rate"], "pass_upper": worst["pass_upper"], "draws": worst["draws"],
-           "exact": worst["exact"], "method": worst["method"], "at": f"{worst['statistic']} {worst['op']} "
-           f"{worst['threshold']:g}", "checks": rows}
+    for r in defined:
+        r["ceiling"] = null_ceiling(r)
+    worst = max(defined, key=lambda r: (r["pass_upper"] - r["ceiling"], r["pass_rate"]))
+    out = {"pass_rate": worst["pass_rate"], "pass_upper": worst["pass_upper"], "ceiling": worst["ceiling"],
+           "draws": worst["draws"], "exact": worst["exact"], "method": worst["method"],
+           "at": f"{worst['statistic']} {worst['op']} {worst['threshold']:g}", "checks": rows}
     if not any(r.get("informative", True) for r in defined):
         out["informative"] = False  # no check's null could have passed (threshold_null)
     return out
@@ -405,6 +419,7 @@ def resampled_threshold_null(c: Criterion, samples: Mapping[str, Any], draws: li
         raise ValueError(f"criterion {c.id}: the claim's draws at the threshold name none of its sampled statistics")
     worst = max(rows, key=lambda r: (r["pass_upper"], r["pass_rate"]))
     return {**{k: worst[k] for k in ("pass_rate", "pass_upper", "draws", "exact", "method")},
+            "ceiling": NULL_MAX_PASS_RATE,
             "at": f"{worst['statistic']} {worst['op']} {worst['threshold']:g}", "claim_draws": True, "checks": rows}
 
 
