@@ -43,3 +43,10 @@ def test_an_explicit_commit_wins_over_a_copied_git(monkeypatch):
     assert (prov["git_sha"], prov["git_sha_source"], prov["git_dirty"]) == ("abc123", "env CLAIMBENCH_GIT_SHA", None)
     monkeypatch.delenv("CLAIMBENCH_GIT_SHA")
     assert provenance(torch.device("cpu"), 1.0, [0], "ci")["git_sha_source"] == "git"
+
+
+def test_timed_run_reads_the_scale_the_command_runs_at():
+    """`timed-run NAME -- python -m claimbench suite --scale long` counts artifacts/long/, not params.yaml's scale."""
+    assert timed_run.command_scale(["python", "-m", "claimbench", "suite", "--scale", "long"]) == "long"
+    assert timed_run.command_scale(["x", "--scale=gpu"]) == "gpu"
+    assert timed_run.command_scale(["dvc", "repro"]) is None

@@ -35,6 +35,17 @@ def finished_runs(artifacts: Path) -> dict[str, int]:
     return {d.name: sum(1 for _ in d.rglob(DONE)) for d in sorted(artifacts.iterdir()) if d.is_dir()}
 
 
+def command_scale(cmd: list[str]) -> str | None:
+    """The scale CMD runs at when it says (`--scale S` or `--scale=S`, e.g. `suite --scale long`), else None:
+    params.yaml's (or $CLAIMBENCH_SCALE), which is what `dvc repro` runs."""
+    for i, arg in enumerate(cmd):
+        if arg == "--scale" and i + 1 < len(cmd):
+            return cmd[i + 1]
+        if arg.startswith("--scale="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["-h"], ["--help"]):
@@ -45,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     name, cmd = argv[0], argv[2:]
-    params = load_params("params.yaml")
+    scale = command_scale(cmd)
+    params = load_params("params.yaml", scale)
     artifacts = Path("artifacts") / params.scale
     before = finished_runs(artifacts)
     start, t0 = dt.datetime.now(dt.UTC), time.time()
