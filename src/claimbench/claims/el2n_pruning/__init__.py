@@ -29,10 +29,11 @@ paper's ResNet-18 ≈ 220).
 
 Expected cost (train + analyse): ci ≈ 10–20 s on a 2-core CPU (300-image subset, 21 runs). quick (card v5:
 fast CNN w16, 12k-image Fashion-MNIST subset, 40 epochs, 6 replicates, 50% pruned only, permute noise; 43
-runs: 12 score, 12 noise, 1 data_stats, 18 pruned) ≈ 1,100 single-thread core-s of training (pilot EL-1,
-measured per run on the shared 2-core Xeon: score 34.7–41.8, pruned 31.5–34.5, noise 3.4–3.9 core-s; ≈ 184
-per replicate), ≈ 9–10 min wall with 2 workers; long (the same protocol, 14 replicates, 99 runs) ≈ 2,580
-core-s, ≈ 22 min wall with 2 workers; analyse ≈ 10 s (1000 null draws per criterion). gpu (unchanged since
+runs: 12 score, 12 noise, 1 data_stats, 18 pruned) ≈ 1,100–1,220 single-thread core-s of training (pilot
+EL-1, per run on the shared 2-core Xeon: score 34.7–41.8, pruned 31.5–34.5, noise 3.4–3.9 s, 184 core-s per
+replicate; pilot EL-3 at load 6–8: 612 core-s of CPU time for 3 replicates, 204 per replicate), ≈ 9–10 min
+wall with 2 workers; long (the same protocol, 13 replicates, 92 runs) ≈ 2,390–2,650 core-s, ≈ 20–22 min wall
+with 2 workers; analyse ≈ 10 s (1000 null draws per criterion). gpu (unchanged since
 v3: ResNet-18 low-res, 6k images, 8 epochs, 5 replicates, 36 runs; measured 2026-11-26 on one H100 shared by
 five claims, 3 workers: 333 s, 899 s summed run wall) is expected outside R2 (8 epochs do not fit); paper =
 ResNet-18 on all 60k images, 200 epochs, 4 replicates × 10 inits: GPU-days.
