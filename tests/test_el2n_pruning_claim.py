@@ -48,6 +48,16 @@ def test_pruning_statistics_on_known_accuracies():
     assert paired["grand_init_minus_random_pruned50"] == pytest.approx(2.0)
 
 
+def test_full_data_train_acc_min_on_known_runs():
+    """Regime R2 (card v5): the lowest train accuracy of the full-data runs; NaN when a run lacks it (made
+    before card v5 recorded it) or is NaN, so an unrecorded fit never counts as a fit."""
+    full = [{"replicate": r, "seed": r, "test_acc": 88.0, "train_acc": a} for r, a in enumerate((99.67, 99.37, 99.5))]
+    assert A.full_data_train_acc_min(full) == pytest.approx(99.37)
+    assert math.isnan(A.full_data_train_acc_min(full + [{"replicate": 3, "seed": 3, "test_acc": 88.0}]))
+    assert math.isnan(A.full_data_train_acc_min(full[:2] + [{**full[2], "train_acc": float("nan")}]))
+    assert math.isnan(A.full_data_train_acc_min([]))
+
+
 def test_a_nan_run_makes_its_cells_and_replicate_nan_not_skipped():
     full = [{"replicate": r, "seed": r, "test_acc": a} for r, a in enumerate((90.0, float("nan")))]
     pruned = [{"method": m, "keep_fraction": k, "seed": r, "replicate": r, "test_acc": a}
@@ -191,7 +201,8 @@ def test_ci_scale_end_to_end(ci_repo):
             assert all(len(record["samples"][ch["statistic"]]["values"]) == ctx.cfg.replicates for ch in c["checks"])
             null = record["null_calibration"][c["id"]]  # v4: enumerated exactly when small (2 replicates: 4)
             assert null.get("exact") or null["draws"] >= 200
-    assert [p["id"] for p in record["regime"]] == ["R1"]
+    assert [p["id"] for p in record["regime"]] == ["R1", "R2"]
+    assert stats["full_data_train_acc_min"] is not None  # R2: the score runs record their train accuracy
     assert (ctx.results_dir / "tables" / "replicates.csv").exists()
     assert (ctx.figures_dir / "accuracy_vs_pruned.png").exists()
     assert (ctx.figures_dir / "rank_correlation_heatmap.png").exists()

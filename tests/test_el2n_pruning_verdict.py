@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from claimbench.cards import INCONCLUSIVE, OUT_OF_REGIME, REPRODUCED, UNDECIDED, UNDEFINED, load_card
+from claimbench.cards import INCONCLUSIVE, OUT_OF_REGIME, PARTIAL, REPRODUCED, UNDECIDED, UNDEFINED, load_card
 from claimbench.claims import el2n_pruning as claim
 from claimbench.claims.el2n_pruning import analyse as A
 from claimbench.claims.el2n_pruning import nulls as N
@@ -48,7 +48,8 @@ def fake_claim(ctx, n: int = 400, el2n_gain: float = 1.0) -> list[Record]:
         el2n = torch.rand(n, generator=g)
         scores = {"el2n_early": el2n, "grand_early": el2n + 0.01 * torch.rand(n, generator=g),
                   "grand_init": torch.rand(n, generator=g), "el2n_init": torch.rand(n, generator=g)}
-        run(claim.run_key(cfg, "score", seed=seed), {"test_acc": 90 + float(torch.rand(1, generator=g))}, scores)
+        run(claim.run_key(cfg, "score", seed=seed), {"test_acc": 90 + float(torch.rand(1, generator=g)),
+                                                      "train_acc": 99.5}, scores)
         for mode in cfg.noise_modes:
             noisy = corrupted.double() + 0.5 * torch.rand(n, generator=g, dtype=torch.float64)
             run(claim.run_key(cfg, "noise", mode=mode, fraction=cfg.noise_fraction, seed=seed), {"test_acc": 80.0},
@@ -141,11 +142,27 @@ def passing_samples() -> dict:
             "auroc_el2n_noise_permute": replicates([0.95, 0.96, 0.97])}
 
 
+FITS = {"full_data_train_acc_min": 99.4}  # regime R2 (card v5) met
+
+
 @pytest.mark.parametrize("acc_min", [float("nan"), 50.0, 79.9])
 def test_untrained_or_nan_full_data_runs_make_the_verdict_out_of_regime(acc_min):
-    judged = judge(CARD, {"full_data_acc_min": acc_min}, passing_samples())
+    judged = judge(CARD, {"full_data_acc_min": acc_min, **FITS}, passing_samples())
     assert judged["verdict"] == INCONCLUSIVE and judged["reason_kind"] == OUT_OF_REGIME and "R1" in judged["reason"]
-    assert judge(CARD, {"full_data_acc_min": 86.0}, passing_samples())["verdict"] == REPRODUCED
+    assert judge(CARD, {"full_data_acc_min": 86.0, **FITS}, passing_samples())["verdict"] == REPRODUCED
+
+
+@pytest.mark.parametrize("train_min", [float("nan"), 98.99, 90.0])
+def test_full_data_runs_that_do_not_fit_put_e2_out_of_regime(train_min):
+    """Card v5, R2 (applies to E2, E2b): a full-data run under 99% train accuracy, or one that never recorded
+    it (NaN), leaves E2 undecided out of regime: with E1, E3, E5 passing the verdict is inconclusive (it could
+    be reproduced or partially), never reproduced on a loss measured against an unfitted baseline."""
+    judged = judge(CARD, {"full_data_acc_min": 86.0, "full_data_train_acc_min": train_min}, passing_samples())
+    e2 = next(c for c in judged["criteria"] if c["id"] == "E2")
+    assert e2["outcome"] == UNDECIDED and e2["reason_kind"] == OUT_OF_REGIME
+    assert judged["verdict"] == INCONCLUSIVE and judged["reason_kind"] == OUT_OF_REGIME
+    failing = {**passing_samples(), "full_minus_el2n_pruned50": replicates([1.7, 1.9, 1.8])}
+    assert judge(CARD, {"full_data_acc_min": 86.0, **FITS}, failing)["verdict"] == PARTIAL  # the pilots' world
 
 
 def test_a_nan_pruned_run_leaves_e1_undecided_not_passed(ctx):

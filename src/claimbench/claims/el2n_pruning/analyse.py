@@ -52,6 +52,7 @@ def analyse(records: list[Record], ctx: Context) -> ClaimResult:
     reps = replicate_table(full, pruned)
     stats = {**pruning_statistics(acc), **paired_statistics(reps)}
     stats["full_data_acc_min"] = float(np.min([r["test_acc"] for r in full]))  # NaN if any run is NaN
+    stats["full_data_train_acc_min"] = full_data_train_acc_min(full)  # regime R2 (card v5): the runs fit
     reps["spearman_el2n_early_grand_early"] = [spearman(s["el2n_early"], s["grand_early"]) for s in scores]
     stats["spearman_el2n_early_grand_early"] = float(reps["spearman_el2n_early_grand_early"].mean())
     corr = correlation_table(pooled)
@@ -91,6 +92,15 @@ def analyse(records: list[Record], ctx: Context) -> ClaimResult:
               "label_noise": noise}
     return ClaimResult(stats, tables, seeds, setup, {"full_data_runs": full, "pruned_runs": pruned},
                        samples=samples, null_draws=null, control_draws=control)
+
+
+def full_data_train_acc_min(full: list[dict]) -> float:
+    """Regime R2 (card v5): the lowest final train accuracy (%, eval mode, on the labels it trained on) of
+    the full-data (score) runs. NaN when any run lacks one (runs made before it was recorded) or is NaN:
+    a run not known to fit never counts as fitting."""
+    if not full:
+        return float("nan")
+    return float(np.min([float(r.get("train_acc", float("nan"))) for r in full]))
 
 
 def noise_el2n_mean(runs: list[Record]) -> torch.Tensor:
