@@ -61,6 +61,10 @@ class Config:
     subsets keep `seed`.
     trained_min_acc: card v3 regime R1: a model testing below it is left out of the analysed corpus (0.2,
     twice chance, at quick/gpu; 0 keeps every model: ci, whose 1-epoch smoke-test models sit near chance).
+    target_train_acc: card v5 (issue 24): when > 0, a model trains until its training accuracy (eval mode,
+    whole training subset, checked after every epoch) reaches it, for at most `epochs` epochs (then the cap);
+    the analysed corpus then keeps only models that reached it (regime R1's per-depth rule counts the
+    others as not trained). 0: a fixed `epochs` and no training-accuracy rule (ci, quick).
     """
 
     blocks: list[int] = field(metadata=positive())
@@ -85,6 +89,7 @@ class Config:
     pgdl_task: str | None = None
     seed_base: int = 0
     trained_min_acc: float = field(default=0.0, metadata=in_unit_interval())
+    target_train_acc: float = field(default=0.0, metadata=in_unit_interval())
 
 
 def grid(cfg: Config) -> list[dict]:
@@ -95,7 +100,7 @@ def grid(cfg: Config) -> list[dict]:
 def sweep_key(hp: dict, cfg: Config) -> dict:
     """What identifies one trained model: its grid point plus every data/recipe setting."""
     recipe = {k: v for k, v in asdict(cfg).items()
-              if k not in (*ANALYSIS_ONLY, *hp) and not (k == "seed_base" and v == 0)}  # keys of set 0 unchanged
+              if k not in (*ANALYSIS_ONLY, *hp) and not (k in ("seed_base", "target_train_acc") and v == 0)}  # older keys unchanged
     return {**hp, **recipe}
 
 
