@@ -45,3 +45,25 @@ def test_regime_statistics_report_the_lowest_training_accuracy_of_the_corpus(tmp
     grid = pd.Series({2: 5, 6: 4})  # one 2-conv model missed the target: 4 of 5 kept
     stats = A.regime_statistics(df, [], ctx.cfg, grid)
     assert stats["train_acc_min"] == 0.99 and stats["trained_fraction_min"] == 0.8 and stats["excluded_models"] == 1
+
+
+def test_long_trains_to_the_target_and_quick_stays_out_of_regime_r4():
+    from conftest import REPO
+
+    from claimbench.cards import judged_seeds, load_card
+    from claimbench.claims import load_params
+    from claimbench.stage import make_context
+
+    card = load_card("simpson_paradox")
+    r4 = next(r for r in card.regime if r.id == "R4")
+    assert [(c.statistic, c.op, c.threshold) for c in r4.checks] == [("train_acc_min", ">=", 0.99)]
+    quick = load_params(REPO / "params.yaml", "quick").claims["simpson_paradox"]
+    long = load_params(REPO / "params.yaml", "long").claims["simpson_paradox"]
+    assert quick.target_train_acc == 0 and long.target_train_acc == 0.99 and long.trained_min_acc == 0.2
+    assert set(long.weight_decay) <= {0.0, 0.0005, 0.001}  # PGDL task 1's range (spec 2, B.1)
+    sim = card.raw["power"]["simulation"]["scales"]
+    assert sim["quick"]["regime"]["R4"] == "unmet" and sim["long"]["regime"]["R4"] == "met"
+    for (scale, k), seeds in judged_seeds(card.raw).items():  # judged seeds = what the params train under
+        cfg = make_context("simpson_paradox", scale, root=REPO, seed_set=k).cfg
+        assert seeds == {cfg.seed + cfg.seed_base}, (scale, k)
+    assert judged_seeds(card.raw)[("long", 0)] == {40000} and judged_seeds(card.raw)[("quick", 1)] == {31000}
