@@ -19,6 +19,11 @@ within-depth τ of α and the signed gap) are judged on their percentile interva
 depth labels (S1) or permute test accuracy across models (S2), computed from the corpus table in analyse.
 Card v3: models testing below ``trained_min_acc`` leave the analysed corpus (regime R1 counts them), and
 regime R3 compares α's within-depth spread with its power-law fit noise (α_se) before S2 is judged.
+Card v5 (issue 24): regime R4 needs every analysed model at >= 0.99 training accuracy (PGDL's corpus is trained
+models); with ``target_train_acc`` set (long) a model trains until it reaches it (checked after every epoch,
+``epochs`` is the cap) and the corpus rule leaves out a model that did not. quick keeps v4's 5-epoch recipe and
+is out of regime R4 by construction; long (108 models, 2 or 4 conv layers, 32 filters, 500 images) is the
+deciding scale.
 
 Expected cost (2-core CPU; measured on a shared, ~3.5x oversubscribed one, so uncontended is lower):
 ci ≈ 19 s wall (8 models, 7 s CPU); quick (card v3: 108 models, 54 per depth) ≈ 160 core-s training
@@ -31,6 +36,9 @@ training + 4.6 s analysis for v2's 32 models (seed set 1: 50 s + 3 s).
 Measured (card v3 judging run from clean, 2-core Xeon, 2026-11-26, executor workers 2): quick = 98 s training
 wall (185 s summed over its 108 runs) + 18.8 s analysis; seed set 1: 102 s (189 s) + 16.7 s. gpu (one H100,
 five claims sharing it, 3 workers each): 144 runs, 1,410 s summed run wall, 37 s analysis.
+Card v5 long (estimate from pilot v5b, 32 runs of its recipe on a shared 2-core Xeon, 1 thread): median 38.5
+epochs to 0.99, 19.7 s mean run wall (6-11 s process CPU in the micro pilots), so 108 models ≈ 1,300-2,200
+core-s + ≈ 40 CPU s analysis; quick unchanged (≈ 234 core-s).
 """
 
 from __future__ import annotations
@@ -61,6 +69,10 @@ class Config:
     subsets keep `seed`.
     trained_min_acc: card v3 regime R1: a model testing below it is left out of the analysed corpus (0.2,
     twice chance, at quick/gpu; 0 keeps every model: ci, whose 1-epoch smoke-test models sit near chance).
+    target_train_acc: card v5 (issue 24): when > 0, a model trains until its training accuracy (eval mode,
+    whole training subset, checked after every epoch) reaches it, for at most `epochs` epochs (then the cap);
+    the analysed corpus then keeps only models that reached it (regime R1's per-depth rule counts the
+    others as not trained). 0: a fixed `epochs` and no training-accuracy rule (ci, quick).
     """
 
     blocks: list[int] = field(metadata=positive())
@@ -85,6 +97,7 @@ class Config:
     pgdl_task: str | None = None
     seed_base: int = 0
     trained_min_acc: float = field(default=0.0, metadata=in_unit_interval())
+    target_train_acc: float = field(default=0.0, metadata=in_unit_interval())
 
 
 def grid(cfg: Config) -> list[dict]:
@@ -94,8 +107,8 @@ def grid(cfg: Config) -> list[dict]:
 
 def sweep_key(hp: dict, cfg: Config) -> dict:
     """What identifies one trained model: its grid point plus every data/recipe setting."""
-    recipe = {k: v for k, v in asdict(cfg).items()
-              if k not in (*ANALYSIS_ONLY, *hp) and not (k == "seed_base" and v == 0)}  # keys of set 0 unchanged
+    recipe = {k: v for k, v in asdict(cfg).items()  # a zero seed_base or target leaves older keys unchanged
+              if k not in (*ANALYSIS_ONLY, *hp) and not (k in ("seed_base", "target_train_acc") and v == 0)}
     return {**hp, **recipe}
 
 

@@ -91,6 +91,7 @@ def run_rows(records: list[Record], cfg: Config) -> list[dict]:
         kernels = {k.removesuffix(".weight"): v for k, v in state.items() if k.endswith(".weight")}
         rows.append({"model_id": rec.dir.name,
                      **{k: rec[k] for k in (*GRID, "conv_layers", "train_acc", "test_acc")},
+                     "epochs_run": rec.record.get("epochs_run", cfg.epochs),  # card v5: epochs to the target (or cap)
                      **model_metrics(kernels, cfg.min_evals)})
     return rows
 
@@ -103,11 +104,13 @@ def corpus_table(records: list[Record], cfg: Config) -> pd.DataFrame:
     return df
 
 
-def trained(df: pd.DataFrame, min_acc: float) -> pd.Series:
+def trained(df: pd.DataFrame, min_acc: float, min_train_acc: float = 0.0) -> pd.Series:
     """Card v3 corpus rule (stated before the judged run): a model is in the analysed corpus when its test
     accuracy is at least `min_acc` (cfg.trained_min_acc; a NaN accuracy is not); diverged models have no
-    row at all."""
-    return df["test_acc"] >= min_acc
+    row at all. Card v5: and its training accuracy is at least `min_train_acc` (cfg.target_train_acc, 0.99
+    at long: a model that did not reach it within the epoch cap is excluded; 0 at quick and ci)."""
+    keep = df["test_acc"] >= min_acc
+    return keep & (df["train_acc"] >= min_train_acc) if min_train_acc > 0 else keep
 
 
 def grid_per_depth(df: pd.DataFrame, records: list[Record]) -> pd.Series:
@@ -241,6 +244,7 @@ def regime_statistics(df: pd.DataFrame, records: list[Record], cfg: Config,
             "test_acc_min": float(df["test_acc"].min(skipna=False)),
             "test_acc_spread_over_noise_min": float(ratio.min(skipna=False)), "test_examples_for_noise": n_test,
             "alpha_spread_over_fit_noise_min": float(alpha_ratio.min(skipna=False)),
+            "train_acc_min": float(df["train_acc"].min(skipna=False)),  # card v5 regime R4 (>= 0.99)
             "undefined_metric_models": int((~np.isfinite(df[list(METRICS)].to_numpy())).any(axis=1).sum())}
 
 
@@ -255,9 +259,9 @@ def corpus_training(records: list[Record]) -> dict:
 def analyse(records: list[Record], ctx: Context) -> ClaimResult:
     cfg: Config = ctx.cfg
     full = corpus_table(records, cfg)
-    keep = trained(full, cfg.trained_min_acc)
+    keep = trained(full, cfg.trained_min_acc, cfg.target_train_acc)
     df = full[keep].reset_index(drop=True)
-    excluded = [*full.loc[~keep, ["model_id", "conv_layers", "test_acc"]].to_dict("records"),
+    excluded = [*full.loc[~keep, ["model_id", "conv_layers", "train_acc", "test_acc"]].to_dict("records"),
                 *({"model_id": r.dir.name, "conv_layers": r["conv_layers"], "test_acc": "diverged"}
                   for r in records if r["diverged"])]
     seed = bootstrap_seed(cfg)

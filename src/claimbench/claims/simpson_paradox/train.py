@@ -64,8 +64,14 @@ def run_one(ctx: Context, run_dir: Path, data, *, blocks: int, dense_layers: int
                      milestones=tuple(cfg.lr_milestones), gamma=cfg.lr_gamma)
     t0 = time.time()
     record = {**hp, "conv_layers": spec.conv_layers, "seed": seed, "diverged": False}
+    stop = None
+    if cfg.target_train_acc > 0:  # card v5: train to the target training accuracy, `epochs` is the cap
+        def stop(state) -> bool:
+            return evaluate(model, x, y)["acc"] >= cfg.target_train_acc
     try:
-        fit(model, (x, y), tc, seed=seed, checkpoint=run_dir / CHECKPOINT, desc=f"{CLAIM_ID}/{run_dir.name}")
+        state = fit(model, (x, y), tc, seed=seed, checkpoint=run_dir / CHECKPOINT,
+                    desc=f"{CLAIM_ID}/{run_dir.name}", stop_when=stop)
+        record["epochs_run"] = state.epoch
     except FloatingPointError:
         record["diverged"] = True
     record["train_s"] = round(time.time() - t0, 2)
