@@ -84,6 +84,10 @@ class Config:
     momentum: float = field(default=0.9, metadata=NON_NEGATIVE)
     weight_decay: float = field(default=5e-4, metadata=NON_NEGATIVE)
     grad_clip: float = field(default=2.0, metadata=positive())
+    # Training-loss reduction over the batch: "mean", or "sum" as the reference code's May-2022 run scripts
+    # (jinxinzhou/nc_loss bf87f5d train.py: loss_mean defaults to False; e76f1b0 Losses/loss.py: reduction
+    # 'sum', MSE summed over all N·K entries), with the gradient-norm clip applied to the summed gradient.
+    loss_reduction: Literal["mean", "sum"] = "mean"
     augment: Literal["none", "crop", "crop_flip"] = "none"  # NC is always measured un-augmented
     ls_alpha: float = field(default=0.1, metadata=LS_ALPHA)
     ls_alpha_secondary: float | None = field(default=0.05, metadata=LS_ALPHA)  # largest width only; null = skip
@@ -168,6 +172,8 @@ def run_key(cfg: Config, width: float, seed: int, variant: str) -> dict:
     """Cache key of one run: every setting that changes it (not the lists of widths/seeds swept)."""
     settings = {k: v for k, v in asdict(cfg).items()
                 if k not in ("widths", "seeds", "ls_alpha_secondary", "control_seeds", "other_width_seeds")}
+    if cfg.loss_reduction == "mean":  # card v5 added the field: mean-reduced runs keep their v3/v4 keys
+        del settings["loss_reduction"]
     alpha = cfg.ls_alpha_secondary if variant == SECONDARY_LS else cfg.ls_alpha
     # probe_epochs (card v3): a run measured at other epochs lacks the plateau window's NC values
     return {**settings, "ls_alpha": alpha, "width": width, "seed": seed, "variant": variant,
