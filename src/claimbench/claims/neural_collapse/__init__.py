@@ -27,9 +27,19 @@ training + 4.6 s analysis (seed set 1: 179 s + 0.3 s). Card v3: quick unchanged 
 R3 by design, see the card's power block); gpu re-sized to 16 runs x 7,040 steps, ~4-6.4 min on one H100
 with 3 workers (estimate: 5-8 ms per eager step; not yet run). Pilots: ~30 core-s per 100 epochs at w=1/8.
 
+Card v5 (issue 24): the training loss may be summed over the batch (`loss_reduction: sum`, the reference
+code's May-2022 runs: jinxinzhou/nc_loss train.py @bf87f5d loss_mean False, Losses/loss.py @e76f1b0
+reduction 'sum'; the grad-norm clip at 2 acts on the summed gradient); quick, long and paper sum it. R1 is
+the terminal phase at the end of training only; the at-decay fit and the full-lr plateau are reported (TP).
+New scale long: w in {1/32, 1/16}, 500 images, full 10k test set, lr 0.1, wd 5e-3 (lr x wd 5e-4, 10x the
+paper's intrinsic lr), 440 epochs (3,520 steps; R3 0.7545), 6 seeds at w=1/16 and 1 at w=1/32: 28 runs,
+~2,400 core-s (pilot nc_b: ~90 s process CPU per w=1/16 run on the shared 2-core box, 25.6 ms per step;
+w=1/32 estimated). quick: the same recipe at 44 epochs (R3 0.0755, out of regime by design), 20 runs
+x 352 steps, ~150 core-s (estimate). pilot.py summarises a pilot root into results/pilots/neural_collapse/.
+
 Files: train.py (one run per width, seed and loss variant, plus the control runs), analyse.py
 (statistics, per-seed samples, tables), null.py (null and control draws), figures.py (NC curves,
-accuracy vs width).
+accuracy vs width), pilot.py (card-v5 pilot summaries).
 Measured (card v3 judging run from clean, 2-core Xeon, 2026-11-26, executor workers 2): quick = 113 s training
 wall (206 s summed over its 20 runs) + 3.5 s analysis; seed set 1: 110 s (197 s) + 0.4 s. gpu (one H100,
 shared by five claims, then alone with 7 workers): 16 runs, 1,970 s summed run wall (≈ 17 ms per step).
