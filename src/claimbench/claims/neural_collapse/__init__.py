@@ -33,9 +33,10 @@ reduction 'sum'; the grad-norm clip at 2 acts on the summed gradient); quick, lo
 the terminal phase at the end of training only; the at-decay fit and the full-lr plateau are reported (TP).
 New scale long: w in {1/32, 1/16}, 500 images, full 10k test set, lr 0.1, wd 5e-3 (lr x wd 5e-4, 10x the
 paper's intrinsic lr), 440 epochs (3,520 steps; R3 0.7545), 6 seeds at w=1/16 and 1 at w=1/32: 28 runs,
-~2,400 core-s (pilot nc_b: ~90 s process CPU per w=1/16 run on the shared 2-core box, 25.6 ms per step;
-w=1/32 estimated). quick: the same recipe at 44 epochs (R3 0.0755, out of regime by design), 20 runs
-x 352 steps, ~150 core-s (estimate). pilot.py summarises a pilot root into results/pilots/neural_collapse/.
+~2,400 core-s per seed set (pilot nc_b: ~90 s process CPU per w=1/16 run on the shared 2-core box, 25.6 ms
+per step; pilot nc_c: 50 s per w=1/32 run). quick: the same recipe at 44 epochs (R3 0.0755, out of regime by
+design), 19 runs x 352 steps, ~145 core-s (estimate from nc_b and nc_c). pilot.py summarises a pilot root
+into results/pilots/neural_collapse/.
 
 Files: train.py (one run per width, seed and loss variant, plus the control runs), analyse.py
 (statistics, per-seed samples, tables), null.py (null and control draws), figures.py (NC curves,
