@@ -266,7 +266,7 @@ def refusal(raw) -> str:
 
 def test_every_committed_card_is_v4_with_its_blocks():
     for card in all_cards().values():
-        assert card.version == 4
+        assert card.version >= 4  # card v5 (issue 24) keeps every v4 block
         entry = next(e for e in card.raw["changelog"] if e["version"] == 4)
         assert entry["date"] == "2026-12-06" and "issue 22" in entry["why"]
         assert card.raw["seeds"]["judged"]["quick"] and card.raw["clauses"] and card.raw["pooling"]
@@ -357,7 +357,7 @@ def test_the_seeds_block_lists_the_seeds_the_judged_runs_use(claim_id):
 
     from claimbench.stage import make_context
     judged = judged_seeds(load_card(claim_id).raw)
-    assert set(judged) == {("quick", 0), ("quick", 1), ("gpu", 0)}
+    assert {("quick", 0), ("quick", 1), ("gpu", 0)} <= set(judged)  # card v5 (issue 24) may add long's sets
     for (scale, k), seeds in judged.items():
         cfg = make_context(claim_id, scale, root=REPO, seed_set=k).cfg
         assert seeds == _replicate_seeds(claim_id, cfg), (scale, k)

@@ -27,9 +27,20 @@ training + 4.6 s analysis (seed set 1: 179 s + 0.3 s). Card v3: quick unchanged 
 R3 by design, see the card's power block); gpu re-sized to 16 runs x 7,040 steps, ~4-6.4 min on one H100
 with 3 workers (estimate: 5-8 ms per eager step; not yet run). Pilots: ~30 core-s per 100 epochs at w=1/8.
 
+Card v5 (issue 24): the training loss may be summed over the batch (`loss_reduction: sum`, the reference
+code's May-2022 runs: jinxinzhou/nc_loss train.py @bf87f5d loss_mean False, Losses/loss.py @e76f1b0
+reduction 'sum'; the grad-norm clip at 2 acts on the summed gradient); quick, long and paper sum it. R1 is
+the terminal phase at the end of training only; the at-decay fit and the full-lr plateau are reported (TP).
+New scale long: w in {1/32, 1/16}, 500 images, full 10k test set, lr 0.1, wd 5e-3 (lr x wd 5e-4, 10x the
+paper's intrinsic lr), 440 epochs (3,520 steps; R3 0.7545), 6 seeds at w=1/16 and 1 at w=1/32: 28 runs,
+~2,400 core-s per seed set (pilot nc_b: ~90 s process CPU per w=1/16 run on the shared 2-core box, 25.6 ms
+per step; pilot nc_c: 50 s per w=1/32 run). quick: the same recipe at 44 epochs (R3 0.0755, out of regime by
+design), 19 runs x 352 steps, ~145 core-s (estimate from nc_b and nc_c). pilot.py summarises a pilot root
+into results/pilots/neural_collapse/.
+
 Files: train.py (one run per width, seed and loss variant, plus the control runs), analyse.py
 (statistics, per-seed samples, tables), null.py (null and control draws), figures.py (NC curves,
-accuracy vs width).
+accuracy vs width), pilot.py (card-v5 pilot summaries).
 Measured (card v3 judging run from clean, 2-core Xeon, 2026-11-26, executor workers 2): quick = 113 s training
 wall (206 s summed over its 20 runs) + 3.5 s analysis; seed set 1: 110 s (197 s) + 0.4 s. gpu (one H100,
 shared by five claims, then alone with 7 workers): 16 runs, 1,970 s summed run wall (≈ 17 ms per step).
@@ -84,6 +95,10 @@ class Config:
     momentum: float = field(default=0.9, metadata=NON_NEGATIVE)
     weight_decay: float = field(default=5e-4, metadata=NON_NEGATIVE)
     grad_clip: float = field(default=2.0, metadata=positive())
+    # Training-loss reduction over the batch: "mean", or "sum" as the reference code's May-2022 run scripts
+    # (jinxinzhou/nc_loss bf87f5d train.py: loss_mean defaults to False; e76f1b0 Losses/loss.py: reduction
+    # 'sum', MSE summed over all N·K entries), with the gradient-norm clip applied to the summed gradient.
+    loss_reduction: Literal["mean", "sum"] = "mean"
     augment: Literal["none", "crop", "crop_flip"] = "none"  # NC is always measured un-augmented
     ls_alpha: float = field(default=0.1, metadata=LS_ALPHA)
     ls_alpha_secondary: float | None = field(default=0.05, metadata=LS_ALPHA)  # largest width only; null = skip
@@ -168,6 +183,8 @@ def run_key(cfg: Config, width: float, seed: int, variant: str) -> dict:
     """Cache key of one run: every setting that changes it (not the lists of widths/seeds swept)."""
     settings = {k: v for k, v in asdict(cfg).items()
                 if k not in ("widths", "seeds", "ls_alpha_secondary", "control_seeds", "other_width_seeds")}
+    if cfg.loss_reduction == "mean":  # card v5 added the field: mean-reduced runs keep their v3/v4 keys
+        del settings["loss_reduction"]
     alpha = cfg.ls_alpha_secondary if variant == SECONDARY_LS else cfg.ls_alpha
     # probe_epochs (card v3): a run measured at other epochs lacks the plateau window's NC values
     return {**settings, "ls_alpha": alpha, "width": width, "seed": seed, "variant": variant,

@@ -163,7 +163,8 @@ def setup(cfg: Config) -> dict[str, str]:
                        + ("all 10k" if cfg.test_per_class is None else f"{10 * cfg.test_per_class} balanced"),
             "model": f"torchvision ResNet-18, widths {list(cfg.widths)}, 3x3 stem stride {cfg.stem_stride}",
             "training": f"SGD lr {cfg.lr} mom {cfg.momentum} wd {cfg.weight_decay}, {cfg.epochs} epochs, batch "
-                        f"{cfg.batch_size}, x0.1 at 3/7 and 5/7, clip {cfg.grad_clip}, augment {cfg.augment}",
+                        f"{cfg.batch_size}, x0.1 at 3/7 and 5/7, clip {cfg.grad_clip}, augment {cfg.augment}, "
+                        f"loss {cfg.loss_reduction}-reduced over the batch",
             "losses": f"CE, LS a={cfg.ls_alpha} (also a={cfg.ls_alpha_secondary} at the largest width), "
                       f"FL g={cfg.focal_gamma}, MSE target {cfg.mse_scale}*onehot",
             "nc": "W-centred NC2/NC3 gate (nc_loss convention); uncentred and Papyan variants reported",

@@ -42,6 +42,17 @@ def loss_fn(cfg: Config, variant: str):
     return make_loss(variant, ls_alpha=cfg.ls_alpha, focal_gamma=cfg.focal_gamma, mse_scale=cfg.mse_scale)
 
 
+def training_loss(cfg: Config, variant: str):
+    """The loss that is minimised: loss_fn, times the number of terms it averages when cfg.loss_reduction is
+    "sum" (the batch size; MSE: batch size × classes, as F.mse_loss(reduction='sum') in jinxinzhou/nc_loss).
+    Test losses are always reported batch-mean (loss_fn)."""
+    fn = loss_fn(cfg, variant)
+    if cfg.loss_reduction == "mean":
+        return fn
+    per_row = NUM_CLASSES if variant == "mse" else 1
+    return lambda logits, y: fn(logits, y) * (len(y) * per_row)
+
+
 @torch.no_grad()
 def penultimate(model: WideResNet18, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """(N, d) float32 penultimate features in eval mode, full precision (no autocast)."""
@@ -115,7 +126,8 @@ def run_one(ctx: Context, run_dir: Path, data: dict, width: float, seed: int, va
                        grad_clip=cfg.grad_clip, augment=cfg.augment, checkpoint_every=max(1, cfg.epochs // 7))
     probe = CollapseProbe(data["x_train"], data["y_train"], measure_epochs(cfg))
     fn = loss_fn(cfg, variant)
-    fit(model, (data["x_train"], data["y_train"]), tcfg, seed=seed, loss_fn=fn, callbacks=[probe],
+    fit(model, (data["x_train"], data["y_train"]), tcfg, seed=seed, loss_fn=training_loss(cfg, variant),
+        callbacks=[probe],
         checkpoint=run_dir / CHECKPOINT, desc=f"nc {variant} w={width} s={seed}")
     final, h = probe.measure(model)
     test = evaluate(model, data["x_test"], data["y_test"], fn)
