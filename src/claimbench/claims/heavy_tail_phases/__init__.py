@@ -18,15 +18,15 @@ replicate: one run per batch size), with intervals over seeds and null draws tha
 labels within each seed (card v2). Regime R2 (card v5) reads the smallest batch size's temperature
 T = lr/bs and lr-time t = Σ lr_t against the paper's first Bulk-decay point (1.25e-3, 1,243).
 
-Cost (training, summed per-run core-seconds, 1 thread per run, 2-core Xeon shared with other jobs so wall
-times are inflated): ci ≈ 15 CPU-s. quick (card v5: MLP3, 60,000 Fashion-MNIST images, bs 20/40/80/160/
-320/1250 × 4 seeds × 10 epochs) ≈ 530 core-s per seed set (pilot HT-2, 2026-12-06: 122-142 per seed; bs 20
-49-70 s, bs 1250 8 s), ≈ 4.5 min wall with `executor: {workers: 2}`; long (the same × 35 epochs) ≈ 1,850
-core-s per seed set (≈ 3.5 × quick; pilot HT-L measured the 35-epoch runs, results/pilots/heavy_tail_phases/
-ht_l.json). At 4 seeds C3 is decided at the pooled second look (seed set 1, the same cost again). gpu
-(MiniAlexNet, bs 2…150 × 5 seeds, ≈ 215k SGD steps) ≈ 3–4 min on one H100 with 3 workers at 3 ms per
-launch-bound step (an estimate: never finished); paper = 11 batch sizes × 10 seeds × 100 epochs of
-CIFAR-10 (days on a CPU).
+Cost (training, summed per-run CPU seconds from the runs' `cpu_s`, 1 thread per run, 2-core Xeon shared
+with other jobs, so wall times are inflated and CPU times are not): ci ≈ 15 CPU-s. quick (card v5: MLP3,
+60,000 Fashion-MNIST images, bs 20/40/80/160/320/1250 × 4 seeds × 10 epochs) ≈ 455 core-s per seed set
+(pilot HT-2, 2026-12-06: 111-116 per seed; bs 20 41-47 s, bs 1250 8 s), ≈ 4 min wall with
+`executor: {workers: 2}`; long (the same × 35 epochs) ≈ 1,640 core-s per seed set (pilot HT-L: bs 20 166 s,
+3.75× quick's; results/pilots/heavy_tail_phases/ht_l.json). At 4 seeds C3 is decided at the pooled second
+look (seed set 1, the same cost again). gpu (MiniAlexNet, bs 2…150 × 5 seeds, ≈ 215k SGD steps) ≈ 3–4 min
+on one H100 with 3 workers at 3 ms per launch-bound step (an estimate: never finished); paper = 11 batch
+sizes × 10 seeds × 100 epochs of CIFAR-10 (days on a CPU).
 History: card v3/v4 quick (MiniAlexNet, 1000 images, bs 2/4/8/16 × 3 seeds × 6 epochs, 516-551 core-s)
 kept C3 out of regime (lr-weighted steps 2,649 < 124,260); v5 counts the clock in (T, t) instead.
 """
