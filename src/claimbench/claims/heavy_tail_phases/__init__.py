@@ -22,8 +22,8 @@ Cost (training, summed per-run CPU seconds from the runs' `cpu_s`, 1 thread per 
 with other jobs, so wall times are inflated and CPU times are not): ci ≈ 15 CPU-s. quick (card v5: MLP3,
 60,000 Fashion-MNIST images, bs 20/40/80/160/320/1250 × 4 seeds × 10 epochs) ≈ 455 core-s per seed set
 (pilot HT-2, 2026-12-06: 111-116 per seed; bs 20 41-47 s, bs 1250 8 s), ≈ 4 min wall with
-`executor: {workers: 2}`; long (the same × 35 epochs) ≈ 1,660 core-s per seed set (pilot HT-L: bs 20 166 s,
-3.75× quick's; results/pilots/heavy_tail_phases/ht_l.json). At 4 seeds C3 is decided at the pooled second
+`executor: {workers: 2}`; long (the same × 35 epochs) ≤ 1,660 core-s per seed set (pilot HT-L: bs 20 120-166 s,
+bs 1250 26-27 s; results/pilots/heavy_tail_phases/ht_l.json). At 4 seeds C3 is decided at the pooled second
 look (seed set 1, the same cost again). gpu (MiniAlexNet, bs 2…150 × 5 seeds, ≈ 215k SGD steps) ≈ 3–4 min
 on one H100 with 3 workers at 3 ms per launch-bound step (an estimate: never finished); paper = 11 batch
 sizes × 10 seeds × 100 epochs of CIFAR-10 (days on a CPU).
