@@ -1,5 +1,6 @@
-"""heavy_tail_phases card v3: per-seed samples, null draws (batch-size labels shuffled within seed),
-the regime gates (R1 on the whole claim, R2 on C3), NaN hardening for diverged runs, disjoint seed sets."""
+"""heavy_tail_phases card v3-v5: per-seed samples, null draws (batch-size labels shuffled within seed),
+the regime gates (R1 on the whole claim, R2 on C3: (T, t) from v5), NaN hardening for diverged runs,
+disjoint seed sets."""
 
 import dataclasses
 import itertools
@@ -58,9 +59,32 @@ def test_card_v3_rule_c1_reported_claim_behind_regime():
     assert CARD.reproduced == ("C2", "C3", "C4") and CARD.partially_if_any == ("C2", "C3")
     r1, r2 = CARD.regime
     assert r1.applies_to is None and r1.checks[0].statistic == "train_acc_largest_bs"  # gates the whole claim
-    assert tuple(r2.applies_to) == ("C3",) and r2.checks[0].statistic == "lr_steps_smallest_bs"
-    assert r2.checks[0].threshold == round(6250 * (1 - 0.95**100) / 0.05)  # the paper's bs-8 run (Bulk-decay)
+    assert tuple(r2.applies_to) == ("C3",)
     assert all(c.null for c in GATING)
+
+
+def test_card_v5_r2_is_the_papers_first_bulk_decay_point_in_temperature_and_lr_time():
+    """R2 (v5): the paper's bs-8 run (lr 0.01, 6,250 steps × 100 epochs, ×0.95 per epoch) in (T, t)."""
+    assert CARD.version >= 5 and any(e["version"] == 5 for e in CARD.raw["changelog"])
+    r2 = CARD.regime[1]
+    checks = {ch.statistic: (ch.op, ch.threshold) for ch in r2.checks}
+    assert checks == {"temperature_smallest_bs": (">=", 1.25e-3), "lr_time_smallest_bs": (">=", 1243)}
+    assert 0.01 / 8 == 1.25e-3 and round(0.01 * A.lr_steps(6_250 * 100, 100, 0.95)) == 1243
+
+
+def test_regime_point_known_answers():
+    # quick (v5): bs 20 on 60,000 images, 10 epochs, lr 0.1: t = 0.1 × 3,000 × Σ_e<10 0.95^e = 2,407.58
+    steps = A.lr_steps(3000 * 10, 10, 0.95)
+    got = A.regime_point(0.1, [1250, 20, 80], [steps, steps + 5.0])
+    assert got["temperature_smallest_bs"] == pytest.approx(5e-3)
+    assert got["lr_time_smallest_bs"] == pytest.approx(2407.578, abs=1e-3)  # fewest over seeds
+    # long (v5): 35 epochs put every batch size at or past its paper point (60k/50k × Σ_e<35 ≥ Σ_e<100)
+    for bs in (20, 40, 80, 160, 320, 1250):
+        ours = 0.1 * A.lr_steps(60000 / bs * 35, 35, 0.95)
+        paper = 0.01 * A.lr_steps(50000 / (bs / 10) * 100, 100, 0.95)
+        assert ours >= paper and 0.1 * A.lr_steps(60000 / bs * 34, 34, 0.95) < paper
+    assert math.isnan(A.regime_point(0.1, [20, 40], [steps, float("nan")])["lr_time_smallest_bs"])
+    assert math.isnan(A.regime_point(0.1, [20, 40], [])["lr_time_smallest_bs"])
 
 
 def test_lr_steps_known_values():
@@ -86,6 +110,8 @@ def test_every_gating_check_has_samples_and_null_draws(tmp_path):
     st = result.statistics
     assert st["train_acc_largest_bs"] == pytest.approx(0.9) and st["train_acc_largest_bs_min"] == pytest.approx(0.9)
     assert st["lr_steps_smallest_bs"] == 500  # bs 2: 1000 // 2 steps in one epoch (lr constant within it)
+    assert st["temperature_smallest_bs"] == pytest.approx(0.01 / 2)  # Config's default lr 0.01
+    assert st["lr_time_smallest_bs"] == pytest.approx(0.01 * 500)
     assert result.tables["per_run"]["lr_steps"].tolist() == [1000 // bs for bs in sizes for _ in seeds]
     gain = result.samples["test_acc_gain_per_seed"].values  # 0.5 − bs/1000 + seed/100: 2 vs 32
     np.testing.assert_allclose(gain, [0.03] * 3)
@@ -185,7 +211,7 @@ def test_diverged_run_gives_nan_not_a_phase(tmp_path):
     assert ("fc1", 8) not in result.figure_data["esds"] and ("fc1", 2) in result.figure_data["esds"]
 
 
-def _judge(train_largest, c2_ok=True, c3_ok=True, c4_ok=True, lr_steps=200_000.0):
+def _judge(train_largest, c2_ok=True, c3_ok=True, c4_ok=True, lr_time=2_000.0, temperature=5e-3):
     """Seven seeds of 5 batch sizes (v4 at look 1's 97.06% level: labels need seven agreeing seeds for a
     Clopper–Pearson bound above ½; six give 0.496)."""
     sign = {True: 1.0, False: -1.0}
@@ -198,7 +224,8 @@ def _judge(train_largest, c2_ok=True, c3_ok=True, c4_ok=True, lr_steps=200_000.0
         "test_acc_gain_per_seed": replicates([v * sign[c4_ok] for v in (0.1, 0.12, 0.11, 0.1, 0.13, 0.09, 0.11)]),
         "test_acc_rho_per_seed": correlations([-0.9 * sign[c4_ok]] * 7, 5),
     }
-    stats = {"train_acc_largest_bs": train_largest, "lr_steps_smallest_bs": lr_steps,
+    stats = {"train_acc_largest_bs": train_largest, "lr_time_smallest_bs": lr_time,
+             "temperature_smallest_bs": temperature,
              "alpha_fc1_smallest_bs": 3.0, "alpha_fc1_largest_bs": 9.0,
              "spearman_bs_alpha_fc1": 0.5, **{k: interval(s).estimate for k, s in samples.items()}}
     return judge(CARD, stats, {k: s.to_json() for k, s in samples.items()})
@@ -215,15 +242,17 @@ def test_regime_gate_on_the_whole_claim():
     assert _judge(0.8, c4_ok=False)["verdict"] == PARTIAL
 
 
-def test_regime_r2_holds_c3_to_the_papers_training_time():
-    for c3_ok in (True, False):  # too short a run: C3 is out of regime whatever its phases say
-        out = _judge(0.8, c3_ok=c3_ok, lr_steps=2_649.0)  # quick: bs 2, 1000 images, 6 epochs
-        crit = {c["id"]: c for c in out["criteria"]}
-        assert crit["C3"]["outcome"] == UNDECIDED and crit["C3"]["reason_kind"] == OUT_OF_REGIME
-        assert crit["C2"]["outcome"] == "pass" and crit["C4"]["outcome"] == "pass"  # still judged
-        assert out["verdict"] == INCONCLUSIVE and out["reason_kind"] == OUT_OF_REGIME  # partial or reproduced
-    assert _judge(0.8, lr_steps=124_260.0)["verdict"] == REPRODUCED
-    assert _judge(0.8, c2_ok=False, c3_ok=False, lr_steps=124_260.0)["verdict"] != INCONCLUSIVE
+def test_regime_r2_holds_c3_to_the_papers_temperature_and_lr_time():
+    # too cold or too short a run: C3 is out of regime whatever its phases say
+    for kw in ({"lr_time": 602.0}, {"temperature": 6.25e-4}, {"lr_time": float("nan")}):
+        for c3_ok in (True, False):
+            out = _judge(0.8, c3_ok=c3_ok, **kw)
+            crit = {c["id"]: c for c in out["criteria"]}
+            assert crit["C3"]["outcome"] == UNDECIDED and crit["C3"]["reason_kind"] == OUT_OF_REGIME, kw
+            assert crit["C2"]["outcome"] == "pass" and crit["C4"]["outcome"] == "pass"  # still judged
+            assert out["verdict"] == INCONCLUSIVE and out["reason_kind"] == OUT_OF_REGIME  # partial or reproduced
+    assert _judge(0.8, lr_time=1243.0, temperature=1.25e-3)["verdict"] == REPRODUCED
+    assert _judge(0.8, c2_ok=False, c3_ok=False, lr_time=1243.0)["verdict"] != INCONCLUSIVE
 
 
 def test_with_seed_set_gives_disjoint_seeds_and_keeps_set_zero():
@@ -236,3 +265,24 @@ def test_with_seed_set_gives_disjoint_seeds_and_keeps_set_zero():
         bs = cfg.batch_sizes[0]
         assert claim.run_key(one, bs, one.seeds[0]) == {**claim.run_key(cfg, bs, cfg.seeds[0]),
                                                          "seed": cfg.seeds[0] + 1000}
+
+
+
+def test_quick_and_long_decide_c3_only_at_the_pooled_second_look():
+    """v5: 4 seeds per set. The analysis judges phase labels k of n (Clopper–Pearson at look 1's 97.06%):
+    4 of 4 cannot clear ½, the 8 of 8 pooled at look 2 can; the card's simulation agrees."""
+    from claimbench.intervals import clopper_pearson
+    from claimbench.power import verdict_power
+
+    level = CARD.raw["pooling"]["levels"][0]
+    assert clopper_pearson(4, 4, level)[0] < 0.5 < clopper_pearson(8, 8, level)[0]
+    assert clopper_pearson(6, 6, level)[0] < 0.5 < clopper_pearson(7, 7, level)[0]
+    sim = CARD.raw["power"]["simulation"]
+    for scale in ("quick", "long"):
+        n = sim["scales"][scale]["n"]
+        cfg = load_params(REPO / "params.yaml", scale).claims[claim.CLAIM_ID]
+        assert n == len(cfg.seeds) == 4
+        exp = {e["statistic"]: e["value"] for e in sim["expected"][scale]}
+        kw = {"normal": sim["normal"], "regime": {"R1": "met", "R2": "met"}, "draws": 40}
+        assert verdict_power(CARD, sim["rows"], n, exp, levels=[level], **kw)["inconclusive"] == 1.0
+        assert verdict_power(CARD, sim["rows"], n, exp, levels=[level, level], **kw)["reproduced"] == 1.0

@@ -4,27 +4,31 @@ Claim: changing only the batch size moves MiniAlexNet's FC1 spectrum through the
 batches leave the ESD random-like (Marchenko–Pastur, soft rank ≈ 1), smaller batches give bleeding-out
 → bulk+spikes → bulk-decay → heavy-tailed — while test accuracy rises.
 Source: Martin & Mahoney, "Implicit Self-Regularization in Deep Neural Networks", arXiv 1810.01075
-(JMLR 2021) and ICML 2019 (arXiv 1901.08276); spec ../shared/specs/1-heavy-tail-phases.md.
+(JMLR 2021) and ICML 2019 (arXiv 1901.08276); spec ../shared/specs/1-heavy-tail-phases.md. quick and long
+(card v5) judge an adapted surrogate at the paper's temperatures: MLP3 784-300-100-10 (Martin & Hinrichs,
+SETOL, arXiv 2507.17912; github.com/CalculatedContent/setol_paper, models/mlp3.py).
 
-Protocol: MiniAlexNet (models/mini_alexnet.py), MSE on softmax, SGD lr 0.01 momentum 0.9, lr × 0.95
-per epoch, per-image standardisation (CIFAR-10 centre-cropped to 28×28). One run per (batch size,
-seed); final weights and final train/test accuracy kept. Analysis (never trains): FC1/FC2 ESDs per run
-and pooled over seeds (as the paper), WW-style metrics (metrics/spectral.py), our automated phase label
-(metrics/phases.py). Gating statistics are per seed (the replicate: one run per batch size), with
-Student-t intervals over seeds and null draws that shuffle batch-size labels within each seed (card v2).
+Protocol: MiniAlexNet (models/mini_alexnet.py; gpu, paper) or MLP3 (quick, long), MSE on softmax, SGD
+momentum 0.9, lr × 0.95 per epoch, per-image standardisation (CIFAR-10 centre-cropped to 28×28). gpu/paper
+lr 0.01 (the paper's); quick/long lr 0.1 with batch sizes 20 … 1250, i.e. the paper's temperatures
+T = lr/bs at its bs 2 … 125. One run per (batch size, seed); final weights and final train/test accuracy
+kept. Analysis (never trains): FC1/FC2 ESDs per run and pooled over seeds (as the paper), WW-style metrics
+(metrics/spectral.py), our automated phase label (metrics/phases.py). Gating statistics are per seed (the
+replicate: one run per batch size), with intervals over seeds and null draws that shuffle batch-size
+labels within each seed (card v2). Regime R2 (card v5) reads the smallest batch size's temperature
+T = lr/bs and lr-time t = Σ lr_t against the paper's first Bulk-decay point (1.25e-3, 1,243).
 
-Cost (train + analyse), measured on a 2-core Intel Xeon (2026-11-26): ci ≈ 15 CPU-s. quick (card v3:
-1000 Fashion-MNIST images, bs 2/4/8/16 × 3 seeds × 6 epochs, 12 runs of 1 thread each) ≈ 560 core-s of
-training (pilot, seed set 5: per seed bs 2 ≈ 62 s, bs 4 ≈ 45 s, bs 8 ≈ 40 s, bs 16 ≈ 35 s), ≈ 290 s wall
-with `executor: {workers: 2}`, + ≈ 15 s of analysis; gpu (bs 2…150 × 5 seeds, ≈ 215k SGD steps) ≈ 3–4 min
-on one H100 with 3 workers at 3 ms per launch-bound step (an estimate: never run); paper = 11 batch sizes
-× 10 seeds × 100 epochs of CIFAR-10 (days on a CPU).
-Small batches dominate: at bs 2 one CPU step costs ≈ 20 ms, so `quick` gives bs 2 3000 SGD steps (2,649
-lr-weighted), versus 625,000 (124,260) for the paper's bs-8 runs that reached Bulk-decay: regime R2 keeps
-C3 out of regime there (card v3 `power.cpu_limit`).
-Measured (card v3 judging run from clean, 2-core Xeon, 2026-11-26, executor workers 2): quick = 265 s training
-wall (516 s summed over its 12 runs) + 6.1 s analysis; seed set 1: 282 s (551 s) + 3.3 s. gpu: not finished in
-the 15 min of device time (4 of 25 runs; a bs-2 run took ≈ 7 min with five claims sharing the GPU).
+Cost (training, summed per-run CPU seconds from the runs' `cpu_s`, 1 thread per run, 2-core Xeon shared
+with other jobs, so wall times are inflated and CPU times are not): ci ≈ 15 CPU-s. quick (card v5: MLP3,
+60,000 Fashion-MNIST images, bs 20/40/80/160/320/1250 × 4 seeds × 10 epochs) ≈ 455 core-s per seed set
+(pilot HT-2, 2026-12-06: 111-116 per seed; bs 20 41-47 s, bs 1250 8 s), ≈ 4 min wall with
+`executor: {workers: 2}`; long (the same × 35 epochs) ≤ 1,660 core-s per seed set (pilot HT-L: bs 20 120-166 s,
+bs 1250 26-27 s; results/pilots/heavy_tail_phases/ht_l.json). At 4 seeds C3 is decided at the pooled second
+look (seed set 1, the same cost again). gpu (MiniAlexNet, bs 2…150 × 5 seeds, ≈ 215k SGD steps) ≈ 3–4 min
+on one H100 with 3 workers at 3 ms per launch-bound step (an estimate: never finished); paper = 11 batch
+sizes × 10 seeds × 100 epochs of CIFAR-10 (days on a CPU).
+History: card v3/v4 quick (MiniAlexNet, 1000 images, bs 2/4/8/16 × 3 seeds × 6 epochs, 516-551 core-s)
+kept C3 out of regime (lr-weighted steps 2,649 < 124,260); v5 counts the clock in (T, t) instead.
 """
 
 from __future__ import annotations

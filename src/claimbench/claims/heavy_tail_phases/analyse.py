@@ -144,6 +144,15 @@ def lr_steps(steps: int, epochs: int, decay: float) -> float:
     return float(steps if decay == 1 else per_epoch * (1 - decay**epochs) / (1 - decay))
 
 
+def regime_point(lr: float, batch_sizes, lr_steps_smallest) -> dict[str, float]:
+    """Card v5's regime R2 in the currencies of SGD noise: `temperature_smallest_bs` T = lr_0 / the smallest
+    batch size, and `lr_time_smallest_bs` t = Σ_t lr_t = lr_0 × lr_steps of the smallest batch size's runs,
+    fewest over seeds (`lr_steps_smallest`: one value per seed). A missing or NaN run makes t NaN (unmet)."""
+    steps = np.asarray(lr_steps_smallest, np.float64)
+    t = float(lr * steps.min()) if steps.size and np.isfinite(steps).all() else NAN
+    return {"temperature_smallest_bs": float(lr / min(batch_sizes)), "lr_time_smallest_bs": t}
+
+
 def _finite(w: torch.Tensor) -> bool:
     return bool(torch.isfinite(w).all())
 
@@ -256,8 +265,10 @@ def _analyse(records: list[Record], cfg: Config) -> ClaimResult:
     train_largest = seed_grid(runs, "train_acc")[:, -1]
     statistics["train_acc_largest_bs"] = float(np.mean(train_largest))  # regime R1: NaN if a run is missing
     statistics["train_acc_largest_bs_min"] = float(np.min(train_largest))
-    # regime R2 (gates C3): the smallest batch size's training time in lr-weighted steps, fewest over seeds
+    # the smallest batch size's training time in lr-weighted steps, fewest over seeds (card v3's R2; reported)
     statistics["lr_steps_smallest_bs"] = float(np.min(seed_grid(runs, "lr_steps")[:, 0]))
+    # regime R2 (card v5, gates C3): the smallest batch size's SGD temperature and lr-time (see regime_point)
+    statistics.update(regime_point(cfg.lr, bs, seed_grid(runs, "lr_steps")[:, 0]))
     return ClaimResult(
         statistics=statistics,
         samples={name: seed_samples(name, v, len(bs)) for name, v in seed_values(bs, grids).items()},
