@@ -16,12 +16,13 @@ from card v5, may leave out A3's large ViT and A4's random-label pair (their cri
 passed or failed). Random-label runs train on `random_label_examples` images (memorised: A4's fit gate R1)
 and record their train accuracy. Every run measures nnz% where half its summed learning rate is spent
 (`half_lr_time_step`): the flattening regime R2-R4 reads each run's seed-mean late drop from there to the end.
-Expected cost (card v5, power: block; pilot AS-1, seeds 25000-25006, one thread on the shared 2-core Xeon):
-ci ≈ 10 s wall from scratch; quick = 5 seeds × (reference ViT 1800 steps + char LM 64d×4, context 32, 3600
-steps), large ViT and random-label runs skipped: ≈ 5 × (65 + 65) ≈ 650 core-s of training (today's v4 quick:
-652 core-s of process time, 1,361 s summed run wall); long = the same runs × 8 seeds ≈ 1,040 core-s; gpu ≈ 5.3 min
-on one H100 with 3 workers (an estimate: never run); paper = larger ViT / LM on the same data for 60k steps ×
-3 seeds (hours). The paper's own runs (ViT-B/16 on ImageNet-21k, T5-Base on C4) are far beyond this suite.
+Expected cost (card v5, power: block; per-run process time of the v4 quick runs and pilot AS-1, seeds
+25000-25007, one torch thread on the 2-core Xeon): ci ≈ 10 s wall from scratch; quick = 4 seeds × (reference
+ViT 2700 steps ≈ 90 core-s + char LM 96d×4, 700 steps ≈ 52), large ViT and random-label runs skipped ≈ 570
+core-s (v4 quick: 652 core-s of process time, 1,361 s summed run wall); long = the same runs × 8 seeds ≈ 1,140
+core-s; gpu ≈ 5.3 min on one H100 with 3 workers (an estimate: never run); paper = larger ViT / LM on the same
+data for 60k steps × 3 seeds (hours). The paper's own runs (ViT-B/16 on ImageNet-21k, T5-Base on C4) are far
+beyond this suite.
 Measured (card v3 judging run from clean, 2-core Xeon, 2026-11-26, executor workers 2): quick = 433 s training
 wall (837 s summed over its 13 runs) + 2.3 s analysis; seed set 1: 405 s (778 s) + 0.7 s. Card v4 quick
 (2026-12-06): 742 s training wall, 1,361 s summed over 13 runs (652 s of their process time). gpu: not finished

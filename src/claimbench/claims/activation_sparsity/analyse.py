@@ -23,11 +23,11 @@ RANDOM_LABEL_RUNS = ("random_labels", "random_inputs")
 # the largest single seed's, judged by v3/v4, are still reported: a maximum over n noisy seeds grows with n).
 FLATTENED = {"late_drop_ref": ("vit_small", "char_lm"), "late_drop_scaling": ("vit_small", "vit_large"),
              "late_drop_random": RANDOM_LABEL_RUNS}
-# Card v5, one-sided R2 and R4: a run whose every seed already lies at or below every `<=` threshold that the
+# Card v5, one-sided R2 and R4: a run whose seed mean already lies at or below every `<=` threshold that the
 # criteria behind the regime apply to its per-seed statistics (A1, A2, A6: the reference ViT and the char LM;
 # A4: the random-label pair) is settled for them: a curve still falling can only move further below, so its
-# pass cannot be undone by longer training and its late drop counts as 0. A run near or above a threshold
-# (where a fail or an undecided outcome could be an artefact of training length) must have flattened.
+# pass cannot be undone by longer training and its late drop counts as 0. A run whose mean lies above a
+# threshold (where a fail could be an artefact of training length) must have flattened.
 # R3 (A3 compares two end values) has no such exemption. A test holds these equal to the card's checks.
 _REF_LIMITS = {"end_over_init_train": 0.5, "end_over_init_test": 0.5, "train_test_gap": 5.0,
                "worst_layer_end_over_init": 0.7, "first_pass_over_init_test": 0.5}
@@ -63,8 +63,9 @@ def replicate_values(runs: Runs) -> dict[str, list[float]]:
 
 
 def settled(per_seed: list[dict[str, float]], limits: dict[str, float] | None) -> bool:
-    """True when every seed's statistic is at or below its limit, for every limit (NaN: never settled)."""
-    return bool(limits) and bool(per_seed) and all(s[k] <= v for s in per_seed for k, v in limits.items())
+    """True when the seed mean of each limited statistic is at or below its limit (a NaN seed: never settled)."""
+    return bool(limits) and bool(per_seed) and all(
+        float(np.mean([s[k] for s in per_seed])) <= v for k, v in limits.items())
 
 
 def seed_mean_late_drop(runs: Runs, names: tuple[str, ...], below: dict[str, dict[str, float]] | None = None) -> float:
