@@ -17,8 +17,8 @@ passed or failed). Random-label runs train on `random_label_examples` images (me
 and record their train accuracy. Every run measures nnz% where half its summed learning rate is spent
 (`half_lr_time_step`): the flattening regime R2-R4 reads each run's seed-mean late drop from there to the end.
 Expected cost (card v5, power: block; per-run process time of the v4 quick runs and pilot AS-1, seeds
-25000-25009, one torch thread on the 2-core Xeon): ci ≈ 10 s wall from scratch; quick = 4 seeds × (reference
-ViT 2700 steps ≈ 77 core-s + char LM 96d×4, 700 steps ≈ 52), large ViT and random-label runs skipped ≈ 520
+25000-25010, one torch thread on the 2-core Xeon): ci ≈ 10 s wall from scratch; quick = 4 seeds × (reference
+ViT 2700 steps ≈ 77 core-s + char LM 96d×4, 700 steps ≈ 48-52), large ViT and random-label runs skipped ≈ 520
 core-s (v4 quick: 652 core-s of process time, 1,361 s summed run wall); long = the same runs × 8 seeds ≈ 1,030
 core-s; gpu ≈ 5.3 min on one H100 with 3 workers (an estimate: never run); paper = larger ViT / LM on the same
 data for 60k steps × 3 seeds (hours). The paper's own runs (ViT-B/16 on ImageNet-21k, T5-Base on C4) are far
