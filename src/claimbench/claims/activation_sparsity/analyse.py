@@ -19,8 +19,21 @@ LABELS = {"vit_small": "ViT small", "vit_large": "ViT large", "vit_topk": "ViT s
           "label_noise_base": "ViT small, 40% label noise", "label_noise_topk": "ViT small, Top-k, 40% label noise"}
 RANDOM_LABEL_RUNS = ("random_labels", "random_inputs")
 # Regime R2 (the nnz% curve has flattened): statistic -> the runs whose end value the criteria judge.
-FLATTENED = {"late_drop_ref_max": ("vit_small", "char_lm"), "late_drop_scaling_max": ("vit_small", "vit_large"),
-             "late_drop_random_max": RANDOM_LABEL_RUNS}
+# Card v5 judges `late_drop_<x>`: the largest over those runs of the run's seed-mean late drop (the *_max forms,
+# the largest single seed's, judged by v3/v4, are still reported: a maximum over n noisy seeds grows with n).
+FLATTENED = {"late_drop_ref": ("vit_small", "char_lm"), "late_drop_scaling": ("vit_small", "vit_large"),
+             "late_drop_random": RANDOM_LABEL_RUNS}
+# Card v5, one-sided R2 and R4: a run whose seed mean already lies at or below every `<=` threshold that the
+# criteria behind the regime apply to its per-seed statistics (A1, A2, A6: the reference ViT and the char LM;
+# A4: the random-label pair) is settled for them: a curve still falling can only move further below, so its
+# pass cannot be undone by longer training and its late drop counts as 0. A run whose mean lies above a
+# threshold (where a fail could be an artefact of training length) must have flattened.
+# R3 (A3 compares two end values) has no such exemption. A test holds these equal to the card's checks.
+_REF_LIMITS = {"end_over_init_train": 0.5, "end_over_init_test": 0.5, "train_test_gap": 5.0,
+               "worst_layer_end_over_init": 0.7, "first_pass_over_init_test": 0.5}
+SETTLED_BELOW = {"late_drop_ref": {"vit_small": _REF_LIMITS, "char_lm": _REF_LIMITS},
+                 "late_drop_random": {"random_labels": {"end_over_init_train": 0.6},
+                                      "random_inputs": {"end_over_init_train": 0.6}}}
 
 Runs = dict[str, dict[int, dict]]  # run name -> seed -> record (seeds ascending)
 
@@ -34,17 +47,39 @@ def by_run(records: list[Record]) -> Runs:
 
 def replicate_values(runs: Runs) -> dict[str, list[float]]:
     """Gating statistic -> one value per replicate: the per-run statistics of REPLICATED (per seed) and
-    vit_scaling_rel_reduction = 1 − end test nnz%(large) / end test nnz%(small), paired by seed."""
+    vit_scaling_rel_reduction = 1 − end test nnz%(large) / end test nnz%(small), paired by seed.
+    A run skipped at this scale (cfg.skip) gives its statistics one NaN replicate (undefined, undecided)."""
     out: dict[str, list[float]] = {}
     for run, names in REPLICATED.items():
-        per_seed = [run_statistics(Curve.of(rec)) for rec in runs[run].values()]
+        per_seed = [run_statistics(Curve.of(rec)) for rec in runs.get(run, {}).values()]
         for k in names:
-            out[f"{PREFIX[run]}_{k}"] = [s[k] for s in per_seed]
+            out[f"{PREFIX[run]}_{k}"] = [s[k] for s in per_seed] or [float("nan")]
+    large = runs.get("vit_large", {})
     out["vit_scaling_rel_reduction"] = [
-        1 - run_statistics(Curve.of(runs["vit_large"][s]))["end_nnz_test"]
+        1 - run_statistics(Curve.of(large[s]))["end_nnz_test"]
         / run_statistics(Curve.of(runs["vit_small"][s]))["end_nnz_test"]
-        for s in runs["vit_small"] if s in runs["vit_large"]]
+        for s in runs["vit_small"] if s in large] or [float("nan")]
     return out
+
+
+def settled(per_seed: list[dict[str, float]], limits: dict[str, float] | None) -> bool:
+    """True when the seed mean of each limited statistic is at or below its limit (a NaN seed: never settled)."""
+    return bool(limits) and bool(per_seed) and all(
+        float(np.mean([s[k] for s in per_seed])) <= v for k, v in limits.items())
+
+
+def seed_mean_late_drop(runs: Runs, names: tuple[str, ...], below: dict[str, dict[str, float]] | None = None) -> float:
+    """Regime R2-R4 (card v5): the largest, over the runs `names`, of the run's late drop averaged over its
+    seeds; a run `settled` below its limits in `below` counts 0 (SETTLED_BELOW: one-sided R2/R4); NaN if a run
+    is missing (skipped) or any seed's late drop is NaN (unless settled)."""
+    means = []
+    for name in names:
+        per_seed = [run_statistics(Curve.of(r)) for r in runs.get(name, {}).values()]
+        if settled(per_seed, (below or {}).get(name)):
+            means.append(0.0)
+        else:
+            means.append(float(np.mean([s["late_drop"] for s in per_seed])) if per_seed else float("nan"))
+    return highest(means)
 
 
 def lowest(values: list[float]) -> float:
@@ -71,14 +106,20 @@ def statistics(runs: Runs, reps: dict[str, list[float]], first_seed: int) -> dic
     base = runs["vit_small"][first_seed]
     stats["vit_dead_fraction_test"] = float(base["curve"][-1]["test"]["dead_fraction"])
     for run in RANDOM_LABEL_RUNS:
-        stats[f"{PREFIX[run]}_train_acc"] = lowest([r.get("train_acc") for r in runs[run].values()])
+        stats[f"{PREFIX[run]}_train_acc"] = lowest([r.get("train_acc") for r in runs.get(run, {}).values()])
     # A4's regime gate: the lowest train accuracy (%) on its own random labels over every random-label run
-    stats["random_label_fit_train_acc_min"] = lowest(
-        [r.get("train_acc") for run in RANDOM_LABEL_RUNS for r in runs[run].values()])
-    # R2: the largest late drop (1 − end / nnz% at half the optimisation time) over those runs, every seed
+    # (NaN when they are skipped: R1 undefined, A4 out of regime)
+    fits = [r.get("train_acc") for run in RANDOM_LABEL_RUNS for r in runs.get(run, {}).values()]
+    stats["random_label_fit_train_acc_min"] = lowest(fits) if len(fits) and all(
+        run in runs for run in RANDOM_LABEL_RUNS) else float("nan")
+    # R2-R4 (late drop = 1 − end / nnz% at half the optimisation time): v5 judges the largest seed-mean
+    # (seed_mean_late_drop); v3/v4's largest single seed is reported beside it as <stat>_max
     for stat, names in FLATTENED.items():
         recs = [r for n in names for r in runs.get(n, {}).values()]
-        stats[stat] = highest([run_statistics(Curve.of(r))["late_drop"] for r in recs])
+        whole = all(n in runs for n in names)
+        stats[f"{stat}_max"] = highest([run_statistics(Curve.of(r))["late_drop"] for r in recs]) if whole \
+            else float("nan")
+        stats[stat] = seed_mean_late_drop(runs, names, SETTLED_BELOW.get(stat))
     stats.update({"base_test_acc": base["test_acc"], "base_ece": base["ece"],
                   "base_corrupted_acc": base["corrupted_acc"]})
     if "vit_topk" in runs:
@@ -164,7 +205,7 @@ def analyse(records: list[Record], ctx: Context) -> ClaimResult:
     df = curve_frame(runs)
     curves = df[df.layer == -1][["run", "seed", "step", "probe", "nnz_percent"]]
     tables = {"summary": summary_table(runs), "topk": topk_table(runs, first),
-              "layers": pd.concat([layer_table(runs, r) for r in ("vit_small", "vit_large", "char_lm")]),
+              "layers": pd.concat([layer_table(runs, r) for r in ("vit_small", "vit_large", "char_lm") if r in runs]),
               "curves": curves}
     small, large = cfg.vit_small, cfg.vit_large
     setup = {"dataset": "Fashion-MNIST (ViT, Mixer, MLP); Tiny Shakespeare (char LM)",
