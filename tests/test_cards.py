@@ -274,14 +274,14 @@ def test_every_committed_card_is_v4_with_its_blocks():
 
 def test_a_pilot_whose_seeds_overlap_the_judged_seeds_is_refused_in_one_line():
     raw = v4_raw()
-    raw["seeds"]["pilots"][0]["seeds"] = ["8000-8007", 1003]  # 1003: quick seed set 1's replicate 3
+    raw["seeds"]["pilots"][0]["seeds"] = ["8000-8007", 31003]  # 31003: quick seed set 1's replicate 3 (card v5)
     msg = refusal(raw)
-    assert "pilot 'set8' uses judged seeds [1003] (quick set 1)" in msg and "reused" in msg
+    assert "pilot 'set8' uses judged seeds [31003] (quick set 1)" in msg and "reused" in msg
 
 
 def test_judged_seed_ranges_are_expanded():
     card = load_card("el2n_pruning")
-    assert judged_seeds(card.raw)[("quick", 1)] == set(range(1000, 1020))
+    assert judged_seeds(card.raw)[("quick", 1)] == set(range(31000, 31012))  # card v5: 6 replicates × 2
     with pytest.raises(CardError, match="lo-hi"):
         seed_list(["20-3"], "t")
 

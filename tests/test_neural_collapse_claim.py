@@ -166,7 +166,7 @@ def test_v5_long_protocol_meets_r3_and_its_judged_seeds_are_fresh():
 
 
 def test_pilot_summary_takes_the_worst_loss_and_differences_from_ce():
-    from claimbench.claims.neural_collapse import pilot as P
+    from claimbench.pilot import neural_collapse as P
     rows = [{"variant": v, "width": 0.5, "seed": 1, "nc1_ratio": r1, "nc2_over_random": r2, "nc3_ratio": 0.1,
              "test_acc_pct": acc, "train_acc_final_pct": 100.0, "train_acc_at_decay_pct": dec}
             for v, r1, r2, acc, dec in (("ce", 0.01, 0.2, 80.0, 90.0), ("ls", 0.02, 0.1, 81.0, 95.0),
@@ -391,7 +391,7 @@ def test_ci_scale_end_to_end_writes_verdict_tables_and_figures(ci_repo):
     ctx = make_context("neural_collapse", "ci", root=ci_repo)
     record = json.loads((ctx.results_dir / "metrics.json").read_text())
     assert record["verdict"] in {"reproduced", "partially reproduced", "not reproduced", "inconclusive"}
-    assert [c["id"] for c in record["criteria"]] == ["N1", "N2", "N2_spread", "N3"]
+    assert [c["id"] for c in record["criteria"]] == ["N1", "N2", "N2_spread", "N3", "TP"]  # TP: card v5, reported
     stats = record["statistics"]
     for key in ("nc1_ratio_max", "nc2_ratio_max", "nc3_ratio_max", "acc_spread_largest_pp", "nc2_random_largest",
                 "nc1_ratio_worst_loss", "nc2_over_random_worst_loss", "train_acc_min_largest_pct"):

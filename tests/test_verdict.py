@@ -170,23 +170,25 @@ def test_the_refusal_names_an_edited_headline(published):
 # --- 10. re-judge tool -------------------------------------------------------------------------------------------
 
 def test_rejudge_a_copy_of_a_committed_result(tmp_path):
-    """gpu Simpson: S2 has the wrong sign in regime, so the claim is at most partially reproduced."""
+    """gpu Simpson: S2 has the wrong sign, so the claim is at most partially reproduced, and card v5's regime R4
+    (every corpus model fits its training set: never measured on this corpus, so unmet) holds the verdict."""
     src = REPO / "results/gpu/simpson_paradox/metrics.json"
     dst = tmp_path / "results/gpu/simpson_paradox/metrics.json"
     dst.parent.mkdir(parents=True)
     shutil.copy(src, dst)
     assert rejudge.main(["--root", str(tmp_path)]) == 0
     text = (tmp_path / rejudge.OUT).read_text()
-    before = json.loads(src.read_text())["verdict_label"]  # v3's label until the result is re-judged, then v4's
-    assert (f"| gpu/simpson_paradox | {before} | inconclusive | at most partially reproduced — "
-            "S1 underpowered | partially reproduced or not reproduced | – |") in text
+    before = json.loads(src.read_text())["verdict_label"]  # as committed (re-judged under card v5 since)
+    assert (f"| gpu/simpson_paradox | {before} | inconclusive | inconclusive — out of regime (ignoring regime: at "
+            "most partially reproduced) | partially reproduced or not reproduced | at most partially reproduced |") \
+        in text
     r = rejudge.rejudge(dst, claimbench.cards.all_cards())["after"]
     s2 = next(c for c in r["criteria"] if c["id"] == "S2")
     assert s2["outcome"] == "fail" and r["possible_outcomes"] == [PARTIAL, NOT_REPRODUCED]
 
 
 def test_rejudge_reads_stored_samples_as_the_kinds_the_analysis_declares(tmp_path):
-    rec = json.loads((REPO / "results/quick/heavy_tail_phases/metrics.json").read_text())
+    rec = json.loads((REPO / "results/archive/card-v4/quick/heavy_tail_phases/metrics.json").read_text())
     up = rejudge.upgrade_samples(rec["claim_id"], rec["samples"], rec["setup"])
     assert up["softrank_fc1_rho_per_seed"].kind == "correlations" and up["softrank_fc1_rho_per_seed"].points == 4
     assert up["phase_fc1_smallest_bs_per_seed"].kind == "labels"

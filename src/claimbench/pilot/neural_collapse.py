@@ -1,6 +1,6 @@
 """Neural collapse: summarise a card-v5 pilot root (issue 24) into a small JSON under results/pilots/.
 
-    PYTHONPATH=src python -m claimbench.claims.neural_collapse.pilot /tmp/pilot-neural_collapse-v5b --id nc_b \\
+    PYTHONPATH=src python -m claimbench.pilot.neural_collapse /tmp/pilot-neural_collapse-v5b --id nc_b \\
         [--note TEXT] [--out results/pilots/neural_collapse]
 
 A pilot root holds the pilot's params.yaml (the claim's quick block set to the pilot's protocol) whose runs
