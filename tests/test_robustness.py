@@ -131,3 +131,23 @@ def test_bad_seed_set_and_unknown_claim_are_one_line(capsys, monkeypatch):
     assert robustness.main(["--claims", "nope", "--no-train"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "--seed-set 0" in err[0] and "unknown claim 'nope'" in err[1]
+
+
+def test_the_claims_table_shows_the_design_verdict_once_seed_set_1_has_run(tmp_path):
+    """Issue 24: where look 1 is underpowered and seed set 1 has run, the report's verdict cell is the card's
+    pre-registered look 2 (both sets pooled), marked as such; without seed set 1 it stays look 1's."""
+    from claimbench import report
+    cards = toy_cards()
+    for rec in ("el2n_pruning", "seedset1/el2n_pruning"):
+        _write(tmp_path, rec, [1.0, -0.2, 0.8, 0.1, 0.6] if "/" not in rec else [0.7, 0.9, 0.5, 1.1, 0.8])
+    for rel in ("el2n_pruning", "seedset1/el2n_pruning"):  # judged by the toy card's current version
+        path = tmp_path / "results" / "quick" / rel / "metrics.json"
+        rec = json.loads(path.read_text())
+        rec["provenance"]["card_version"] = cards["el2n_pruning"].version
+        path.write_text(json.dumps(rec))
+    results = {("el2n_pruning", "quick"): json.loads((tmp_path / "results/quick/el2n_pruning/metrics.json")
+                                                      .read_text())}
+    designs = report.design_verdicts(cards, results, tmp_path / "results")
+    assert report.design_label(designs[("el2n_pruning", "quick")]) == "reproduced (look 2: seed sets 0 and 1 pooled)"
+    (tmp_path / "results/quick/seedset1/el2n_pruning/metrics.json").unlink()
+    assert report.design_verdicts(cards, results, tmp_path / "results") == {}

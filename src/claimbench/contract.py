@@ -17,7 +17,7 @@ annotations under `if TYPE_CHECKING:` are exempt; tests/test_layers.py checks it
     2  train, engine
     3  models/*, metrics/*, collapse_losses, stack
     4  sweep, cards, provenance, results, power, verdict
-    5  contract, lease
+    5  contract, lease, design
     6  executor
     7  claims/<id>/*
     8  claims (the registry), stage, audit, report, reference, dvcgen, robustness, bench, timed_run, suite, gpu_probe,
@@ -47,7 +47,7 @@ LAYERS: dict[str, int] = {
     "train": 2, "engine": 2,
     "models": 3, "metrics": 3, "collapse_losses": 3, "stack": 3,
     "sweep": 4, "cards": 4, "provenance": 4, "results": 4, "power": 4, "verdict": 4,
-    "contract": 5, "lease": 5,
+    "contract": 5, "lease": 5, "design": 5,
     "executor": 6,
     "claims.*": 7,
     "claims": 8, "stage": 8, "audit": 8, "report": 8, "reference": 8, "dvcgen": 8, "robustness": 8, "bench": 8,

@@ -24,6 +24,7 @@ from claimbench.atomic import storage_error, write_text_atomic
 from claimbench.audit import REPORT_SCALES, audit_result, committed_results, refusal
 from claimbench.cards import NOT_RUN, NULL_MAX_PASS_RATE, SYMBOL, all_cards
 from claimbench.claims import claim_ids, ordered
+from claimbench.design import compare
 from claimbench.errors import ClaimbenchError
 from claimbench.power import false_positive_rate, suite_error
 from claimbench.results import read_result, write_table
@@ -99,7 +100,33 @@ def load_results(results_dir: Path) -> dict[tuple[str, str], dict]:
     return out
 
 
-def summary_rows(cards: dict, results: dict) -> pd.DataFrame:
+def design_verdicts(cards: dict, results: dict, results_dir: Path, k: int = 1) -> dict[tuple[str, str], dict]:
+    """(claim_id, scale) -> the card's seed-set design (claimbench.design.compare) for every result whose seed
+    set k (results/<scale>/seedset<k>/<claim>/, the robustness run) exists, both judged by the card's current
+    version. The claims table shows the design's verdict: look 2 (sets pooled) when look 1 was inconclusive
+    because a criterion was underpowered, else look 1's."""
+    out = {}
+    for (cid, scale), rec in results.items():
+        card, path = cards.get(cid), results_dir / scale / f"seedset{k}" / cid / "metrics.json"
+        if card is None or not path.exists():
+            continue
+        other = read_result(path)
+        if {rec["provenance"].get("card_version"), other["provenance"].get("card_version")} == {card.version}:
+            out[(cid, scale)] = compare(card, rec, other)
+    return out
+
+
+def design_label(cmp: dict, k: int = 1) -> str:
+    """The verdict cell under the design: look 2's label marked as such; a conflict between sets flagged."""
+    label = cmp["design"].get("label") or cmp["design"]["verdict"]
+    if cmp["second_look"]:
+        label += f" (look 2: seed sets 0 and {k} pooled)"
+    if cmp["conflict"]:
+        label += " — seed sets conflict (robustness.md)"
+    return label
+
+
+def summary_rows(cards: dict, results: dict, designs: dict | None = None) -> pd.DataFrame:
     rows = []
     for cid in report_ids(cards):
         card = cards.get(cid)
@@ -122,7 +149,8 @@ def summary_rows(cards: dict, results: dict) -> pd.DataFrame:
                     "ours": f"{h['label']}: {ours}",
                     "criteria": " ".join(f"{c['id']}{outcome_symbol(c)}" + ("" if c["gating"] else "*")
                                          for c in rec["criteria"]),
-                    "verdict": rec.get("verdict_label", rec["verdict"]),
+                    "verdict": (design_label(designs[(cid, scale)]) if (cid, scale) in (designs or {})
+                                else rec.get("verdict_label", rec["verdict"])),
                     "dataset": rec["setup"].get("dataset", "–"), "model": rec["setup"].get("model", "–"),
                     "cost": cost_text(prov),
                 })
@@ -435,14 +463,16 @@ def render(root: Path, card_dir: Path | None = None) -> tuple[str, pd.DataFrame,
         problem = refusal(path, cards)
         if problem:
             raise ClaimbenchError(problem)
-    df = summary_rows(cards, results)
+    df = summary_rows(cards, results, design_verdicts(cards, results, results_dir))
     table = df.drop(columns=["id"])
     lines = [HEADER, "# claimbench — claims and verdicts", "",
              "One row per claim and scale. *ours* is the card's headline statistic with its 95% interval; "
              "criteria ✓ pass, ✗ fail, ? undecided (`*` = reported, not gating). Verdicts come from the "
              "pre-registered cards (rule table: README \"Reading the verdicts\"); null pass rates: "
              "[null_calibration.md](null_calibration.md); verdicts under a disjoint seed set: "
-             "`results/<scale>/robustness.md`.", "",
+             "`results/<scale>/robustness.md`. Once seed set 1 has run, the verdict is the card's pre-registered "
+             "design verdict (`pooling:`): look 2, both sets pooled, when look 1 was inconclusive because a "
+             "criterion was underpowered; *ours* and the criteria stay seed set 0's.", "",
              markdown_table(table), ""]
     lines += suite_error_lines({cid: cards[cid] for cid in report_ids(cards) if cid in cards})
     lines += predicted_vs_outcome_lines({cid: cards[cid] for cid in report_ids(cards) if cid in cards}, results)
