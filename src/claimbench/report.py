@@ -347,7 +347,7 @@ def suite_error_lines(cards: dict) -> list[str]:
             "treated as independent):", "", *lines, ""]
 
 
-def predicted_vs_outcome_lines(cards: dict, results: dict) -> list[str]:
+def predicted_vs_outcome_lines(cards: dict, results: dict, designs: dict | None = None) -> list[str]:
     """Issue 24: the card's per-verdict power under the expected effects (predicted before the judged run,
     `power.simulation.result`) beside the verdict the run gave, for every committed result judged by the
     card's current version at a simulated scale."""
@@ -361,13 +361,16 @@ def predicted_vs_outcome_lines(cards: dict, results: dict) -> list[str]:
                 continue
             p = sim[scale]["expected"]
             n = card.raw["power"]["simulation"]["scales"][scale]["n"]
+            outcome = (design_label(designs[(cid, scale)]) if (cid, scale) in (designs or {})
+                       else rec.get("verdict_label", rec["verdict"]))
             rows.append(md_row([cid, scale, f"v{card.version}", str(n), *(f"{float(p[c]):.2f}" for c in cols),
-                                f"**{rec.get('verdict_label', rec['verdict'])}**"]))
+                                f"**{outcome}**"]))
     if not rows:
         return []
     return ["Predicted before the run, beside the outcome: each card's per-verdict power under its expected "
-            "effects (`power.simulation`, committed with the card before the judged run) and the verdict the run "
-            "gave.", "",
+            "effects (`power.simulation`, committed with the card before the judged run; the simulator counts an "
+            "outcome range such as \"at least partially reproduced\" as inconclusive) and the verdict the run gave "
+            "(the seed-set design's, once seed set 1 has run).", "",
             "| claim | scale | card | replicates | P(reproduced) | P(partially) | P(not) | P(inconclusive) | outcome |",
             "|---|---|---|---|---|---|---|---|---|", *rows, ""]
 
@@ -463,7 +466,8 @@ def render(root: Path, card_dir: Path | None = None) -> tuple[str, pd.DataFrame,
         problem = refusal(path, cards)
         if problem:
             raise ClaimbenchError(problem)
-    df = summary_rows(cards, results, design_verdicts(cards, results, results_dir))
+    designs = design_verdicts(cards, results, results_dir)
+    df = summary_rows(cards, results, designs)
     table = df.drop(columns=["id"])
     lines = [HEADER, "# claimbench — claims and verdicts", "",
              "One row per claim and scale. *ours* is the card's headline statistic with its 95% interval; "
@@ -475,7 +479,8 @@ def render(root: Path, card_dir: Path | None = None) -> tuple[str, pd.DataFrame,
              "criterion was underpowered; *ours* and the criteria stay seed set 0's.", "",
              markdown_table(table), ""]
     lines += suite_error_lines({cid: cards[cid] for cid in report_ids(cards) if cid in cards})
-    lines += predicted_vs_outcome_lines({cid: cards[cid] for cid in report_ids(cards) if cid in cards}, results)
+    lines += predicted_vs_outcome_lines({cid: cards[cid] for cid in report_ids(cards) if cid in cards}, results,
+                                        designs)
     for cid in report_ids(cards):
         lines += _detail_section(cid, cards.get(cid), results, results_dir)
     return "\n".join(lines).rstrip() + "\n", df, readme_block(cards, df)
