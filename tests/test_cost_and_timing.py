@@ -50,3 +50,33 @@ def test_timed_run_reads_the_scale_the_command_runs_at():
     assert timed_run.command_scale(["python", "-m", "claimbench", "suite", "--scale", "long"]) == "long"
     assert timed_run.command_scale(["x", "--scale=gpu"]) == "gpu"
     assert timed_run.command_scale(["dvc", "repro"]) is None
+
+
+def test_engine_compare_reads_both_runs_costs_and_refuses_a_missing_one(tmp_path, capsys):
+    """Issue 23's before/after record: per-claim CPU seconds and knobs from each run's provenance, suite walls
+    from the timed_run records; a missing run is one line, exit 2."""
+    import json
+
+    from claimbench import engine_compare
+    from claimbench.claims import claim_ids
+    for side, cpu, knobs in (("b", 100.0, []), ("a", 80.0, [{"fused_optimizer": True, "channels_last": True}])):
+        for cid in claim_ids():
+            d = tmp_path / side / "results" / "quick" / cid
+            d.mkdir(parents=True)
+            prov = {"git_sha": "x", "compute": {"runs": 2, "cpu_s": cpu, "wall_s": cpu, "engine": knobs}}
+            (d / "metrics.json").write_text(json.dumps({"provenance": prov}))
+        runs = tmp_path / side / "results" / "suite_runs"
+        runs.mkdir(parents=True)
+        name = "quick-v5-from-clean" if side == "b" else "quick-v5-engine-after"
+        (runs / f"{name}.json").write_text(json.dumps({"wall_s": cpu * 6, "from_clean": True, "start_utc": "t",
+                                                       "git_sha": "x"}))
+    out = tmp_path / "cmp.json"
+    assert engine_compare.main([str(tmp_path / "b"), str(tmp_path / "a"), str(out)]) == 0
+    rec = json.loads(out.read_text())
+    first = rec["claims"][claim_ids()[0]]
+    assert first["cpu_ratio"] == 1.25 and first["before"]["engine"].startswith("off")
+    assert first["after"]["engine"] == [{"channels_last": True, "fused_optimizer": True}]
+    assert rec["suite"]["before"]["wall_s"] == 600.0 and rec["suite"]["after"]["wall_s"] == 480.0
+    assert engine_compare.main([str(tmp_path / "b"), str(tmp_path / "nowhere"), str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "not found" in err

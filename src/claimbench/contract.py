@@ -21,7 +21,7 @@ annotations under `if TYPE_CHECKING:` are exempt; tests/test_layers.py checks it
     6  executor
     7  claims/<id>/*
     8  claims (the registry), stage, audit, report, reference, dvcgen, robustness, bench, timed_run, suite, gpu_probe,
-       facts, rejudge, pilot/*
+       facts, rejudge, pilot/*, engine_compare
     9  __main__ (the front door: `python -m claimbench <verb>`)
 """
 
@@ -51,7 +51,8 @@ LAYERS: dict[str, int] = {
     "executor": 6,
     "claims.*": 7,
     "claims": 8, "stage": 8, "audit": 8, "report": 8, "reference": 8, "dvcgen": 8, "robustness": 8, "bench": 8,
-    "timed_run": 8, "suite": 8, "gpu_probe": 8, "facts": 8, "rejudge": 8, "pilot": 8, "__main__": 9,
+    "timed_run": 8, "suite": 8, "gpu_probe": 8, "facts": 8, "rejudge": 8, "pilot": 8, "engine_compare": 8,
+    "__main__": 9,
     "executor_bench": 7,
 }
 
