@@ -10,9 +10,9 @@ import math
 import numpy as np
 from scipy import stats as st
 
-from claimbench.cards import FAIL, INCONCLUSIVE, NULL_MAX_PASS_RATE, PASS, UNDERPOWERED, Card
+from claimbench.cards import FAIL, INCONCLUSIVE, PASS, UNDERPOWERED, Card
 from claimbench.intervals import Samples
-from claimbench.verdict import judge
+from claimbench.verdict import judge, null_ceiling
 
 HETEROGENEITY_P = 0.05
 
@@ -65,7 +65,7 @@ def pool(card: Card, a: dict, b: dict) -> tuple[dict, dict[str, Samples], dict]:
             samples[name] = Samples("bootstrap", draws, (x.estimate + y.estimate) / 2)
     na, nb = _null(a), _null(b)
     null = {c: max((na.get(c), nb.get(c)), key=lambda d: -1 if d is None else
-                   d.get("pass_upper", d["pass_rate"]) - d.get("ceiling", NULL_MAX_PASS_RATE))
+                   d.get("pass_upper", d["pass_rate"]) - null_ceiling(d))
             for c in na.keys() | nb.keys()}  # the worse set's calibration, by its margin to its own ceiling
     return stats, samples, null
 
