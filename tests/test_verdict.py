@@ -172,7 +172,7 @@ def test_the_refusal_names_an_edited_headline(published):
 def test_rejudge_a_copy_of_a_committed_result(tmp_path):
     """gpu Simpson: S2 has the wrong sign, so the claim is at most partially reproduced, and card v5's regime R4
     (every corpus model fits its training set: never measured on this corpus, so unmet) holds the verdict."""
-    src = REPO / "results/gpu/simpson_paradox/metrics.json"
+    src = REPO / "results/archive/card-v5/gpu/simpson_paradox/metrics.json"
     dst = tmp_path / "results/gpu/simpson_paradox/metrics.json"
     dst.parent.mkdir(parents=True)
     shutil.copy(src, dst)
