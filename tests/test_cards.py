@@ -3,6 +3,7 @@ the outcome rule table, regime preconditions, null calibration; malformed cards 
 
 import copy
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from claimbench.cards import (
     NOT_REPRODUCED,
     PARTIAL,
     REPRODUCED,
+    Card,
     all_cards,
     judged_seeds,
     load_card,
@@ -199,6 +201,8 @@ def test_a_criterion_that_passes_the_null_too_often_cannot_pass():
         (lambda c: c["criteria"][1].update(checks=[]), "at least one check"),
         (lambda c: c.update(version=2), "needs a changelog entry"),
         (lambda c: c.update(version=2, changelog=[{"version": 2, "date": "2026-11-26", "what": "x"}]), "lacks 'why'"),
+        (lambda c: c.update(version=2, changelog=[{"version": 2, "date": "d", "what": "w", "why": "y",
+                                                   "scales": ["gpu", "tpu"]}]), "scales .* must be a non-empty list"),
         (lambda c: c.update(interval={"replicates": "bca", "bootstrap": "percentile", "level": 0.95}), "interval must"),
         (lambda c: c.update(regime=[{"id": "R", "text": "t", "why": "w", "applies_to": ["C7"],
                                      "checks": [{"statistic": "s", "op": ">", "threshold": 0}]}]),
@@ -210,6 +214,26 @@ def test_malformed_cards_are_rejected(mutate, message):
     mutate(raw)
     with pytest.raises(CardError, match=message):
         parse_card(raw, "t")
+
+
+def test_a_version_that_names_other_scales_keeps_results_of_this_scale_current():
+    """Changelog `scales`: a result judged by v4 stays current under v6 at a scale no later entry names; an entry
+    without `scales` (all scales) or one naming the scale makes it stale; a skipped version's entry too."""
+    log = [{"version": v, "date": "d", "what": "w", "why": "y"} for v in (2, 3, 4)]
+    def card_at(changelog: list) -> SimpleNamespace:  # a v4+ card needs blocks this test has no use for
+        ns = SimpleNamespace(version=6, raw={"changelog": changelog})
+        ns.current_for = lambda judged, scale: Card.current_for(ns, judged, scale)
+        return ns
+
+    card = card_at(log + [{"version": 5, "date": "d", "what": "w", "why": "y", "scales": ["gpu", "paper"]},
+                          {"version": 6, "date": "d", "what": "w", "why": "y", "scales": ["gpu"]}])
+    assert card.current_for(6, "quick") and card.current_for(6, "gpu")
+    assert card.current_for(4, "quick") and card.current_for(5, "quick") and card.current_for(4, "long")
+    assert not card.current_for(4, "gpu") and not card.current_for(5, "gpu") and not card.current_for(4, "paper")
+    assert not card.current_for(3, "quick") and not card.current_for(None, "quick")  # v4's entry names no scales
+    assert not card.current_for(7, "quick")  # judged by a version this card does not have yet
+    gap = card_at(log + [{"version": 6, "date": "d", "what": "w", "why": "y", "scales": ["gpu"]}])
+    assert not gap.current_for(4, "quick")  # v5 has no entry saying which scales it changed
 
 
 def test_interval_line_names_the_v4_methods_or_the_v3_ones():

@@ -32,6 +32,14 @@ def test_stage_params_name_only_the_scale_block(claim_id):
         "a claim key outside a scale block is no param"
 
 
+def test_the_report_stage_reruns_when_any_reported_scales_results_change():
+    """Every scale the report shows (long included) is a dep of the report stage, so new results rebuild it."""
+    from claimbench.audit import REPORT_SCALES
+    deps = DVC["stages"]["report"]["deps"]
+    assert [d for d in deps if d.startswith("results/")] == [f"results/{s}" for s in REPORT_SCALES]
+    assert "results/long" in deps
+
+
 def _git(cwd, *args):
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t"}

@@ -165,6 +165,26 @@ def test_v5_long_protocol_meets_r3_and_its_judged_seeds_are_fresh():
             assert sorted(c.seeds + c.control_seeds) == judged[scale][k]
 
 
+def test_v6_gpu_protocol_meets_r3_and_its_judged_seeds_are_fresh():
+    """params gpu (card v6, gpu only): v5's summed recipe at lr x wd 1e-3 meets R3 with half long's steps; its
+    seed sets are the card's and disjoint from every other scale's and pilot's."""
+    from claimbench.cards import judged_seeds, seed_list
+    from claimbench.claims import load_params
+    card = load_card("neural_collapse")
+    gpu = load_params(REPO / "params.yaml", "gpu").claims["neural_collapse"]
+    long_cfg = load_params(REPO / "params.yaml", "long").claims["neural_collapse"]
+    assert card.version >= 6 and card.raw["changelog"][0]["scales"] == ["gpu"]
+    assert nc.wd_time(gpu) >= nc.PAPER_WD_TIME and gpu.loss_reduction == "sum" and gpu.lr == long_cfg.lr
+    assert gpu.epochs * 8 == 1760 and card.raw["power"]["simulation"]["scales"]["gpu"]["n"] == len(gpu.seeds)
+    judged = judged_seeds(card.raw)
+    for k in (0, 1):
+        fresh = list(range(50000 + 1000 * k, 50008 + 1000 * k))
+        assert sorted(nc.with_seed_set(gpu, k).seeds) == sorted(judged[("gpu", k)]) == fresh
+    others = set().union(*(s for (scale, _), s in judged.items() if scale != "gpu"),
+                         *(seed_list(p["seeds"], "") for p in card.raw["seeds"]["pilots"]))
+    assert not others & (judged[("gpu", 0)] | judged[("gpu", 1)])
+
+
 def test_pilot_summary_takes_the_worst_loss_and_differences_from_ce():
     from claimbench.pilot import neural_collapse as P
     rows = [{"variant": v, "width": 0.5, "seed": 1, "nc1_ratio": r1, "nc2_over_random": r2, "nc3_ratio": 0.1,

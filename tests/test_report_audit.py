@@ -175,6 +175,23 @@ def test_audit_catches_edited_samples_and_null_rates(v2_root):
     assert any("digest" in p for p in audit.audit_result(path, {"toy": claimbench.cards.load_card("toy")}))
 
 
+def test_audit_keeps_a_result_current_under_a_version_that_changed_other_scales_only(v2_root):
+    """Card v3 re-derives gpu only (changelog `scales: [gpu]`): the paper result judged by v2 has no `card`
+    finding; a v3 that names the paper scale makes it stale."""
+    import dataclasses
+
+    path = v2_root / "results/paper/toy/metrics.json"
+    card = claimbench.cards.load_card("toy")
+    assert not [k for k, _ in audit.findings(path, {"toy": card}) if k == "card"]
+
+    def v3(scales: list[str]):
+        entry = {"version": 3, "date": "2026-12-06", "what": "gpu protocol", "why": "regime", "scales": scales}
+        return dataclasses.replace(card, raw={**card.raw, "version": 3, "changelog": [*card.raw["changelog"], entry]})
+
+    assert not [k for k, _ in audit.findings(path, {"toy": v3(["gpu"])}) if k == "card"]
+    assert [k for k, _ in audit.findings(path, {"toy": v3(["gpu", "paper"])}) if k == "card"] == ["card"]
+
+
 def test_predicted_vs_outcome_puts_the_cards_power_beside_the_verdict():
     """Issue 24: the per-verdict power the card predicted sits beside the outcome, only for results judged by the
     card's current version (an older version's prediction is not this card's)."""
@@ -184,13 +201,26 @@ def test_predicted_vs_outcome_puts_the_cards_power_beside_the_verdict():
     sim = {"scales": {"quick": {"n": 4}},
            "result": {"quick": {"expected": {"reproduced": 0.91, "partially": 0.05, "not": 0.0, "inconclusive": 0.04},
                                 "null": {"reproduced": 0.0, "partially": 0.01, "not": 0.5, "inconclusive": 0.49}}}}
-    card = SimpleNamespace(version=5, raw={"power": {"simulation": sim}})
+    from claimbench.cards import Card
+
+    def card_at(version: int, changelog: list) -> SimpleNamespace:
+        ns = SimpleNamespace(version=version, raw={"power": {"simulation": sim}, "changelog": changelog})
+        ns.current_for = lambda judged, scale: Card.current_for(ns, judged, scale)
+        return ns
+
+    v5 = [{"version": 5, "date": "d", "what": "w", "why": "y"}]
+    card = card_at(5, v5)
     rec = {"verdict": "reproduced", "verdict_label": "reproduced", "provenance": {"card_version": 5}}
     lines = predicted_vs_outcome_lines({"x": card}, {("x", "quick"): rec})
     row = [ln for ln in lines if ln.startswith("| x |")]
     assert row == ["| x | quick | v5 | 4 | 0.91 | 0.05 | 0.00 | 0.04 | **reproduced** |"]
     stale = {("x", "quick"): {**rec, "provenance": {"card_version": 4}}}
     assert predicted_vs_outcome_lines({"x": card}, stale) == []
+    gpu_only = card_at(6, v5 + [{"version": 6, "date": "d", "what": "w", "why": "y", "scales": ["gpu"]}])
+    assert [ln for ln in predicted_vs_outcome_lines({"x": gpu_only}, {("x", "quick"): rec})
+            if ln.startswith("| x |")] == row  # v6 changed gpu only: v5's quick prediction is still the card's
+    quick_too = card_at(6, v5 + [{"version": 6, "date": "d", "what": "w", "why": "y", "scales": ["gpu", "quick"]}])
+    assert predicted_vs_outcome_lines({"x": quick_too}, {("x", "quick"): rec}) == []
 
 
 def test_a_superseded_result_is_linked_from_its_archive_not_audited(tmp_path):

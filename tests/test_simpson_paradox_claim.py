@@ -38,7 +38,7 @@ def test_vgg_rejects_too_many_pools():
         PGDLVGG(VGGSpec(4, 1, 32, 16, 0.0), 1, 14, 10)
 
 
-@pytest.mark.parametrize("scale, n_models, min_per_depth", [("quick", 108, 54), ("long", 108, 54), ("gpu", 144, 72),
+@pytest.mark.parametrize("scale, n_models, min_per_depth", [("quick", 108, 54), ("long", 108, 54), ("gpu", 128, 64),
                                                                 ("paper", 96, 48)])
 def test_grids_are_balanced_over_depths(scale, n_models, min_per_depth):
     cfg = load_params(REPO / "params.yaml", scale).claims["simpson_paradox"]

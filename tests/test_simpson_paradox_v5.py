@@ -47,7 +47,11 @@ def test_regime_statistics_report_the_lowest_training_accuracy_of_the_corpus(tmp
     assert stats["train_acc_min"] == 0.99 and stats["trained_fraction_min"] == 0.8 and stats["excluded_models"] == 1
 
 
-def test_long_trains_to_the_target_and_quick_stays_out_of_regime_r4():
+def test_long_and_gpu_train_to_the_target_and_quick_stays_out_of_regime_r4():
+    """Card v5's long and card v6's gpu (issue 24 item 6) train to 0.99; quick stays out of regime R4."""
+    import math
+    from collections import Counter
+
     from conftest import REPO
 
     from claimbench.cards import judged_seeds, load_card
@@ -67,3 +71,15 @@ def test_long_trains_to_the_target_and_quick_stays_out_of_regime_r4():
         cfg = make_context("simpson_paradox", scale, root=REPO, seed_set=k).cfg
         assert seeds == {cfg.seed + cfg.seed_base}, (scale, k)
     assert judged_seeds(card.raw)[("long", 0)] == {40000} and judged_seeds(card.raw)[("quick", 1)] == {31000}
+    # card v6: a gpu-only version; gpu trains as long does, in stackable cells of 8 (engine stack_runs 8)
+    v6 = card.raw["changelog"][0]
+    assert card.version == 6 and v6["version"] == 6 and v6["scales"] == ["gpu"]
+    gpu = load_params(REPO / "params.yaml", "gpu").claims["simpson_paradox"]
+    assert gpu.target_train_acc == 0.99 and gpu.trained_min_acc == 0.2 and gpu.test_examples == 10000
+    assert set(gpu.weight_decay) <= {0.0, 0.00025, 0.0005, 0.001} and max(gpu.dropout) <= 0.25  # pilots v5m/v5b
+    assert min(math.ceil(gpu.train_examples / b) for b in gpu.batch_size) >= 8  # 4 steps/epoch did not fit (v5m)
+    cells = Counter(tuple(p[k] for k in ("blocks", "dense_layers", "last_filters", "batch_size")) for p in sp.grid(gpu))
+    assert set(cells.values()) == {8}  # train.stack_key's cells: one stacked group each
+    assert sim["gpu"]["regime"] == {"R1": "met", "R2": "met", "R3": "met", "R4": "met"}
+    assert {e["pilot"] for e in card.raw["power"]["simulation"]["expected"]["gpu"]} == {"v5b"}
+    assert judged_seeds(card.raw)[("gpu", 0)] == {50000} and judged_seeds(card.raw)[("gpu", 1)] == {51000}

@@ -1,16 +1,20 @@
 """Stacked runs (claimbench.stack): each member of a stacked group is the run `fit` trains alone, to float64
 round-off (≤ 1e-12), with lr decay, BatchNorm, clipping, dropout under per-member generators, augmentation, a
-resume mid-run and a killed group; members keep their own checkpoints in fit's format."""
+resume mid-run and a killed group; members keep their own checkpoints in fit's format. Members may have their own
+dropout probability, weight decay and stop_when (a stopped member leaves, the rest restack), and a member that
+diverges leaves without harming the others."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn as nn
 
-from claimbench.errors import CacheError
+from claimbench.errors import CacheError, TrainingDiverged
 from claimbench.stack import NotStackable, fit_stacked, stack_models, stackable
-from claimbench.train import TrainConfig, fit, seed_everything
+from claimbench.train import TrainConfig, evaluate, fit, seed_everything
 
 TOL = 1e-12
 
@@ -153,6 +157,101 @@ def test_foreign_or_partial_checkpoints_are_not_resumed_stacked(tmp_path):
     cks[0].unlink()
     with pytest.raises(NotStackable):
         stacked(checkpoints=cks)
+
+
+# ---------------------------------------------------------------- members with their own dropout, weight decay,
+# stopping rule; a member that diverges (Simpson's grid: one architecture and batch size, dropout × decay inside)
+
+PS, DECAYS = [0.0, 0.6, 0.3], [0.0, 0.05, 1e-3]
+CAP = TrainConfig(**{**CFG.__dict__, "epochs": 4})
+
+
+def stop_rule(k):
+    """Member 0 stops after epoch 1, member 1 when its training accuracy reaches 0.38 (epoch 3), member 2 never."""
+    return [lambda st: st.epoch >= 1, lambda st: evaluate(st.model, *data(1))["acc"] >= 0.38, None][k]
+
+
+def own(k, init=None):
+    m = net(k if init is None else init)
+    m.drop.p = PS[k]
+    return m
+
+
+def own_alone(k, **kw):
+    m = own(k)
+    state = fit(m, data(k), replace(CAP, weight_decay=DECAYS[k]), seed=SEEDS[k], desc=f"m{k}",
+                eval_sets={"train": data(k)}, stop_when=stop_rule(k), **kw)
+    return m, state
+
+
+def nan_data():
+    x, y = data(0)
+    x = x.clone()
+    x[0, 1, 2, 3] = float("nan")
+    return x, y
+
+
+def own_stacked(members=None, checkpoints=None, diverging=False, **kw):
+    members = members or [own(k) for k in range(3)]
+    trains, seeds = [data(k) for k in range(3)], list(SEEDS)
+    decays, stops = list(DECAYS), [stop_rule(k) for k in range(3)]
+    if diverging:  # a fourth member whose data hold a NaN: its loss is NaN from the first step
+        members, trains, seeds = [*members, net(9)], [*trains, nan_data()], [*seeds, 13]
+        decays, stops = [*decays, 0.0], [*stops, None]
+    states = fit_stacked(members, trains, CAP, seeds=seeds, descs=[f"m{k}" for k in range(len(members))],
+                         eval_sets=[{"train": t} for t in trains], checkpoints=checkpoints, weight_decays=decays,
+                         stop_when=stops, **kw)
+    return members, states
+
+
+def test_members_with_their_own_dropout_decay_and_stopping_equal_their_runs_alone_and_one_may_diverge(tmp_path):
+    cks = [tmp_path / f"run{k}" / "checkpoint.pt" for k in range(4)]
+    members, states = own_stacked(checkpoints=cks, diverging=True, diverged="return")
+    for k in range(3):
+        ref, ref_state = own_alone(k)
+        assert (flat(ref) - flat(members[k])).abs().max() <= TOL, k
+        assert states[k].epoch == ref_state.epoch == [1, 3, 4][k] and states[k].step == ref_state.step
+        assert [h["train_acc"] for h in states[k].history] == [h["train_acc"] for h in ref_state.history]
+        assert torch.load(cks[k], weights_only=True)["stopped"] == (k < 2)  # stopped runs' files say so, as fit's
+    with pytest.raises(TrainingDiverged, match="epoch 1") as alone_err:
+        fit(net(9), nan_data(), CAP, seed=13, desc="m3")
+    assert isinstance(states[3], TrainingDiverged) and str(states[3]) == str(alone_err.value)
+    assert not cks[3].exists()  # no checkpoint of the diverged epoch (fit writes none either)
+    with pytest.raises(TrainingDiverged):  # the default: a diverged member stops the group, as fit
+        own_stacked(diverging=True)
+    m = own(1)  # the check can fail: member 1 trained alone with the group's first decay is another run
+    fit(m, data(1), CAP, seed=SEEDS[1], desc="m1", stop_when=stop_rule(1))
+    assert (flat(m) - flat(members[1])).abs().max() > 1e-6
+
+
+def test_a_group_killed_after_a_member_stopped_resumes_to_the_runs_alone(tmp_path, monkeypatch):
+    """Killed after epoch 2's checkpoints (member 0 stopped at epoch 1): the stopped member finishes from its
+    file, the other two resume stacked; member 1's file, resumed alone by fit, keeps its own weight decay."""
+    import claimbench.stack as stack
+
+    cks = [tmp_path / f"run{k}" / "checkpoint.pt" for k in range(3)]
+    real_save, calls = stack._atomic_save, []
+
+    def save_then_kill(obj, path):
+        real_save(obj, path)
+        calls.append(path)
+        if len(calls) == 5:  # epoch 1: members 0 (stopped), 1, 2; epoch 2: members 1, 2
+            raise Kill
+
+    monkeypatch.setattr(stack, "_atomic_save", save_then_kill)
+    with pytest.raises(Kill):
+        own_stacked(checkpoints=cks)
+    monkeypatch.setattr(stack, "_atomic_save", real_save)
+    assert [torch.load(c, weights_only=True)["epoch"] for c in cks] == [1, 2, 2]
+    solo_ck = tmp_path / "solo.pt"
+    solo_ck.write_bytes(cks[1].read_bytes())
+    members, states = own_stacked(checkpoints=cks, members=[own(k, init=50 + k) for k in range(3)])
+    for k in range(3):
+        ref, ref_state = own_alone(k)
+        assert (flat(ref) - flat(members[k])).abs().max() <= TOL, k
+        assert states[k].epoch == ref_state.epoch
+    solo, _ = own_alone(1, checkpoint=solo_ck)
+    assert (flat(solo) - flat(own_alone(1)[0])).abs().max() <= TOL
 
 
 def test_what_does_not_stack():

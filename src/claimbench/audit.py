@@ -59,9 +59,9 @@ def findings(path: Path, cards: dict[str, Card]) -> list[tuple[str, str]]:
     judged = judge(card, stats, samples, null)
     found += _verdict_findings(judged, rec)
     found += _null_findings(card, samples or {}, null or {})
-    if prov.get("card_version", 1) != card.version:
+    if not card.current_for(prov.get("card_version", 1), rec.get("scale", scale)):
         found.append(("card", f"judged by card version {prov.get('card_version', 1)}, the card is now version "
-                              f"{card.version}"))
+                              f"{card.version} (a version whose changelog `scales` leave out {scale} would keep it)"))
     found += _criteria_findings(judged["criteria"], rec.get("criteria", []))
     found += _published_findings(card, rec)
     headline_json = path.parent / DVC_METRICS

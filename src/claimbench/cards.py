@@ -158,6 +158,18 @@ class Card:
     def version(self) -> int:
         return int(self.raw.get("version", 1))
 
+    def current_for(self, judged_version: int | None, scale: str) -> bool:
+        """True when a `scale` result judged by card version `judged_version` (None: 1) is judged by this version's
+        rules: the same version, or every later changelog entry lists `scales` without `scale` (a version that
+        changed other scales' protocols only, e.g. v6's gpu re-derivation). The audit still re-judges the stored
+        evidence with this version and flags any verdict that moved."""
+        judged = int(judged_version or 1)
+        if judged == self.version:
+            return True
+        later = [e for e in self.raw.get("changelog", []) if judged < int(e["version"]) <= self.version]
+        return judged < self.version and len(later) == self.version - judged and all(
+            e.get("scales") is not None and scale not in e["scales"] for e in later)
+
     def look_level(self, look: int = 0) -> float:
         """Central interval level of a look of the card's seed-set design (`pooling.levels`; 95% without one)."""
         levels = (self.raw.get("pooling") or {}).get("levels") or [LEVEL]
@@ -206,6 +218,11 @@ def _changelog(raw: dict, where: str) -> None:
             if not isinstance(entry, dict) or not str(entry.get(key, "")).strip():
                 raise CardError(f"card {where}: changelog entry #{i + 1} lacks {key!r} (each needs version, date, "
                                 f"what, why).")
+        scales = entry.get("scales")
+        if scales is not None and (not isinstance(scales, list) or not scales or set(scales) - set(SCALES)):
+            raise CardError(f"card {where}: changelog entry #{i + 1} scales {scales!r} must be a non-empty list of "
+                            f"{', '.join(SCALES)} (the scales whose protocol the version changes; leave it out for "
+                            f"all).")
     if log and max(int(e["version"]) for e in log) != version:
         raise CardError(f"card {where}: version {version} has no changelog entry of that version.")
     iv = raw.get("interval", DEFAULT_INTERVAL)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import yaml
 
+from claimbench.audit import REPORT_SCALES
 from claimbench.claims import ClaimEntry, registry
 from claimbench.errors import ClaimbenchError
 
@@ -234,7 +235,7 @@ def build() -> str:
     claims = registry()
     report = {"cmd": "python stages/report.py",
               "deps": ["stages/report.py", *_rel(closure(SRC / "claimbench" / "report.py")),
-                       "src/claimbench/cards", "results/quick", "results/gpu", "results/paper"],
+                       "src/claimbench/cards", *(f"results/{scale}" for scale in REPORT_SCALES)],
               "outs": [{f"results/{name}": {"cache": False}}
                        for name in ("claims.md", "claims_table.csv", "claims_table.md", "claims_table.tex",
                                     "null_calibration.md")]}

@@ -112,7 +112,7 @@ def design_verdicts(cards: dict, results: dict, results_dir: Path, k: int = 1) -
         if card is None or not path.exists():
             continue
         other = read_result(path)
-        if {rec["provenance"].get("card_version"), other["provenance"].get("card_version")} == {card.version}:
+        if all(card.current_for(r["provenance"].get("card_version"), scale) for r in (rec, other)):
             out[(cid, scale)] = compare(card, rec, other)
     return out
 
@@ -358,13 +358,14 @@ def predicted_vs_outcome_lines(cards: dict, results: dict, designs: dict | None 
         sim = ((card.raw.get("power") or {}).get("simulation") or {}).get("result") or {}
         for scale in REPORT_SCALES:
             rec = results.get((cid, scale))
-            if scale not in sim or rec is None or rec["provenance"].get("card_version", 1) != card.version:
+            if scale not in sim or rec is None or not card.current_for(rec["provenance"].get("card_version"), scale):
                 continue
             p = sim[scale]["expected"]
             n = card.raw["power"]["simulation"]["scales"][scale]["n"]
             outcome = (design_label(designs[(cid, scale)]) if (cid, scale) in (designs or {})
                        else rec.get("verdict_label", rec["verdict"]))
-            rows.append(md_row([cid, scale, f"v{card.version}", str(n), *(f"{float(p[c]):.2f}" for c in cols),
+            judged_by = f"v{rec['provenance'].get('card_version', 1)}"
+            rows.append(md_row([cid, scale, judged_by, str(n), *(f"{float(p[c]):.2f}" for c in cols),
                                 f"**{outcome}**"]))
     if not rows:
         return []

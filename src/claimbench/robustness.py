@@ -107,7 +107,7 @@ def _before_design(rec: dict, card: Card) -> bool:
     so the current card's seed-set design was not registered when they ran."""
     prov = rec.get("provenance") or {}
     made_under = (prov.get("rejudged") or {}).get("card_version_before", prov.get("card_version"))
-    return made_under is not None and int(made_under) < card.version
+    return made_under is not None and not card.current_for(made_under, rec.get("scale", ""))
 
 
 def _recorded(rec: dict | None) -> str:

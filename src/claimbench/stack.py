@@ -12,19 +12,28 @@ leaves stack (`stackable`); others (LayerNorm, attention, LocalResponseNorm) run
 Each member's checkpoint is `fit`'s format in its own file (its run folder), so a member resumes stacked or
 alone; a group whose members' checkpoints are at different steps is not resumed stacked (`fit_stacked`
 raises `NotStackable`; the caller trains those members alone with `fit`, which resumes each from its own file).
+
+Members may differ in what is not architecture: dropout probability (StackedDropout, per member), weight decay
+(SGD/Adam: added per member to the gradient), stop_when. A member that stops, or diverges (with
+diverged="return"), leaves the group at the epoch's end; the others go on restacked from their own states, as a
+resume from their checkpoints would.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from claimbench import engine as engines
 from claimbench.errors import CacheError, ClaimbenchError, TrainingDiverged
 from claimbench.numerics import upcast
 from claimbench.train import (
@@ -75,20 +84,25 @@ class StackedLinear(nn.Module):
 
 
 class StackedDropout(nn.Module):
-    """Dropout(p) with member k's mask drawn from generators[k] over the member's own shape, as F.dropout
-    draws it (`empty(shape).bernoulli_(1 - p)`, then scaled by 1/(1 - p))."""
+    """Dropout with member k's probability ps[k] and its mask drawn from generators[k] over the member's own
+    shape, as F.dropout draws it on the CPU (`empty(shape).bernoulli_(1 - p)`, then scaled by 1/(1 - p)); a member
+    with p = 0 draws nothing and keeps its activations, one with p = 1 draws nothing and zeroes them (as F.dropout)."""
 
-    def __init__(self, p: float, generators: list[torch.Generator]):
+    def __init__(self, ps: Sequence[float], generators: list[torch.Generator]):
         super().__init__()
-        self.p, self.generators = p, generators
+        self.ps, self.generators = [float(p) for p in ps], generators
+
+    def _mask(self, p: float, g: torch.Generator, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+        if p == 0 or p == 1:
+            return torch.full(shape, 1.0 - p, dtype=dtype)
+        return torch.empty(shape, dtype=dtype).bernoulli_(1 - p, generator=g).div_(1 - p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
+        if not self.training or not any(self.ps):
             return x
-        k = len(self.generators)
-        shape = (x.shape[0], x.shape[1] // k, *x.shape[2:])
-        masks = [torch.empty(shape, dtype=x.dtype).bernoulli_(1 - self.p, generator=g) for g in self.generators]
-        return x * torch.cat(masks, dim=1).to(x.device).div_(1 - self.p)
+        shape = (x.shape[0], x.shape[1] // len(self.generators), *x.shape[2:])
+        masks = [self._mask(p, g, shape, x.dtype) for p, g in zip(self.ps, self.generators)]
+        return x * torch.cat(masks, dim=1).to(x.device)
 
 
 def _stack_leaf(members: list[nn.Module], generators: list[torch.Generator]) -> nn.Module:
@@ -116,7 +130,7 @@ def _stack_leaf(members: list[nn.Module], generators: list[torch.Generator]) -> 
                 bn.num_batches_tracked.copy_(first.num_batches_tracked)
         return bn
     if isinstance(first, nn.Dropout):
-        return StackedDropout(first.p, generators)
+        return StackedDropout([m.p for m in members], generators)
     return copy.deepcopy(first)  # parameter-free
 
 
@@ -155,20 +169,27 @@ def write_back(stacked: nn.Module, members: Sequence[nn.Module]) -> None:
                 t.copy_(s if name.endswith("num_batches_tracked") else _member_slice(s, k, K, t.shape))
 
 
-def _member_optimizer_state(opt: torch.optim.Optimizer, k: int, K: int, member: nn.Module) -> dict:
-    """Member k's optimiser state_dict as a separate run's optimiser would hold it."""
+def _member_optimizer_state(opt: torch.optim.Optimizer, k: int, K: int, member: nn.Module,
+                            weight_decay: float | None = None) -> dict:
+    """Member k's optimiser state_dict as a separate run's optimiser would hold it (weight_decay: the member's
+    own, where the stacked optimiser applies per-member decays itself and holds 0)."""
     full = opt.state_dict()
     shapes = [p.shape for p in member.parameters() if p.requires_grad]
     state = {}
     for i, entry in full["state"].items():
         state[i] = {name: (v.clone() if v.dim() == 0 or name == "step" else _member_slice(v, k, K, shapes[i]).clone())
                     for name, v in entry.items()}
-    return {"state": state, "param_groups": copy.deepcopy(full["param_groups"])}
+    groups = copy.deepcopy(full["param_groups"])
+    for group in groups if weight_decay is not None else []:
+        group["weight_decay"] = weight_decay
+    return {"state": state, "param_groups": groups}
 
 
 def _load_member_optimizer_states(opt: torch.optim.Optimizer, states: list[dict]) -> None:
-    """Load K members' optimiser state_dicts (a separate run's format) into the stacked optimiser."""
+    """Load K members' optimiser state_dicts (a separate run's format) into the stacked optimiser; the stacked
+    optimiser keeps its own weight decay (0 where it applies per-member decays itself)."""
     shapes = [p.shape for g in opt.param_groups for p in g["params"]]
+    own_decays = [g["weight_decay"] for g in opt.param_groups]
     merged = copy.deepcopy(states[0])
     for i, entry in states[0]["state"].items():
         for name, v in entry.items():
@@ -176,6 +197,14 @@ def _load_member_optimizer_states(opt: torch.optim.Optimizer, states: list[dict]
                 merged["state"][i][name] = torch.cat([s["state"][i][name].reshape(-1) for s in states]).reshape(
                     shapes[int(i)])
     opt.load_state_dict(merged)
+    for group, decay in zip(opt.param_groups, own_decays):
+        group["weight_decay"] = decay
+
+
+def _per_member(p: torch.Tensor, values: Sequence[float]) -> torch.Tensor:
+    """values[k] broadcast over member k's slice of the stacked tensor p (member-major along dim 0)."""
+    t = torch.tensor(values, dtype=p.dtype, device=p.device)
+    return t.repeat_interleave(p.shape[0] // len(values)).view(-1, *[1] * (p.dim() - 1))
 
 
 def clip_per_member(params: list[nn.Parameter], K: int, max_norm: float) -> None:
@@ -202,24 +231,50 @@ def fit_stacked(
     eval_every: int = 0,
     checkpoints: Sequence[Path] | None = None,
     channels_last: bool = False,
-) -> list[TrainState]:
+    weight_decays: Sequence[float] | None = None,
+    stop_when: Sequence[Callable[[TrainState], bool] | None] | None = None,
+    diverged: Literal["raise", "return"] = "raise",
+) -> list[TrainState | TrainingDiverged]:
     """Train K members (same architecture, on one device, initialised) on their own data (equal sizes) with
-    one recipe, each as `fit(member, trains[k], cfg, seed=seeds[k], desc=descs[k], checkpoint=checkpoints[k])`
-    would, to round-off; no callbacks, no stop_when, engine off. Returns one TrainState per member (its model is
-    the member, written back; `optimizer` is the stacked one). Raises NotStackable if the members cannot stack
-    or their checkpoints are at different steps (train those alone with `fit`: it resumes their files).
+    one recipe, each as `fit(member, trains[k], cfg_k, seed=seeds[k], desc=descs[k], checkpoint=checkpoints[k],
+    stop_when=stop_when[k])` would, to round-off; no callbacks, engine off. Returns one TrainState per member (its
+    model is the member, written back; `optimizer` the last stacked one). Raises NotStackable if the members
+    cannot stack or the checkpoints of those not yet stopped are at different steps (train those alone with
+    `fit`: it resumes their files).
+
+    weight_decays: member k is the run of cfg_k = replace(cfg, weight_decay=weight_decays[k]) (default: all
+    cfg). Different decays: SGD and Adam add member k's decay·parameter to its gradient after clipping, as
+    torch does inside the step (round-off: torch fuses the multiply-add); AdamW members need one decay.
+    stop_when: member k's fit stop_when (None: none), checked after each epoch on its TrainState (its model the
+    member, written back). A member that stops leaves the group: its state is final and its checkpoint written
+    (stopped, as fit's); the others go on, restacked from their own states (what a resume from their
+    checkpoints would do).
+    diverged: a member whose epoch loss is not finite "raise"s TrainingDiverged for the group (as fit), or,
+    with "return", leaves the group (no checkpoint for that epoch, as fit) and its entry in the returned list
+    is the TrainingDiverged; the others go on (parameters are disjoint, so its NaNs never reach them).
     channels_last: the stacked model and its 4-D inputs in channels_last (dropout masks are drawn per member in
     logical order, so unlike `fit`'s knob this changes only round-off)."""
     K = len(members)
-    if not (len(trains) == len(seeds) == len(descs) == K) or len({len(t[0]) for t in trains}) != 1:
-        raise NotStackable("stack: members need one dataset, seed and desc each, of equal dataset sizes.")
+    decays = list(weight_decays) if weight_decays is not None else [cfg.weight_decay] * K
+    stops = list(stop_when) if stop_when is not None else [None] * K
+    if not (len(trains) == len(seeds) == len(descs) == len(decays) == len(stops) == K) or \
+            len({len(t[0]) for t in trains}) != 1:
+        raise NotStackable("stack: members need one dataset, seed, desc, weight decay and stop_when each, of equal "
+                           "dataset sizes.")
+    own_decays = len(set(decays)) > 1  # applied per member by this loop; the stacked optimiser holds 0
+    if own_decays and cfg.optimizer == "adamw":
+        raise NotStackable("stack: AdamW members need one weight decay (decoupled decay is not applied per member).")
+    cfgs = [cfg if weight_decays is None else replace(cfg, weight_decay=w) for w in decays]
+    opt_cfg = replace(cfg, weight_decay=0.0) if own_decays else cfgs[0]
     device = next(members[0].parameters()).device
     n = len(trains[0][0])
     spe, total = cfg.steps_per_epoch(n), cfg.total_steps(n)
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     drop_gens = [torch.Generator().manual_seed(int(s) + 1) for s in seeds]
-    run_ids = [config_hash(cfg, s, n, d) for s, d in zip(seeds, descs)]
+    run_ids = [config_hash(c, s, n, d) for c, s, d in zip(cfgs, seeds, descs)]
     states = [TrainState(model=m, optimizer=None, total_steps=total) for m in members]  # type: ignore[arg-type]
+    results: list[TrainState | TrainingDiverged] = list(states)
+    stopped = [False] * K
     ckpts = [Path(c) for c in checkpoints] if checkpoints is not None else None
     found = [c.exists() for c in ckpts] if ckpts else [False] * K
     if any(found) and not all(found):
@@ -229,55 +284,76 @@ def fit_stacked(
         for c, ck, rid in zip(ckpts, loaded, run_ids):
             if ck.get("run_id") != rid:
                 raise CacheError(f"checkpoint {c} belongs to another run (config changed); delete it to retrain.")
-        if len({ck["step"] for ck in loaded}) != 1 or any(ck.get("stopped") for ck in loaded):
+        stopped = [bool(ck.get("stopped")) for ck in loaded]
+        if len({ck["step"] for ck, s in zip(loaded, stopped) if not s}) > 1:
             raise NotStackable("stack: the members' checkpoints are at different steps; train them alone.")
-        for m, ck in zip(members, loaded):
-            m.load_state_dict(ck["model"])
-    model = stack_models(members, drop_gens)
-    channels_last = channels_last and trains[0][0].dim() == 4
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, cfg)
-    if loaded:
-        _load_member_optimizer_states(opt, [ck["optimizer"] for ck in loaded])
         for k, ck in enumerate(loaded):
+            members[k].load_state_dict(ck["model"])
             states[k].step, states[k].epoch, states[k].history = ck["step"], ck["epoch"], ck["history"]
             gens[k].set_state(ck["data_rng"])
             drop_gens[k].set_state(ck["torch_rng"])
-    step, epoch = states[0].step, states[0].epoch
-    params = [p for p in model.parameters() if p.requires_grad]
+    active = [k for k in range(K) if not stopped[k]]
+    channels_last = channels_last and trains[0][0].dim() == 4
     augments = cfg.augment != "none" and trains[0][0].dim() == 4
 
-    def save() -> None:
+    def restack(opt_states: list[dict] | None) -> tuple[nn.Module, torch.optim.Optimizer, list, list]:
+        """The active members as one model and optimiser (loaded with their own optimiser states, as a resume),
+        its trainable parameters, and per parameter the members' decays (none if the optimiser applies them)."""
+        model = stack_models([members[k] for k in active], [drop_gens[k] for k in active])
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        opt = make_optimizer(model, opt_cfg)
+        if opt_states:
+            _load_member_optimizer_states(opt, opt_states)
+        params = [p for p in model.parameters() if p.requires_grad]
+        model.train()
+        return model, opt, params, [_per_member(p, [decays[k] for k in active]) for p in params] if own_decays else []
+
+    def member_opt_state(opt: torch.optim.Optimizer, i: int, k: int) -> dict:
+        return _member_optimizer_state(opt, i, len(active), members[k], decays[k] if own_decays else None)
+
+    def save(opt: torch.optim.Optimizer, i: int, k: int) -> None:
         if ckpts is None:
             return
-        write_back(model, members)
-        for k, (c, m) in enumerate(zip(ckpts, members)):
-            c.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_save({
-                "run_id": run_ids[k], "model": m.state_dict(), "optimizer": _member_optimizer_state(opt, k, K, m),
-                "step": step, "epoch": epoch, "history": states[k].history, "data_rng": gens[k].get_state(),
-                "torch_rng": drop_gens[k].get_state(), "cuda_rng": None, "callbacks": [], "stopped": False,
-            }, c)
+        st = states[k]
+        ckpts[k].parent.mkdir(parents=True, exist_ok=True)
+        _atomic_save({
+            "run_id": run_ids[k], "model": members[k].state_dict(), "optimizer": member_opt_state(opt, i, k),
+            "step": st.step, "epoch": st.epoch, "history": st.history, "data_rng": gens[k].get_state(),
+            "torch_rng": drop_gens[k].get_state(), "cuda_rng": None, "callbacks": [], "stopped": stopped[k],
+        }, ckpts[k])
 
     def run_eval(k: int) -> None:
-        rec = {"epoch": epoch, "step": step, "train_loss": states[k].last_loss}
+        st = states[k]
+        rec = {"epoch": st.epoch, "step": st.step, "train_loss": st.last_loss}
         for name, (ex, ey) in (eval_sets[k] if eval_sets else {}).items():
             for key, v in evaluate(members[k], ex, ey, loss_fn).items():
                 rec[f"{name}_{key}"] = v
-        states[k].history.append(rec)
+        st.history.append(rec)
 
+    def finish(k: int) -> None:  # member k's run is over: fit's end (a last evaluation, eval mode)
+        if eval_sets and (not states[k].history or states[k].history[-1]["step"] != states[k].step):
+            run_eval(k)
+        members[k].eval()
+
+    for k in range(K):
+        if stopped[k]:
+            finish(k)
+    opt = None
+    if active:
+        model, opt, params, member_decays = restack([loaded[k]["optimizer"] for k in active] if loaded else None)
+    step, epoch = (states[active[0]].step, states[active[0]].epoch) if active else (total, 0)
     bar = tqdm(total=total, initial=step, desc=f"stack×{K}", leave=False, file=sys.stderr, disable=None,
                mininterval=2.0 if sys.stderr.isatty() else 30.0)
-    model.train()
-    done = step >= total
-    while not done:
-        draws = [epoch_draws(n, cfg, min(spe, total - step), g, device, augments) for g in gens]
-        loss_sums, loss_count = torch.zeros(K, device=device), 0
+    while active and step < total:
+        Ka = len(active)
+        draws = [epoch_draws(n, cfg, min(spe, total - step), gens[k], device, augments) for k in active]
+        loss_sums, loss_count = torch.zeros(Ka, device=device), 0
         for b in range(spe):
             lo, hi = b * cfg.batch_size, (b + 1) * cfg.batch_size
             xs, ys = [], []
-            for (x, y), (perm, aug) in zip(trains, draws):
+            for k, (perm, aug) in zip(active, draws):
+                x, y = trains[k]
                 idx = perm[lo:hi]
                 xb = x[idx]
                 if augments:
@@ -291,38 +367,67 @@ def fit_stacked(
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with autocast(device):
                 out = model(xb)
-            out = upcast(out).reshape(out.shape[0], K, -1)
-            losses = torch.stack([loss_fn(out[:, k], ys[k]) for k in range(K)])
+            out = upcast(out).reshape(out.shape[0], Ka, -1)
+            losses = torch.stack([loss_fn(out[:, i], ys[i]) for i in range(Ka)])
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()
             if cfg.grad_clip:
-                clip_per_member(params, K, cfg.grad_clip)
+                clip_per_member(params, Ka, cfg.grad_clip)
+            for p, decay in zip(params, member_decays):  # per-member weight decay, as torch adds it in the step
+                if p.grad is not None:
+                    p.grad.addcmul_(p.detach(), decay)
             opt.step()
             step += 1
             loss_sums += losses.detach()
             loss_count += 1
             bar.update(1)
             if step >= total:
-                done = True
                 break
         epoch += 1
         means = (loss_sums / max(loss_count, 1)).tolist()
-        write_back(model, members)
-        for k, st in enumerate(states):
-            st.step, st.epoch, st.last_loss = step, epoch, float(means[k])
-            if not torch.isfinite(torch.tensor(st.last_loss)):
-                bar.close()
-                raise TrainingDiverged(f"{descs[k]}: training loss became {st.last_loss} at epoch {epoch}; "
-                                       f"lower the learning rate in params.yaml.")
-            if eval_sets and (done or (eval_every and epoch % eval_every == 0)):
+        write_back(model, [members[k] for k in active])
+        leaving = []
+        for i, k in enumerate(active):
+            st = states[k]
+            st.step, st.epoch, st.last_loss = step, epoch, float(means[i])
+            if not math.isfinite(st.last_loss):
+                results[k] = TrainingDiverged(f"{descs[k]}: training loss became {st.last_loss} at epoch {epoch}; "
+                                              f"lower the learning rate in params.yaml.")
+                if diverged == "raise":
+                    bar.close()
+                    raise results[k]
+                leaving.append(k)
+                continue
+            if eval_sets and (step >= total or (eval_every and epoch % eval_every == 0)):
                 run_eval(k)
-        if done or epoch % cfg.checkpoint_every == 0:
-            save()
+            if stops[k] is not None and stops[k](st):
+                stopped[k] = True
+                leaving.append(k)
+            if stopped[k] or step >= total or epoch % cfg.checkpoint_every == 0:
+                save(opt, i, k)
+        for k in leaving:
+            if stopped[k]:
+                finish(k)
+        if leaving:  # the others go on as one smaller stack, each from its own state (as a resume would)
+            staying = [(i, k) for i, k in enumerate(active) if k not in leaving]
+            opt_states = [member_opt_state(opt, i, k) for i, k in staying] if step < total else []
+            active = [k for _, k in staying]
+            if active and step < total:
+                model, opt, params, member_decays = restack(opt_states)
     bar.close()
-    write_back(model, members)
-    for k, st in enumerate(states):
+    for k in active:
+        finish(k)
+    for st in states:
         st.optimizer = opt
-        if eval_sets and (not st.history or st.history[-1]["step"] != st.step):
-            run_eval(k)
-        members[k].eval()
-    return states
+    _report_engine(K, channels_last)
+    return results
+
+
+def _report_engine(K: int, channels_last: bool) -> None:
+    """What a stacked fit used, to the enclosing `engine.use_engine` (fit's format): eager, no fused kernel."""
+    asked = engines.current()
+    entry = {"engine_version": engines.ENGINE_VERSION, "fused_optimizer": False, "channels_last": channels_last,
+             "cuda_graphs": "eager: not in stacked runs" if asked.cuda_graphs else "off", "stacked": K}
+    if asked.fused_optimizer:
+        entry["fused_optimizer_note"] = "not in stacked runs"
+    engines._report(entry)

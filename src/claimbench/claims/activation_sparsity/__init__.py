@@ -20,9 +20,10 @@ Expected cost (card v5, power: block; per-run process time of the v4 quick runs 
 25000-25010, one torch thread on the 2-core Xeon): ci ≈ 10 s wall from scratch; quick = 4 seeds × (reference
 ViT 2700 steps ≈ 77 core-s + char LM 96d×4, 700 steps ≈ 48-52), large ViT and random-label runs skipped ≈ 520
 core-s (v4 quick: 652 core-s of process time, 1,361 s summed run wall); long = the same runs × 8 seeds ≈ 1,030
-core-s; gpu ≈ 5.3 min on one H100 with 3 workers (an estimate: never run); paper = larger ViT / LM on the same
-data for 60k steps × 3 seeds (hours). The paper's own runs (ViT-B/16 on ImageNet-21k, T5-Base on C4) are far
-beyond this suite.
+core-s; gpu (card v6) = 9 seeds × (reference ViT 2700 + char LM 700 + random-label pair 2 × 1200 steps) + one
+large ViT ≈ 8.5 min of training on one H100 with 3 workers (an estimate at the 2026-11-26 rates: never run);
+paper = larger ViT / LM on the same data for 60k steps × 3 seeds (hours). The paper's own runs (ViT-B/16 on
+ImageNet-21k, T5-Base on C4) are far beyond this suite.
 Measured (card v3 judging run from clean, 2-core Xeon, 2026-11-26, executor workers 2): quick = 433 s training
 wall (837 s summed over its 13 runs) + 2.3 s analysis; seed set 1: 405 s (778 s) + 0.7 s. Card v4 quick
 (2026-12-06): 742 s training wall, 1,361 s summed over 13 runs (652 s of their process time). gpu: not finished

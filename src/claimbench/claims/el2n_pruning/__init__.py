@@ -33,9 +33,10 @@ runs: 12 score, 12 noise, 1 data_stats, 18 pruned) ≈ 1,100–1,220 single-thre
 EL-1, per run on the shared 2-core Xeon: score 34.7–41.8, pruned 31.5–34.5, noise 3.4–3.9 s, 184 core-s per
 replicate; pilot EL-3 at load 6–8: 612 core-s of CPU time for 3 replicates, 204 per replicate), ≈ 9–10 min
 wall with 2 workers; long (the same protocol, 13 replicates, 92 runs) ≈ 2,390–2,650 core-s, ≈ 20–22 min wall
-with 2 workers; analyse ≈ 10 s (1000 null draws per criterion). gpu (unchanged since
-v3: ResNet-18 low-res, 6k images, 8 epochs, 5 replicates, 36 runs; measured 2026-11-26 on one H100 shared by
-five claims, 3 workers: 333 s, 899 s summed run wall) is expected outside R2 (8 epochs do not fit); paper =
+with 2 workers; analyse ≈ 10 s (1000 null draws per criterion). gpu (card v6:
+ResNet-18 low-res, 6k images, 20 epochs, 4 replicates, 29 runs) ≈ 8.3 min on one H100 with 3 workers at the
+62 ms/step the v3 gpu run measured (estimate; docs/protocols-v6/el2n_pruning.md); the v3 gpu protocol (8 epochs,
+measured 2026-11-26: 333 s) was outside R2; paper =
 ResNet-18 on all 60k images, 200 epochs, 4 replicates × 10 inits: GPU-days.
 Earlier measurements: card v3 quick (10 epochs, 10 replicates, 71 runs) from clean on the 2-core Xeon,
 2026-11-26, executor workers 2: 350 s training wall (677 s summed over its runs) + 8.5 s analysis; card v2

@@ -8,9 +8,9 @@ Source: Martin & Mahoney, "Implicit Self-Regularization in Deep Neural Networks"
 (card v5) judge an adapted surrogate at the paper's temperatures: MLP3 784-300-100-10 (Martin & Hinrichs,
 SETOL, arXiv 2507.17912; github.com/CalculatedContent/setol_paper, models/mlp3.py).
 
-Protocol: MiniAlexNet (models/mini_alexnet.py; gpu, paper) or MLP3 (quick, long), MSE on softmax, SGD
-momentum 0.9, lr × 0.95 per epoch, per-image standardisation (CIFAR-10 centre-cropped to 28×28). gpu/paper
-lr 0.01 (the paper's); quick/long lr 0.1 with batch sizes 20 … 1250, i.e. the paper's temperatures
+Protocol: MiniAlexNet (models/mini_alexnet.py; paper) or MLP3 (quick, long, gpu since card v6), MSE on softmax,
+SGD momentum 0.9, lr × 0.95 per epoch, per-image standardisation (CIFAR-10 centre-cropped to 28×28). paper
+lr 0.01 (the paper's); quick/long/gpu lr 0.1 with batch sizes 20 … 1250, i.e. the paper's temperatures
 T = lr/bs at its bs 2 … 125. One run per (batch size, seed); final weights and final train/test accuracy
 kept. Analysis (never trains): FC1/FC2 ESDs per run and pooled over seeds (as the paper), WW-style metrics
 (metrics/spectral.py), our automated phase label (metrics/phases.py). Gating statistics are per seed (the
@@ -24,8 +24,9 @@ with other jobs, so wall times are inflated and CPU times are not): ci ≈ 15 CP
 (pilot HT-2, 2026-12-06: 111-116 per seed; bs 20 41-47 s, bs 1250 8 s), ≈ 4 min wall with
 `executor: {workers: 2}`; long (the same × 35 epochs) ≤ 1,660 core-s per seed set (pilot HT-L: bs 20 120-166 s,
 bs 1250 26-27 s; results/pilots/heavy_tail_phases/ht_l.json). At 4 seeds C3 is decided at the pooled second
-look (seed set 1, the same cost again). gpu (MiniAlexNet, bs 2…150 × 5 seeds, ≈ 215k SGD steps) ≈ 3–4 min
-on one H100 with 3 workers at 3 ms per launch-bound step (an estimate: never finished); paper = 11 batch
+look (seed set 1, the same cost again). gpu (card v6: MLP3, bs 20…1250 × 7 seeds × 10 epochs, ≈ 279k SGD steps)
+≈ 8 min on one H100 with 3 workers at an assumed 5 ms per launch-bound step (estimate, never run;
+docs/protocols-v6/heavy_tail_phases.md); paper = 11 batch
 sizes × 10 seeds × 100 epochs of CIFAR-10 (days on a CPU).
 History: card v3/v4 quick (MiniAlexNet, 1000 images, bs 2/4/8/16 × 3 seeds × 6 epochs, 516-551 core-s)
 kept C3 out of regime (lr-weighted steps 2,649 < 124,260); v5 counts the clock in (T, t) instead.

@@ -24,8 +24,9 @@ of card v2, each like a CE run at w=1/8 (9.5-10.4 s of the 149 s run time of the
 not yet run); paper (60k images, 4 widths, 350 epochs, 3 seeds + 1 control): about a day on one GPU.
 Measured (card v2 judging run from clean, 2-core Xeon, 2026-11-26, default executor): quick = 179 s
 training + 4.6 s analysis (seed set 1: 179 s + 0.3 s). Card v3: quick unchanged (~180 core-s; out of regime
-R3 by design, see the card's power block); gpu re-sized to 16 runs x 7,040 steps, ~4-6.4 min on one H100
-with 3 workers (estimate: 5-8 ms per eager step; not yet run). Pilots: ~30 core-s per 100 epochs at w=1/8.
+R3 by design, see the card's power block); gpu (card v6): 36 runs x 1,760 steps (w=1/2 x 8 seeds x 4 losses,
+w=1/16 x 1 seed), ~7.5 min on one H100 with 3 workers at an assumed 20 ms per eager step (estimate, not yet
+run; docs/protocols-v6/neural_collapse.md). Pilots: ~30 core-s per 100 epochs at w=1/8.
 
 Card v5 (issue 24): the training loss may be summed over the batch (`loss_reduction: sum`, the reference
 code's May-2022 runs: jinxinzhou/nc_loss train.py @bf87f5d loss_mean False, Losses/loss.py @e76f1b0

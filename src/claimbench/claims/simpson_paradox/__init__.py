@@ -28,9 +28,10 @@ deciding scale.
 Expected cost (2-core CPU; measured on a shared, ~3.5x oversubscribed one, so uncontended is lower):
 ci ≈ 19 s wall (8 models, 7 s CPU); quick (card v3: 108 models, 54 per depth) ≈ 160 core-s training
 (1.5 core-s per model at 1 thread; pilot seed set 9 summed 159 s over its runs) + ≈ 25 CPU s analysis
-(spectral metrics ≈ 8 s, 1000-draw bootstraps, 200 null draws x 100); gpu (card v3: 144 models, 64/128
-filters at 28 px) estimated 3-5 min on one H100 with 3 workers (2-5 ms per eager step, ≈ 105k steps)
-but never run; paper: PGDL's protocol on CIFAR-10, 1200 epochs (days), or the released PGDL checkpoints.
+(spectral metrics ≈ 8 s, 1000-draw bootstraps, 200 null draws x 100); gpu (card v6: 128 models trained to 0.99,
+128 filters at 14 px, 16 stacked groups of 8) estimated 7.5 min on one H100 with 3 workers (30 ms per
+stacked step assumed, never run; docs/protocols-v6/simpson_paradox.md); paper: PGDL's protocol on
+CIFAR-10, 1200 epochs (days), or the released PGDL checkpoints.
 Measured (card v2 judging run from clean, 2-core Xeon, 2026-11-26, default executor): quick = 56 s
 training + 4.6 s analysis for v2's 32 models (seed set 1: 50 s + 3 s).
 Measured (card v3 judging run from clean, 2-core Xeon, 2026-11-26, executor workers 2): quick = 98 s training
