@@ -35,6 +35,20 @@ def test_bench_prints_steps_per_second_and_ceiling(capsys, tmp_path):
     assert r["pct_of_ceiling"] == pytest.approx(100 * r["gflop_per_s"] / res["ceiling_gflop_per_s"]["1"])
 
 
+@pytest.mark.parametrize("scale, model", [("quick", "MLP3"), ("long", "MLP3"), ("gpu", "MLP3"),
+                                          ("paper", "MiniAlexNet")])
+def test_heavy_tail_cases_time_the_model_the_scale_trains(scale, model):
+    """The bench and the GPU probe time heavy-tail's own model per scale: card v5/v6's MLP3 surrogate at quick,
+    long and gpu, MiniAlexNet at paper (the probe's sizing of the gpu scale rests on it)."""
+    from claimbench.claims import load_params
+
+    cfg = load_params(PARAMS, scale).claims["heavy_tail_phases"]
+    cases = bench.heavy_tail_phases(cfg)
+    assert [c.name.split(" ")[0] for c in cases] == [model, model]
+    assert [c.tc.batch_size for c in cases] == [min(cfg.batch_sizes), max(cfg.batch_sizes)]
+    assert (type(cases[0].model).__name__ == "MLP3") == (model == "MLP3")
+
+
 def test_prefix_selects_one_claim():
     assert bench.select("heavy,el2n_pruning") == ["heavy_tail_phases", "el2n_pruning"]
     assert bench.select(None) == list(bench.claim_ids())

@@ -87,15 +87,19 @@ def images(n: int, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def heavy_tail_phases(cfg) -> list[Case]:
-    """MiniAlexNet, MSE on softmax, SGD momentum, lr × gamma per epoch: the smallest and largest batch size."""
-    from claimbench.models.mini_alexnet import MiniAlexNet, mse_on_softmax
+    """The scale's model (params `model`: MiniAlexNet, or the MLP3 surrogate of card v5/v6 at quick, long and gpu;
+    built by the claim's own `build_model`), MSE on softmax, SGD momentum, lr × gamma per epoch: the smallest and
+    largest batch size."""
+    from claimbench.claims.heavy_tail_phases.train import build_model
+    from claimbench.models.mini_alexnet import mse_on_softmax
 
     c = IMAGES[cfg.dataset][0]  # 28 px: CIFAR-10 is centre-cropped to 28
     n = 10 * cfg.train_per_class if cfg.train_per_class else {"fashion-mnist": 60000, "cifar10": 50000}[cfg.dataset]
-    return [Case(f"MiniAlexNet bs={bs}", MiniAlexNet(in_channels=c, num_classes=10), images(n, (c, 28, 28)),
+    name = {"mini_alexnet": "MiniAlexNet", "mlp3": "MLP3"}[cfg.model]
+    return [Case(f"{name} bs={bs}", build_model(cfg.model, data[0]), data,
                  TrainConfig(epochs=cfg.epochs, batch_size=bs, lr=cfg.lr, momentum=cfg.momentum, schedule="exp",
                              gamma=cfg.lr_decay), mse_on_softmax)
-            for bs in sorted({min(cfg.batch_sizes), max(cfg.batch_sizes)})]
+            for bs in sorted({min(cfg.batch_sizes), max(cfg.batch_sizes)}) for data in [images(n, (c, 28, 28))]]
 
 
 def simpson_paradox(cfg) -> list[Case]:
