@@ -54,9 +54,15 @@ def current() -> EngineSettings:
     return _ACTIVE[-1][0] if _ACTIVE else OFF
 
 
-def _report(entry: dict) -> None:
+def report_fit(entry: dict) -> None:
+    """Record what one fit used (its engine entry) with the innermost `use_engine`, if any."""
     if _ACTIVE:
         _ACTIVE[-1][1].append(entry)
+
+
+def wants_channels_last(settings: EngineSettings, device: torch.device) -> bool:
+    """The settings' channels_last choice on `device` (None: on for CUDA, off elsewhere, as before the knob)."""
+    return bool(settings.channels_last if settings.channels_last is not None else device.type == "cuda")
 
 
 def settings_for(params: Any, claim_id: str) -> EngineSettings:
@@ -110,8 +116,7 @@ class FitEngine:
     def __init__(self, settings: EngineSettings, model: nn.Module, device: torch.device, x: torch.Tensor,
                  opt_name: str, compiler: Callable[[nn.Module], Callable] | None = None):
         self.settings, self.model, self.device = settings, model, device
-        want_cl = settings.channels_last if settings.channels_last is not None else device.type == "cuda"
-        self.channels_last = bool(want_cl) and x.dim() == 4
+        self.channels_last = wants_channels_last(settings, device) and x.dim() == 4
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.get_default_dtype())
         self.fused_note = fused_supported(opt_name, device, dtype) if settings.fused_optimizer else "off"
         self.fused = settings.fused_optimizer and self.fused_note is None
@@ -171,7 +176,7 @@ class FitEngine:
     def close(self) -> dict:
         """Report this fit's choices to the enclosing `use_engine` and return them."""
         entry = self.report()
-        _report(entry)
+        report_fit(entry)
         return entry
 
 

@@ -230,7 +230,7 @@ def fit_stacked(
     eval_sets: Sequence[dict[str, tuple[torch.Tensor, torch.Tensor]]] | None = None,
     eval_every: int = 0,
     checkpoints: Sequence[Path] | None = None,
-    channels_last: bool = False,
+    channels_last: bool | None = False,
     weight_decays: Sequence[float] | None = None,
     stop_when: Sequence[Callable[[TrainState], bool] | None] | None = None,
     diverged: Literal["raise", "return"] = "raise",
@@ -253,7 +253,8 @@ def fit_stacked(
     with "return", leaves the group (no checkpoint for that epoch, as fit) and its entry in the returned list
     is the TrainingDiverged; the others go on (parameters are disjoint, so its NaNs never reach them).
     channels_last: the stacked model and its 4-D inputs in channels_last (dropout masks are drawn per member in
-    logical order, so unlike `fit`'s knob this changes only round-off)."""
+    logical order, so unlike `fit`'s knob this changes only round-off); None: the enclosing engine's choice
+    (`engine.wants_channels_last`), as `fit` makes it."""
     K = len(members)
     decays = list(weight_decays) if weight_decays is not None else [cfg.weight_decay] * K
     stops = list(stop_when) if stop_when is not None else [None] * K
@@ -293,6 +294,8 @@ def fit_stacked(
             gens[k].set_state(ck["data_rng"])
             drop_gens[k].set_state(ck["torch_rng"])
     active = [k for k in range(K) if not stopped[k]]
+    if channels_last is None:
+        channels_last = engines.wants_channels_last(engines.current(), device)
     channels_last = channels_last and trains[0][0].dim() == 4
     augments = cfg.augment != "none" and trains[0][0].dim() == 4
 
@@ -430,4 +433,4 @@ def _report_engine(K: int, channels_last: bool) -> None:
              "cuda_graphs": "eager: not in stacked runs" if asked.cuda_graphs else "off", "stacked": K}
     if asked.fused_optimizer:
         entry["fused_optimizer_note"] = "not in stacked runs"
-    engines._report(entry)
+    engines.report_fit(entry)

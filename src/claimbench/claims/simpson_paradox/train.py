@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from claimbench import engine as engines
 from claimbench.claims.simpson_paradox import CLAIM_ID, Config, grid, model_seed, sweep_key
 from claimbench.contract import Context, RunSpec
 from claimbench.data import balanced_subset, load_images, random_subset
@@ -142,15 +141,13 @@ def run_group(ctx: Context, run_dirs: list[Path], data, args: list[dict]) -> lis
     recipes = {replace(tc, weight_decay=0.0) for _, tc, _ in runs}
     if len(recipes) != 1:
         raise NotStackable(f"{CLAIM_ID}: the runs' recipes differ beyond weight decay: {recipes}")
-    settings = engines.current()
-    channels_last = settings.channels_last if settings.channels_last is not None else ctx.device.type == "cuda"
     stop = _stop_rule(ctx, data)
     t0 = time.time()
     states = fit_stacked([m for m, _, _ in runs], [(data[0], data[1])] * len(runs), runs[0][1],
                          seeds=[r["seed"] for _, _, r in runs], descs=[_desc(d) for d in run_dirs],
                          checkpoints=[d / CHECKPOINT for d in run_dirs],
                          weight_decays=[tc.weight_decay for _, tc, _ in runs], stop_when=[stop] * len(runs),
-                         diverged="return", channels_last=channels_last)
+                         diverged="return", channels_last=None)
     train_s = (time.time() - t0) / len(runs)
     return [_finish(d, data, model, record, state, train_s)
             for d, (model, _, record), state in zip(run_dirs, runs, states)]
