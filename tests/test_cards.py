@@ -298,14 +298,14 @@ def test_every_committed_card_is_v4_with_its_blocks():
 
 def test_a_pilot_whose_seeds_overlap_the_judged_seeds_is_refused_in_one_line():
     raw = v4_raw()
-    raw["seeds"]["pilots"][0]["seeds"] = ["8000-8007", 31003]  # 31003: quick seed set 1's replicate 3 (card v5)
+    raw["seeds"]["pilots"][0]["seeds"] = ["8000-8007", 61003]  # 61003: quick seed set 1's replicate 3 (card v7)
     msg = refusal(raw)
-    assert "pilot 'set8' uses judged seeds [31003] (quick set 1)" in msg and "reused" in msg
+    assert "pilot 'set8' uses judged seeds [61003] (quick set 1)" in msg and "reused" in msg
 
 
 def test_judged_seed_ranges_are_expanded():
     card = load_card("el2n_pruning")
-    assert judged_seeds(card.raw)[("quick", 1)] == set(range(31000, 31012))  # card v5: 6 replicates × 2
+    assert judged_seeds(card.raw)[("quick", 1)] == set(range(61000, 61020))  # card v7: 10 replicates × 2
     with pytest.raises(CardError, match="lo-hi"):
         seed_list(["20-3"], "t")
 
@@ -396,3 +396,25 @@ def test_a_card_with_a_seed_set_design_judges_at_look_one_level_by_default():
     assert designed.look_level(0) == 0.9999 and card().look_level(0) == 0.95
     assert judge(designed, {}, samples)["verdict"] == INCONCLUSIVE
     assert judge(designed, {}, samples, level=0.95)["verdict"] == REPRODUCED
+
+
+def test_a_scale_may_carry_its_own_normal_sds_and_they_are_validated():
+    """Card v7 (EL2N quick re-sized): a scale's own `normal` block replaces the card-wide SDs for that scale
+    only, so re-sizing one scale leaves the predictions stored for the others where they were."""
+    from claimbench.power import card_verdict_power
+
+    raw = v4_raw()
+    sim = raw["power"]["simulation"]
+    wide = copy.deepcopy(sim["normal"])
+    sim["scales"]["quick"].pop("normal", None)
+    sim["scales"]["long"]["normal"] = {**copy.deepcopy(wide), "sd": {**wide["sd"], "el2n_minus_random_pruned50": 5.0}}
+    card = parse_card(raw, "t")
+    gpu_wide = card_verdict_power(parse_card(v4_raw(), "t"), "gpu", draws=200, seed=3)
+    assert card_verdict_power(card, "gpu", draws=200, seed=3) == gpu_wide  # other scales untouched
+    assert card_verdict_power(card, "long", draws=200, seed=3)["partially"] < 0.5  # E1 sd 5: rarely decided
+    del sim["scales"]["long"]["normal"]["sd"]["full_minus_el2n_pruned50"]
+    sim["scales"]["long"]["normal"].pop("correlation", None)
+    assert "'full_minus_el2n_pruned50' has neither pilot rows nor a normal sd" in refusal(raw)
+    sim["scales"]["long"]["normal"]["sd"]["full_minus_el2n_pruned50"] = 0.3
+    sim["scales"]["long"]["normal"]["source"] = ["nowhere"]
+    assert "'nowhere' is not a seeds.pilots or seeds.reused id" in refusal(raw)

@@ -442,6 +442,20 @@ def _sources(source: Any, known: set[str], where: str) -> None:
                             f"({', '.join(sorted(known)) or 'none declared'}).")
 
 
+def _normal(normal: Any, nw: str, sources: set[str]) -> set[str]:
+    """Validate one `normal:` block (card-wide, or a scale's own); return the statistics its SDs cover."""
+    _keys(normal, {"source", "method", "sd", "correlation", "note"}, ("source", "method", "sd"), nw)
+    if normal["method"] not in ("replicates", "bootstrap"):
+        raise CardError(f"card {nw}: method must be replicates or bootstrap.")
+    _sources(normal["source"], sources, nw)
+    for pair in normal.get("correlation") or []:
+        _keys(pair, {"between", "r", "source"}, ("between", "r", "source"), f"{nw}.correlation")
+        if not set(pair["between"]) <= set(normal["sd"]) or not -1 < float(pair["r"]) < 1:
+            raise CardError(f"card {nw}.correlation: {pair['between']} must be two sd statistics with r in "
+                            f"(-1, 1).")
+    return set(normal["sd"])
+
+
 def _simulation(sim: Any, where: str, criteria: list[Criterion], regime: list[Precondition],
                 pilots: set[str], reused: set[str]) -> None:
     """Validate `power.simulation:` (claimbench.power.verdict_power's inputs): pilot replicate rows and/or
@@ -455,7 +469,7 @@ def _simulation(sim: Any, where: str, criteria: list[Criterion], regime: list[Pr
             if c.gating:
                 gating[ch.statistic].append(ch.threshold)
     sources = pilots | reused
-    covered: set[str] = set()
+    rows_cover: set[str] = set()
     if "rows" in sim:
         rw = f"{sw}.rows"
         _keys(sim["rows"], {"source", "statistics", "values"}, ("source", "statistics", "values"), rw)
@@ -463,27 +477,17 @@ def _simulation(sim: Any, where: str, criteria: list[Criterion], regime: list[Pr
         if not isinstance(values, list) or len(values) < 2 or any(
                 not isinstance(r, list) or len(r) != len(names) for r in values):
             raise CardError(f"card {rw}: values must be at least 2 rows of {len(names)} numbers (one per statistic).")
-        covered |= set(names)
+        rows_cover |= set(names)
         _sources(sim["rows"]["source"], sources, rw)
-    if "normal" in sim:
-        nw = f"{sw}.normal"
-        _keys(sim["normal"], {"source", "method", "sd", "correlation", "note"}, ("source", "method", "sd"), nw)
-        if sim["normal"]["method"] not in ("replicates", "bootstrap"):
-            raise CardError(f"card {nw}: method must be replicates or bootstrap.")
-        _sources(sim["normal"]["source"], sources, nw)
-        covered |= set(sim["normal"]["sd"])
-        for pair in sim["normal"].get("correlation") or []:
-            _keys(pair, {"between", "r", "source"}, ("between", "r", "source"), f"{nw}.correlation")
-            if not set(pair["between"]) <= set(sim["normal"]["sd"]) or not -1 < float(pair["r"]) < 1:
-                raise CardError(f"card {nw}.correlation: {pair['between']} must be two sd statistics with r in "
-                                f"(-1, 1).")
-    missing = sorted(set(gating) - covered)
-    if missing:
-        raise CardError(f"card {sw}: gating statistic {missing[0]!r} has neither pilot rows nor a normal sd.")
+    normal_cover = _normal(sim["normal"], f"{sw}.normal", sources) if "normal" in sim else set()
     regime_ids = {p.id for p in regime}
     for scale, spec in sim["scales"].items():
         cw = f"{sw}.scales.{scale}"
-        _keys(spec, {"n", "n_statistic", "regime", "se_factor"}, ("n",), cw)
+        _keys(spec, {"n", "n_statistic", "regime", "se_factor", "normal"}, ("n",), cw)
+        own = _normal(spec["normal"], f"{cw}.normal", sources) if "normal" in spec else normal_cover
+        lacking_sd = sorted(set(gating) - rows_cover - own)
+        if lacking_sd:
+            raise CardError(f"card {cw}: gating statistic {lacking_sd[0]!r} has neither pilot rows nor a normal sd.")
         states = spec.get("regime") or {}
         if set(states) != regime_ids or any(v not in REGIME_STATES for v in states.values()):
             raise CardError(f"card {cw}: regime must give every precondition ({', '.join(sorted(regime_ids))}) "
@@ -534,7 +538,8 @@ def validate_v4_blocks(raw: dict, where: str, criteria: list[Criterion], regime:
             rows: {source: set5, statistics: [...], values: [[...], ...]}    # whole pilot replicates
             normal: {source: ..., method: replicates | bootstrap, sd: {...}, correlation: [...], note: ...}
             expected: {quick: [{statistic, value, kind: paper | replication | pilot | none, source, pilot}], gpu: ...}
-            scales: {quick: {n: 3, regime: {R1: met, R2: unmet}, n_statistic: {...}, se_factor: 1.0}}
+            scales: {quick: {n: 3, regime: {R1: met, R2: unmet}, n_statistic: {...}, se_factor: 1.0,
+                             normal: {...}}}              # a scale's own normal replaces the card-wide one
             result: {quick: {draws, seed, expected: {reproduced, partially, not, inconclusive}, "null": {...}}}
 
     An expected effect of kind ``pilot`` names a `seeds.pilots` id; one of kind ``none`` sits at a threshold of

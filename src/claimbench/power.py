@@ -300,7 +300,9 @@ def verdict_power(card: Card, pilot_rows: Mapping | None, n: int, expected: Mapp
 
 def card_verdict_power(card: Card, scale: str, *, null: bool = False, draws: int = 1000,
                        seed: int = 0) -> dict[str, float]:
-    """verdict_power with the card's own `power.simulation` inputs for `scale` and its `pooling` levels."""
+    """verdict_power with the card's own `power.simulation` inputs for `scale` and its `pooling` levels; a scale's
+    own `normal` block (`scales.<scale>.normal`) replaces the card-wide one for that scale only, so that a later
+    version can re-size one scale without moving the predictions stored for the others."""
     sim = (card.raw.get("power") or {}).get("simulation")
     if not sim or scale not in sim["scales"]:
         raise CardError(f"card {card.id}: power.simulation has no scale {scale!r}; add scales.{scale} and "
@@ -308,7 +310,7 @@ def card_verdict_power(card: Card, scale: str, *, null: bool = False, draws: int
     spec = sim["scales"][scale]
     expected = {e["statistic"]: float(e["value"]) for e in sim["expected"][scale]}
     levels = (card.raw.get("pooling") or {}).get("levels") or [card.look_level(0)]
-    return verdict_power(card, sim.get("rows"), int(spec["n"]), expected, normal=sim.get("normal"),
+    return verdict_power(card, sim.get("rows"), int(spec["n"]), expected, normal=spec.get("normal", sim.get("normal")),
                          regime=spec.get("regime"), n_statistic=spec.get("n_statistic"),
                          se_factor=float(spec.get("se_factor", 1.0)), levels=levels, null=null, draws=draws,
                          seed=seed)
