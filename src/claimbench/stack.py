@@ -37,6 +37,7 @@ from claimbench import engine as engines
 from claimbench.errors import CacheError, ClaimbenchError, TrainingDiverged
 from claimbench.numerics import upcast
 from claimbench.train import (
+    Callback,
     LossFn,
     TrainConfig,
     TrainState,
@@ -234,10 +235,11 @@ def fit_stacked(
     weight_decays: Sequence[float] | None = None,
     stop_when: Sequence[Callable[[TrainState], bool] | None] | None = None,
     diverged: Literal["raise", "return"] = "raise",
+    callbacks: Sequence[Sequence[Callback]] | None = None,
 ) -> list[TrainState | TrainingDiverged]:
     """Train K members (same architecture, on one device, initialised) on their own data (equal sizes) with
     one recipe, each as `fit(member, trains[k], cfg_k, seed=seeds[k], desc=descs[k], checkpoint=checkpoints[k],
-    stop_when=stop_when[k])` would, to round-off; no callbacks, engine off. Returns one TrainState per member (its
+    stop_when=stop_when[k], callbacks=callbacks[k])` would, to round-off; engine off. Returns one TrainState per member (its
     model is the member, written back; `optimizer` the last stacked one). Raises NotStackable if the members
     cannot stack or the checkpoints of those not yet stopped are at different steps (train those alone with
     `fit`: it resumes their files).
@@ -252,12 +254,22 @@ def fit_stacked(
     diverged: a member whose epoch loss is not finite "raise"s TrainingDiverged for the group (as fit), or,
     with "return", leaves the group (no checkpoint for that epoch, as fit) and its entry in the returned list
     is the TrainingDiverged; the others go on (parameters are disjoint, so its NaNs never reach them).
+    callbacks: member k's fit callbacks (None: none). Called as fit calls them, on member k's TrainState (its
+    model the member, written back at each epoch's end): on_start for a fresh run, on_epoch_end after the
+    epoch's evaluation and before stop_when, on_end when the member's run is over; their state_dict goes in the
+    member's checkpoint (fit's "callbacks") and is restored on resume. on_step_end would need the member's
+    weights after every step: a callback that overrides it raises NotStackable (train that run alone).
     channels_last: the stacked model and its 4-D inputs in channels_last (dropout masks are drawn per member in
     logical order, so unlike `fit`'s knob this changes only round-off); None: the enclosing engine's choice
     (`engine.wants_channels_last`), as `fit` makes it."""
     K = len(members)
     decays = list(weight_decays) if weight_decays is not None else [cfg.weight_decay] * K
     stops = list(stop_when) if stop_when is not None else [None] * K
+    cbs = [list(c) for c in callbacks] if callbacks is not None else [[] for _ in range(K)]
+    if len(cbs) != K:
+        raise NotStackable("stack: callbacks need one list per member.")
+    if any(type(cb).on_step_end is not Callback.on_step_end for c in cbs for cb in c):
+        raise NotStackable("stack: a callback with on_step_end needs the member's weights every step; train it alone.")
     if not (len(trains) == len(seeds) == len(descs) == len(decays) == len(stops) == K) or \
             len({len(t[0]) for t in trains}) != 1:
         raise NotStackable("stack: members need one dataset, seed, desc, weight decay and stop_when each, of equal "
@@ -293,6 +305,12 @@ def fit_stacked(
             states[k].step, states[k].epoch, states[k].history = ck["step"], ck["epoch"], ck["history"]
             gens[k].set_state(ck["data_rng"])
             drop_gens[k].set_state(ck["torch_rng"])
+            for cb, cs in zip(cbs[k], ck.get("callbacks") or []):
+                cb.load_state_dict(cs)
+    else:
+        for k in range(K):
+            for cb in cbs[k]:
+                cb.on_start(states[k])
     active = [k for k in range(K) if not stopped[k]]
     if channels_last is None:
         channels_last = engines.wants_channels_last(engines.current(), device)
@@ -323,7 +341,8 @@ def fit_stacked(
         _atomic_save({
             "run_id": run_ids[k], "model": members[k].state_dict(), "optimizer": member_opt_state(opt, i, k),
             "step": st.step, "epoch": st.epoch, "history": st.history, "data_rng": gens[k].get_state(),
-            "torch_rng": drop_gens[k].get_state(), "cuda_rng": None, "callbacks": [], "stopped": stopped[k],
+            "torch_rng": drop_gens[k].get_state(), "cuda_rng": None,
+            "callbacks": [cb.state_dict() for cb in cbs[k]], "stopped": stopped[k],
         }, ckpts[k])
 
     def run_eval(k: int) -> None:
@@ -337,6 +356,8 @@ def fit_stacked(
     def finish(k: int) -> None:  # member k's run is over: fit's end (a last evaluation, eval mode)
         if eval_sets and (not states[k].history or states[k].history[-1]["step"] != states[k].step):
             run_eval(k)
+        for cb in cbs[k]:
+            cb.on_end(states[k])
         members[k].eval()
 
     for k in range(K):
@@ -403,6 +424,8 @@ def fit_stacked(
                 continue
             if eval_sets and (step >= total or (eval_every and epoch % eval_every == 0)):
                 run_eval(k)
+            for cb in cbs[k]:
+                cb.on_epoch_end(st)
             if stops[k] is not None and stops[k](st):
                 stopped[k] = True
                 leaving.append(k)

@@ -4,6 +4,10 @@ the largest width under `control_seeds`), ordinary CE runs with seeds of their o
 
 A run folder holds features.pt (final penultimate features h (N, d), labels y (N,), classifier w (K, d)
 and b (K,)), model.pt (the weights) and, while training, checkpoint.pt.
+
+With params.yaml ``engine.<scale>.neural_collapse.stack_runs`` ≥ 2 the executor trains the seeds of one width
+and loss (``stack_key``) as one stacked model (``run_group``, claimbench.stack), each member's collapse probe a
+callback of its own: each member is the run run_one trains, to round-off (docs/engine.md).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from claimbench.data import balanced_subset, derive_seed, load_fashion_mnist, no
 from claimbench.metrics.collapse import collapse_metrics
 from claimbench.models.resnet_width import WideResNet18
 from claimbench.numerics import upcast
+from claimbench.stack import fit_stacked
 from claimbench.sweep import CHECKPOINT
 from claimbench.train import Callback, TrainConfig, TrainState, evaluate, fit, prepare_model, seed_everything
 
@@ -115,27 +120,69 @@ def plan(ctx: Context) -> list[RunSpec]:
     return main + control
 
 
-def run_one(ctx: Context, run_dir: Path, data: dict, width: float, seed: int, variant: str) -> dict:
-    """Train one (width, seed, loss) run into `run_dir`; returns its record (NC history, accuracies)."""
+def _setup(ctx: Context, data: dict, width: float, seed: int, variant: str) -> tuple[WideResNet18, TrainConfig,
+                                                                                   CollapseProbe]:
+    """The initialised model (seeded: same init and data order for every loss at a (width, seed)), recipe and
+    probe of one run."""
     cfg: Config = ctx.cfg
-    t0 = time.time()
-    seed_everything(seed)  # same init and data order for every loss at a (width, seed)
+    seed_everything(seed)
     model = prepare_model(WideResNet18(width, NUM_CLASSES, 1, cfg.stem_stride), ctx.device)
     tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
                        weight_decay=cfg.weight_decay, schedule="step", gamma=0.1, milestones=LR_MILESTONES,
                        grad_clip=cfg.grad_clip, augment=cfg.augment, checkpoint_every=max(1, cfg.epochs // 7))
-    probe = CollapseProbe(data["x_train"], data["y_train"], measure_epochs(cfg))
-    fn = loss_fn(cfg, variant)
-    fit(model, (data["x_train"], data["y_train"]), tcfg, seed=seed, loss_fn=training_loss(cfg, variant),
-        callbacks=[probe],
-        checkpoint=run_dir / CHECKPOINT, desc=f"nc {variant} w={width} s={seed}")
+    return model, tcfg, CollapseProbe(data["x_train"], data["y_train"], measure_epochs(cfg))
+
+
+def _desc(width: float, seed: int, variant: str) -> str:
+    return f"nc {variant} w={width} s={seed}"
+
+
+def _finish(ctx: Context, run_dir: Path, data: dict, model: WideResNet18, probe: CollapseProbe, width: float,
+            seed: int, variant: str, wall_s: float) -> dict:
+    """A trained run's files (features.pt, model.pt; the checkpoint removed) and record."""
+    cfg: Config = ctx.cfg
     final, h = probe.measure(model)
-    test = evaluate(model, data["x_test"], data["y_test"], fn)
+    test = evaluate(model, data["x_test"], data["y_test"], loss_fn(cfg, variant))
     torch.save({"h": h.cpu(), "y": data["y_train"].cpu(), "w": model.fc.weight.detach().cpu(),
                 "b": model.fc.bias.detach().cpu()}, run_dir / "features.pt")
     torch.save(model.state_dict(), run_dir / "model.pt")
     (run_dir / CHECKPOINT).unlink(missing_ok=True)  # optimiser state no longer needed once done
     ctx.log(f"{variant:>12} w={width:g} seed={seed}: train acc {final['train_acc']:.4f} test acc {test['acc']:.4f} "
-            f"NC1 {final['nc1']:.3g} NC2 {final['nc2']:.3g} NC3 {final['nc3']:.3g} ({time.time() - t0:.1f} s)")
+            f"NC1 {final['nc1']:.3g} NC2 {final['nc2']:.3g} NC3 {final['nc3']:.3g} ({wall_s:.1f} s)")
     return {"variant": variant, "width": width, "seed": seed, "history": probe.records, "final": final,
-            "test_acc": test["acc"], "test_loss": test["loss"], "wall_s": round(time.time() - t0, 1)}
+            "test_acc": test["acc"], "test_loss": test["loss"], "wall_s": round(wall_s, 1)}
+
+
+def run_one(ctx: Context, run_dir: Path, data: dict, width: float, seed: int, variant: str) -> dict:
+    """Train one (width, seed, loss) run into `run_dir`; returns its record (NC history, accuracies)."""
+    t0 = time.time()
+    model, tcfg, probe = _setup(ctx, data, width, seed, variant)
+    fit(model, (data["x_train"], data["y_train"]), tcfg, seed=seed, loss_fn=training_loss(ctx.cfg, variant),
+        callbacks=[probe], checkpoint=run_dir / CHECKPOINT, desc=_desc(width, seed, variant))
+    return _finish(ctx, run_dir, data, model, probe, width, seed, variant, time.time() - t0)
+
+
+# ---------------------------------------------------------------- stacked runs (claimbench.stack, docs/engine.md)
+
+
+def stack_key(ctx: Context, spec: RunSpec) -> dict:
+    """What runs must share to train as one stacked model (engine `stack_runs` >= 2): the width and the loss;
+    seeds (init, data order) are per member, the recipe and data the context's."""
+    return {k: spec.args[k] for k in ("width", "variant")}
+
+
+def run_group(ctx: Context, run_dirs: list[Path], data: dict, args: list[dict]) -> list[dict]:
+    """Train the runs `args` (one stack_key: a width and a loss, several seeds) as one stacked model
+    (claimbench.stack.fit_stacked), each member the run run_one trains (to round-off), with its own folder,
+    checkpoint, seed and collapse probe; returns run_one's record per member, in order (wall_s: the group's
+    time split evenly). Raises NotStackable where the runs cannot stack (the executor trains them alone)."""
+    t0 = time.time()
+    runs = [_setup(ctx, data, a["width"], a["seed"], a["variant"]) for a in args]
+    variant = args[0]["variant"]
+    fit_stacked([m for m, _, _ in runs], [(data["x_train"], data["y_train"])] * len(runs), runs[0][1],
+                seeds=[a["seed"] for a in args], descs=[_desc(a["width"], a["seed"], a["variant"]) for a in args],
+                loss_fn=training_loss(ctx.cfg, variant), callbacks=[[probe] for _, _, probe in runs],
+                checkpoints=[d / CHECKPOINT for d in run_dirs], channels_last=None)
+    wall_s = (time.time() - t0) / len(runs)
+    return [_finish(ctx, d, data, model, probe, a["width"], a["seed"], a["variant"], wall_s)
+            for d, (model, _, probe), a in zip(run_dirs, runs, args)]
