@@ -151,18 +151,22 @@ def test_summed_loss_is_the_mean_times_the_terms_it_averages_and_keys_keep_the_m
 
 
 def test_v5_long_protocol_meets_r3_and_its_judged_seeds_are_fresh():
-    """params long/quick (card v5): R3 at long, out of regime at quick by design, seed sets as the card lists."""
+    """params long/quick (card v5; card v7: 24 long seeds): R3 at long, out of regime at quick by design, seed sets
+    as the card lists."""
+    from claimbench.cards import judged_seeds
     from claimbench.claims import load_params
     card = load_card("neural_collapse")
     long_cfg = load_params(REPO / "params.yaml", "long").claims["neural_collapse"]
     quick = load_params(REPO / "params.yaml", "quick").claims["neural_collapse"]
     assert nc.wd_time(long_cfg) >= nc.PAPER_WD_TIME > nc.wd_time(quick)
     assert long_cfg.loss_reduction == quick.loss_reduction == "sum"
-    judged = card.raw["seeds"]["judged"]
+    judged = judged_seeds(card.raw)
     for scale, cfg in (("quick", quick), ("long", long_cfg)):
         for k in (0, 1):
             c = nc.with_seed_set(cfg, k)
-            assert sorted(c.seeds + c.control_seeds) == judged[scale][k]
+            assert set(c.seeds + c.control_seeds) == judged[(scale, k)]
+    assert judged[("long", 0)] == set(range(62000, 62024)) and not judged[("long", 0)] & judged[("quick", 0)]
+    assert card.raw["power"]["simulation"]["scales"]["long"]["n"] == len(long_cfg.seeds) == 24
 
 
 def test_v6_gpu_protocol_meets_r3_and_its_judged_seeds_are_fresh():
@@ -173,7 +177,7 @@ def test_v6_gpu_protocol_meets_r3_and_its_judged_seeds_are_fresh():
     card = load_card("neural_collapse")
     gpu = load_params(REPO / "params.yaml", "gpu").claims["neural_collapse"]
     long_cfg = load_params(REPO / "params.yaml", "long").claims["neural_collapse"]
-    assert card.version >= 6 and card.raw["changelog"][0]["scales"] == ["gpu"]
+    assert card.version >= 6 and next(e for e in card.raw["changelog"] if e["version"] == 6)["scales"] == ["gpu"]
     assert nc.wd_time(gpu) >= nc.PAPER_WD_TIME and gpu.loss_reduction == "sum" and gpu.lr == long_cfg.lr
     assert gpu.epochs * 8 == 1760 and card.raw["power"]["simulation"]["scales"]["gpu"]["n"] == len(gpu.seeds)
     judged = judged_seeds(card.raw)
