@@ -80,3 +80,13 @@ def test_engine_compare_reads_both_runs_costs_and_refuses_a_missing_one(tmp_path
     assert engine_compare.main([str(tmp_path / "b"), str(tmp_path / "nowhere"), str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "not found" in err
+
+
+def test_a_suite_of_some_claims_never_overwrites_the_whole_suites_record():
+    """A one-claim `suite --claims nc` once replaced results/suite_runs/long-suite.json, the whole long run's."""
+    from claimbench.suite import record_name
+
+    every = ["a", "b", "c"]
+    assert record_name("long", ["c", "a", "b"], every) == "long-suite.json"
+    assert record_name("long", ["b"], every) == "long-suite-b.json"
+    assert record_name("gpu", ["a", "c"], every) == "gpu-suite-a+c.json"

@@ -3,7 +3,8 @@
 Runs ``python stages/<claim_id>.py all --scale S [--params P]`` for each claim, `--parallel` at a time
 (on one GPU, several small claims share it), each under its own `--timeout` (seconds) so one slow claim
 cannot take the others' results with it; each claim's log goes to `--log-dir`. Writes
-``results/suite_runs/<scale>-suite.json``: per claim its exit status and wall seconds, the whole wall time,
+``results/suite_runs/<scale>-suite.json`` (a subset of claims: ``<scale>-suite-<id>+<id>.json``, so a run of one
+claim never overwrites the whole suite's record): per claim its exit status and wall seconds, the whole wall time,
 the git commit (`results.git_state`: env CLAIMBENCH_GIT_SHA wins when set) and the machine.
 Exit status: 0 if every claim finished, else 1; a bad argument is one line on stderr and status 2.
 """
@@ -25,6 +26,12 @@ from claimbench.errors import ClaimbenchError
 from claimbench.numerics import machine_facts
 from claimbench.results import git_state
 from claimbench.timed_run import OUT_DIR
+
+
+def record_name(scale: str, chosen: list[str], every: list[str]) -> str:
+    """The record's file name: ``<scale>-suite.json`` for every claim, ``<scale>-suite-<id>+<id>.json`` for a
+    subset."""
+    return f"{scale}-suite.json" if sorted(chosen) == sorted(every) else f"{scale}-suite-{'+'.join(chosen)}.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +96,8 @@ def _main(argv: list[str] | None = None) -> int:
     except Exception:  # noqa: BLE001 - provenance only
         pass
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(OUT_DIR / f"{args.scale}-suite.json", json.dumps(record, indent=2) + "\n")
+    write_text_atomic(OUT_DIR / record_name(args.scale, chosen, claim_registry.claim_ids()),
+                      json.dumps(record, indent=2) + "\n")
     return 0 if all(d["exit_status"] == 0 for d in done.values()) else 1
 
 
