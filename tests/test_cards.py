@@ -202,7 +202,7 @@ def test_a_criterion_that_passes_the_null_too_often_cannot_pass():
         (lambda c: c.update(version=2), "needs a changelog entry"),
         (lambda c: c.update(version=2, changelog=[{"version": 2, "date": "2026-11-26", "what": "x"}]), "lacks 'why'"),
         (lambda c: c.update(version=2, changelog=[{"version": 2, "date": "d", "what": "w", "why": "y",
-                                                   "scales": ["gpu", "tpu"]}]), "scales .* must be a non-empty list"),
+                                                   "scales": ["gpu", "tpu"]}]), "scales .* must be a list"),
         (lambda c: c.update(interval={"replicates": "bca", "bootstrap": "percentile", "level": 0.95}), "interval must"),
         (lambda c: c.update(regime=[{"id": "R", "text": "t", "why": "w", "applies_to": ["C7"],
                                      "checks": [{"statistic": "s", "op": ">", "threshold": 0}]}]),
@@ -234,6 +234,10 @@ def test_a_version_that_names_other_scales_keeps_results_of_this_scale_current()
     assert not card.current_for(7, "quick")  # judged by a version this card does not have yet
     gap = card_at(log + [{"version": 6, "date": "d", "what": "w", "why": "y", "scales": ["gpu"]}])
     assert not gap.current_for(4, "quick")  # v5 has no entry saying which scales it changed
+    text_only = card_at(log + [{"version": 5, "date": "d", "what": "w", "why": "y", "scales": ["long"]},
+                               {"version": 6, "date": "d", "what": "w", "why": "y", "scales": []}])
+    assert text_only.current_for(5, "long") and text_only.current_for(4, "quick")  # [] changes no scale
+    assert not text_only.current_for(4, "long")  # v5 changed long
 
 
 def test_interval_line_names_the_v4_methods_or_the_v3_ones():

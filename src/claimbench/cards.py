@@ -219,10 +219,10 @@ def _changelog(raw: dict, where: str) -> None:
                 raise CardError(f"card {where}: changelog entry #{i + 1} lacks {key!r} (each needs version, date, "
                                 f"what, why).")
         scales = entry.get("scales")
-        if scales is not None and (not isinstance(scales, list) or not scales or set(scales) - set(SCALES)):
-            raise CardError(f"card {where}: changelog entry #{i + 1} scales {scales!r} must be a non-empty list of "
-                            f"{', '.join(SCALES)} (the scales whose protocol the version changes; leave it out for "
-                            f"all).")
+        if scales is not None and (not isinstance(scales, list) or set(scales) - set(SCALES)):
+            raise CardError(f"card {where}: changelog entry #{i + 1} scales {scales!r} must be a list of "
+                            f"{', '.join(SCALES)} (the scales whose protocol the version changes; [] for a text-only "
+                            f"version; leave it out for all).")
     if log and max(int(e["version"]) for e in log) != version:
         raise CardError(f"card {where}: version {version} has no changelog entry of that version.")
     iv = raw.get("interval", DEFAULT_INTERVAL)
