@@ -4,17 +4,16 @@ to run_one's (float64, ≤ 1e-12), MiniAlexNet's too; a killed group resumes eve
 stack_runs: 3 the executor's records equal the unstacked ones."""
 
 import dataclasses
-import json
 from pathlib import Path
 
 import pytest
 import torch
+from claim_stacking import executed_alone_and_stacked, group_and_alone, member_dirs
 
-from claimbench import executor, stage
+from claimbench import stage
 from claimbench.claims import heavy_tail_phases as claim
 from claimbench.claims.heavy_tail_phases import train as T
-from claimbench.executor import ATTEMPTS
-from claimbench.params import EngineSettings, ExecutorParams, build_config
+from claimbench.params import ExecutorParams, build_config
 from claimbench.sweep import CHECKPOINT
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,27 +38,16 @@ def gap(a: dict, b: dict, dir_a, dir_b) -> float:
                [(wa[k] - wb[k]).abs().max().item() for k in wa])
 
 
-def dirs(root, n):
-    out = [root / str(i) for i in range(n)]
-    for d in out:
-        d.mkdir(parents=True)
-    return out
-
-
 def test_a_stacked_group_gives_each_member_run_ones_record_and_weights(tmp_path):
     ctx = ctx_for(tmp_path)
     data = T.load_data(ctx)
     args = [{"batch_size": 8, "seed": s} for s in (0, 1, 2)]
-    stacked = dirs(tmp_path / "stacked", 3)
-    records = T.run_group(ctx, stacked, data, args)
-    for a, rec, d in zip(args, records, stacked):
-        alone = tmp_path / "alone" / d.name
-        alone.mkdir(parents=True)
-        ref = T.run_one(ctx, alone, data, **a)
+    records, pairs = group_and_alone(T, ctx, data, args, tmp_path)
+    for a, rec, ref, d, alone in pairs:
         assert list(rec) == list(ref)
         assert gap(rec, ref, d, alone) <= TOL, a
         assert not (d / CHECKPOINT).exists()
-    assert gap(records[0], records[1], stacked[0], stacked[1]) > 1e-3  # the check can fail: another seed
+    assert gap(records[0], records[1], pairs[0][3], pairs[1][3]) > 1e-3  # the check can fail: another seed
 
 
 def test_a_killed_stacked_group_resumes_every_member(tmp_path, monkeypatch):
@@ -67,7 +55,7 @@ def test_a_killed_stacked_group_resumes_every_member(tmp_path, monkeypatch):
     ctx = ctx_for(tmp_path)
     data = T.load_data(ctx)
     args = [{"batch_size": 8, "seed": s} for s in (0, 1, 2)]
-    whole = dirs(tmp_path / "whole", 3)
+    whole = member_dirs(tmp_path / "whole", 3)
     ref = T.run_group(ctx, whole, data, args)
 
     class Killed(Exception):
@@ -75,16 +63,15 @@ def test_a_killed_stacked_group_resumes_every_member(tmp_path, monkeypatch):
 
     import claimbench.stack as S
 
-    real, calls = S.lr_at, {"n": 0}
+    real = S.lr_at
     steps_per_epoch = 40 // 8
 
     def kill_in_epoch_3(cfg, step, total, spe):
-        calls["n"] += 1
         if step == 2 * steps_per_epoch + 1:
             raise Killed
         return real(cfg, step, total, spe)
 
-    killed = dirs(tmp_path / "killed", 3)
+    killed = member_dirs(tmp_path / "killed", 3)
     monkeypatch.setattr(S, "lr_at", kill_in_epoch_3)
     with pytest.raises(Killed):
         T.run_group(ctx, killed, data, args)
@@ -99,22 +86,13 @@ def test_minialexnet_stacks_too_each_member_its_run_alone(tmp_path):
     ctx = ctx_for(tmp_path, model="mini_alexnet", epochs=1, batch_sizes=[20, 40], seeds=[0, 1])
     data = T.load_data(ctx)
     args = [{"batch_size": 20, "seed": s} for s in (0, 1)]
-    stacked = dirs(tmp_path / "stacked", 2)
-    for a, rec, d in zip(args, T.run_group(ctx, stacked, data, args), stacked):
-        alone = tmp_path / "alone" / d.name
-        alone.mkdir(parents=True)
-        assert gap(rec, T.run_one(ctx, alone, data, **a), d, alone) <= TOL, a
+    for a, rec, ref, d, alone in group_and_alone(T, ctx, data, args, tmp_path)[1]:
+        assert gap(rec, ref, d, alone) <= TOL, a
 
 
 def test_the_executor_trains_groups_of_stack_runs_with_the_records_of_the_runs_alone(tmp_path):
-    alone = executor.execute(ctx_for(tmp_path / "alone"), T).records
-    ctx = ctx_for(tmp_path / "stacked")
-    ctx = dataclasses.replace(ctx, params=dataclasses.replace(
-        ctx.params, engine={claim.CLAIM_ID: EngineSettings(stack_runs=3)}))
-    stacked = executor.execute(ctx, T).records
-    assert len(stacked) == len(alone) == 6
-    for a, b in zip(alone, stacked):
-        assert a.dir.name == b.dir.name
+    runs = executed_alone_and_stacked(T, ctx_for(tmp_path / "alone"), ctx_for(tmp_path / "stacked"), claim.CLAIM_ID, 3)
+    assert len(runs) == 6
+    for a, b, ends in runs:
         assert gap(a.record, b.record, a.dir, b.dir) <= TOL, a.label
-        ends = [json.loads(x) for x in (b.dir / ATTEMPTS).read_text().splitlines() if "end" in x]
         assert [e["stacked"] for e in ends] == [3]

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from claim_stacking import executed_alone_and_stacked, group_and_alone, member_dirs
 
 import claimbench.claims.neural_collapse as nc
-from claimbench import executor
 from claimbench.claims.neural_collapse import train as T
-from claimbench.executor import ATTEMPTS
-from claimbench.params import EngineSettings, ExecutorParams, build_config
+from claimbench.params import ExecutorParams, build_config
 from claimbench.stage import make_context
 from claimbench.sweep import CHECKPOINT
 
@@ -49,13 +48,6 @@ def gap(a: dict, b: dict, dir_a, dir_b) -> float:
     return max(diffs)
 
 
-def dirs(root, n):
-    out = [root / str(i) for i in range(n)]
-    for d in out:
-        d.mkdir(parents=True)
-    return out
-
-
 def test_stack_key_groups_the_seeds_of_one_width_and_loss(tmp_path):
     ctx = ctx_for(tmp_path)
     groups = {}
@@ -70,17 +62,13 @@ def test_a_stacked_group_gives_each_member_run_ones_record_features_and_weights(
     ctx = ctx_for(tmp_path)
     data = T.load_data(ctx)
     args = [{"width": 0.0625, "seed": s, "variant": variant} for s in (0, 1, 2)]
-    stacked = dirs(tmp_path / "stacked", 3)
-    records = T.run_group(ctx, stacked, data, args)
-    for a, rec, d in zip(args, records, stacked):
-        alone = tmp_path / "alone" / d.name
-        alone.mkdir(parents=True)
-        ref = T.run_one(ctx, alone, data, **a)
+    records, pairs = group_and_alone(T, ctx, data, args, tmp_path)
+    for a, rec, ref, d, alone in pairs:
         assert list(rec) == list(ref) and len(rec["history"]) == len(nc.measure_epochs(ctx.cfg))
         assert gap(rec, ref, d, alone) <= TOL, a
         assert not (d / CHECKPOINT).exists()
     # the check can fail: another seed is another run
-    assert gap(records[0], records[1], stacked[0], stacked[1]) > 1e-3
+    assert gap(records[0], records[1], pairs[0][3], pairs[1][3]) > 1e-3
 
 
 def test_a_killed_stacked_group_resumes_every_member_from_its_checkpoint(tmp_path, monkeypatch):
@@ -89,7 +77,7 @@ def test_a_killed_stacked_group_resumes_every_member_from_its_checkpoint(tmp_pat
     ctx = ctx_for(tmp_path)
     data = T.load_data(ctx)
     args = [{"width": 0.0625, "seed": s, "variant": "ce"} for s in (0, 1, 2)]
-    whole = dirs(tmp_path / "whole", 3)
+    whole = member_dirs(tmp_path / "whole", 3)
     ref = T.run_group(ctx, whole, data, args)
 
     class Killed(Exception):
@@ -102,7 +90,7 @@ def test_a_killed_stacked_group_resumes_every_member_from_its_checkpoint(tmp_pat
             raise Killed
         real(self, state)
 
-    killed = dirs(tmp_path / "killed", 3)
+    killed = member_dirs(tmp_path / "killed", 3)
     monkeypatch.setattr(T.CollapseProbe, "on_epoch_end", kill_at_epoch_4)
     with pytest.raises(Killed):
         T.run_group(ctx, killed, data, args)
@@ -114,15 +102,10 @@ def test_a_killed_stacked_group_resumes_every_member_from_its_checkpoint(tmp_pat
 
 
 def test_the_executor_trains_groups_of_stack_runs_with_the_records_of_the_runs_alone(tmp_path):
-    alone = executor.execute(ctx_for(tmp_path / "alone", epochs=3), T).records
-    ctx = ctx_for(tmp_path / "stacked", epochs=3)
-    ctx = dataclasses.replace(ctx, params=dataclasses.replace(
-        ctx.params, engine={"neural_collapse": EngineSettings(stack_runs=3)}))
-    stacked = executor.execute(ctx, T).records
-    assert len(stacked) == len(alone) == 4 + 15  # w 1/32: 4 losses x 1 seed; w 1/16: 5 (LS at two alphas) x 3
-    for a, b in zip(alone, stacked):
-        assert a.dir.name == b.dir.name
+    runs = executed_alone_and_stacked(T, ctx_for(tmp_path / "alone", epochs=3), ctx_for(tmp_path / "stacked", epochs=3),
+                                      "neural_collapse", 3)
+    assert len(runs) == 4 + 15  # w 1/32: 4 losses x 1 seed; w 1/16: 5 (LS at two alphas) x 3
+    for a, b, ends in runs:
         assert gap(a.record, b.record, a.dir, b.dir) <= TOL, a.label
-        ends = [json.loads(x) for x in (b.dir / ATTEMPTS).read_text().splitlines() if "end" in x]
         width = b.record["width"]
         assert [e.get("stacked") for e in ends] == ([3] if width == 0.0625 else [None]), a.label

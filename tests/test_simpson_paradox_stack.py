@@ -8,13 +8,11 @@ from dataclasses import replace
 
 import pytest
 import torch
+from claim_stacking import executed_alone_and_stacked, group_and_alone
 from test_simpson_paradox_claim import small_ctx
 
-from claimbench import executor
 from claimbench.claims import simpson_paradox as sp
 from claimbench.claims.simpson_paradox import train as T
-from claimbench.executor import ATTEMPTS
-from claimbench.params import EngineSettings
 
 TOL = 1e-12
 
@@ -56,16 +54,10 @@ def test_a_stacked_group_gives_each_member_run_ones_record_and_weights(tmp_path)
     ctx = target_ctx(tmp_path)
     data = T.load_data(ctx)
     args = [hp for hp in sp.grid(ctx.cfg) if hp["batch_size"] == 32]
-    dirs = [tmp_path / "stacked" / str(i) for i in range(len(args))]
-    for d in dirs:
-        d.mkdir(parents=True)
-    records = T.run_group(ctx, dirs, data, args)
+    records, pairs = group_and_alone(T, ctx, data, args, tmp_path)
     assert [r["epochs_run"] for r in records if not r["diverged"]] == [5, 6, 8, 6]
     assert [r["diverged"] for r in records] == [False, False, True, False, False, True]
-    for hp, rec, d in zip(args, records, dirs):
-        alone = tmp_path / "alone" / d.name
-        alone.mkdir(parents=True)
-        ref = T.run_one(ctx, alone, data, **hp)
+    for hp, rec, ref, d, alone in pairs:
         assert list(rec) == list(ref)  # same keys, same order
         assert {k: v for k, v in rec.items() if k not in ("train_s", "train_acc", "test_acc")} == \
                {k: v for k, v in ref.items() if k not in ("train_s", "train_acc", "test_acc")}
@@ -76,19 +68,15 @@ def test_a_stacked_group_gives_each_member_run_ones_record_and_weights(tmp_path)
     d = tmp_path / "other"
     d.mkdir()
     moved = T.run_one(other, d, data, **args[0])
-    assert moved["seed"] != records[0]["seed"] and gap(moved, records[0], d, dirs[0]) > 1e-3
+    assert moved["seed"] != records[0]["seed"] and gap(moved, records[0], d, pairs[0][3]) > 1e-3
 
 
 def test_the_executor_trains_groups_of_stack_runs_with_the_records_of_the_runs_alone(tmp_path):
-    alone = executor.execute(target_ctx(tmp_path / "alone"), T).records
-    ctx = target_ctx(tmp_path / "stacked")
-    ctx = replace(ctx, params=replace(ctx.params, engine={"simpson_paradox": EngineSettings(stack_runs=4)}))
-    stacked = executor.execute(ctx, T).records
-    assert len(stacked) == len(alone) == 12 and sum(r["diverged"] for r in stacked) == 4
-    for a, b in zip(alone, stacked):
-        assert a.dir.name == b.dir.name
+    runs = executed_alone_and_stacked(T, target_ctx(tmp_path / "alone"), target_ctx(tmp_path / "stacked"),
+                                      "simpson_paradox", 4)
+    assert len(runs) == 12 and sum(b.record["diverged"] for _, b, _ in runs) == 4
+    for a, b, ends in runs:
         assert gap(a.record, b.record, a.dir, b.dir) <= TOL, a.label
         assert a.record.get("epochs_run") == b.record.get("epochs_run")
-        ends = [json.loads(x) for x in (b.dir / ATTEMPTS).read_text().splitlines() if "end" in x]
         assert [e["stacked"] for e in ends] in ([4], [2])  # groups of 6 in chunks of stack_runs 4: 4 + 2
         assert ends[0]["engine"]["stacked"] == ends[0]["stacked"]
