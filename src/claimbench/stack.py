@@ -239,8 +239,8 @@ def fit_stacked(
 ) -> list[TrainState | TrainingDiverged]:
     """Train K members (same architecture, on one device, initialised) on their own data (equal sizes) with
     one recipe, each as `fit(member, trains[k], cfg_k, seed=seeds[k], desc=descs[k], checkpoint=checkpoints[k],
-    stop_when=stop_when[k], callbacks=callbacks[k])` would, to round-off; engine off. Returns one TrainState per member (its
-    model is the member, written back; `optimizer` the last stacked one). Raises NotStackable if the members
+    stop_when=stop_when[k], callbacks=callbacks[k])` would, to round-off; engine off. Returns one TrainState per
+    member (its model is the member, written back; `optimizer` the last stacked one). Raises NotStackable if the members
     cannot stack or the checkpoints of those not yet stopped are at different steps (train those alone with
     `fit`: it resumes their files).
 
