@@ -105,18 +105,32 @@ def test_regime_unmet_makes_the_verdict_inconclusive():
 
 
 def test_alpha_within_fit_noise_puts_s2_out_of_regime_not_failed():
-    df = corpus()
-    df["alpha"] = df.groupby("conv_layers")["alpha"].transform(lambda a: a.iloc[::-1].to_numpy())  # S2 fails
+    """What fit noise can do: within depth alpha carries nothing (tau about 0), so S2 fails on its gap."""
+    df = corpus(per_depth=24)
+    noise = np.random.default_rng(1).normal(0, 0.05, len(df))
+    df["alpha"] = df.groupby("conv_layers")["alpha"].transform("mean") + noise
     v = judge(df, regime={"alpha_spread_over_fit_noise_min": 1.5})
     by_id = {c["id"]: c for c in v["criteria"]}
     assert by_id["S2"]["outcome"] == UNDECIDED and by_id["S2"]["reason_kind"] == OUT_OF_REGIME
     assert by_id["S2"]["outcome_in_regime"] == "fail" and by_id["S1"]["outcome"] == PASS
+    assert v["regime"][2]["id"] == "R3" and v["regime"][2]["settled"] is False  # the sign is not decided
     assert v["verdict"] == INCONCLUSIVE  # reproduced or partially: S1 alone does not decide
+
+
+def test_a_decidedly_wrong_signed_alpha_fails_s2_whatever_the_fit_noise():
+    """Card v7's one-sided R3: noise attenuates tau toward 0 and cannot make it decidedly positive."""
+    df = corpus()
+    df["alpha"] = df.groupby("conv_layers")["alpha"].transform(lambda a: a.iloc[::-1].to_numpy())  # within: +1
+    v = judge(df, regime={"alpha_spread_over_fit_noise_min": 1.5})
+    by_id = {c["id"]: c for c in v["criteria"]}
+    assert by_id["S2"]["outcome"] == "fail" and by_id["S2"]["regime_settled"] == ["R3"]
+    assert v["verdict"] == "partially reproduced"  # S1 passes, S2 fails
 
 
 def test_regime_statistics_from_a_corpus():
     df = corpus(spread=0.01)
-    cfg = replace(load_params(REPO / "params.yaml", "quick").claims["simpson_paradox"], test_examples=5000)
+    cfg = replace(load_params(REPO / "params.yaml", "quick").claims["simpson_paradox"], test_examples=5000,
+                  heldout_examples=0)
     st = A.regime_statistics(df, [], cfg)
     sd = df[df.conv_layers == 2].test_acc.std()  # same sd in both groups; p(1-p) larger at depth 2 (p 0.675)
     p = df[df.conv_layers == 2].test_acc.mean()

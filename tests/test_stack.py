@@ -334,3 +334,12 @@ def test_executor_trains_a_stacked_group_whose_members_equal_the_runs_alone_and_
             lines = [json.loads(x) for x in (r.dir / ATTEMPTS).read_text().splitlines()]
             assert [x.get("stacked") for x in lines] == [3, 3, 3]  # killed start, resumed start, end
             assert lines[1]["resumed_from_checkpoint"] is True
+
+
+def test_a_stacked_groups_progress_label_names_what_its_members_share_once():
+    from claimbench.executor import stack_label
+
+    labels = [f"blocks=1 dropout={p} weight_decay={w} batch_size=16" for p in ("0.0", "0.25") for w in ("0.0", "0.001")]
+    assert stack_label(labels) == "stack×4 [blocks=1 batch_size=16; dropout∈{0.0, 0.25} weight_decay∈{0.0, 0.001}]"
+    assert stack_label(["seed 1", "seed 2"]) == "stack×2 [seed 1, seed 2]"  # not key=value: joined whole
+    assert stack_label(["a=1 b=2", "a=1 c=2"]) == "stack×2 [a=1 b=2, a=1 c=2]"  # different keys: joined whole

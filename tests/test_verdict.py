@@ -68,6 +68,42 @@ def test_an_undecidable_regime_keeps_the_range_of_the_criteria():
     assert judged["label"] == "inconclusive — out of regime (ignoring regime: at least partially reproduced)"
 
 
+def one_sided_card(**regime):
+    """card() whose R1 (unmet in the tests) applies to C2 and is settled when c lies decidedly below 0."""
+    return card({"applies_to": ["C2"], "settled_if": [{"statistic": "c", "op": "<", "threshold": 0}], **regime})
+
+
+def test_a_one_sided_precondition_lets_through_only_the_outcome_its_settling_checks_decide():
+    unmet = {"train_acc_min": 0.5}
+    settled = judge(one_sided_card(), unmet, {"a": around(5), "b": around(0.8), "c": around(-1)})
+    assert settled["verdict"] == PARTIAL  # C2 fails on c, which the precondition cannot have produced
+    c2 = next(c for c in settled["criteria"] if c["id"] == "C2")
+    assert (c2["outcome"], c2["regime_settled"]) == ("fail", ["R1"])
+    assert settled["regime"][0]["met"] is False and settled["regime"][0]["settled"] is True
+    open_ = judge(one_sided_card(), unmet, {"a": around(5), "b": around(0.8), "c": around(-0.05)})
+    assert open_["label"].startswith("at least partially reproduced — C2 out of regime")
+    assert open_["regime"][0]["settled"] is False and "regime_settled" not in open_["criteria"][1]
+    met = judge(one_sided_card(), {"train_acc_min": 1.0}, {"a": around(5), "b": around(0.8), "c": around(1)})
+    assert met["verdict"] == REPRODUCED and "settled" not in met["regime"][0]
+
+
+def test_a_one_sided_precondition_is_settled_on_the_looks_interval_not_the_point():
+    samples = {"a": around(5), "b": around(0.8), "c": around(-0.12)}  # 95%: about [-0.22, -0.02]
+    assert judge(one_sided_card(), {"train_acc_min": 0.5}, samples, level=0.95)["verdict"] == PARTIAL
+    wide = judge(one_sided_card(), {"train_acc_min": 0.5}, samples, level=0.999)
+    assert wide["verdict"] == INCONCLUSIVE and wide["reason_kind"] == "out of regime"
+
+
+@pytest.mark.parametrize("regime, message", [
+    ({"settled_if": [{"statistic": "c", "op": "<", "threshold": 0}]}, "settled_if needs applies_to"),
+    ({"applies_to": ["C2"], "settled_if": []}, "needs at least one check"),
+    ({"applies_to": ["C2"], "settles": []}, "key 'settles' unknown"),
+])
+def test_a_malformed_one_sided_precondition_is_refused_with_its_fix(regime, message):
+    with pytest.raises(claimbench.cards.CardError, match=message):
+        card(regime)
+
+
 # --- 2. nulls at the pass line ---------------------------------------------------------------------------------
 
 def heavy_lower_tail(n=10, seed=0):

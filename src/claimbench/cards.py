@@ -25,6 +25,7 @@ A card is committed before the run that judges it, and changes only by a new ``v
         why: ...
         applies_to: [C4]                       # absent = the whole claim
         checks: [{statistic: train_acc_largest_bs_min, op: ">=", threshold: 0.6}]
+        settled_if: [{statistic: ..., op: ">", threshold: 0}]   # optional (one-sided regime): see below
     criteria:
       - id: C2
         text: the criterion
@@ -51,8 +52,12 @@ A check marked ``exact`` and every regime check without samples is judged on its
 (a property of the runs made, e.g. the lowest final train accuracy). Reported-only criteria are judged
 the same way but never change the verdict. A criterion passes when every check passes, fails when any
 check fails, and is undecided otherwise. A criterion whose regime precondition (``applies_to``) is unmet
-is undecided (*out of regime*). A criterion whose null pass rate's 95% upper bound exceeds 5% cannot pass:
-a pass becomes undecided (*miscalibrated*).
+is undecided (*out of regime*), unless the precondition names ``settled_if`` checks and every one of them
+passes on its interval at the look's level: then the precondition does not hold that criterion back (a
+*one-sided* precondition; card text must say which outcome the precondition protects against and why the
+settled reading cannot be that artefact, e.g. noise that attenuates a correlation toward 0 cannot produce
+one decidedly of the opposite sign). A criterion whose null pass rate's 95% upper bound exceeds 5% cannot
+pass: a pass becomes undecided (*miscalibrated*).
 
 **Null calibration** (engine v4). For each gating criterion the engine places each checked statistic on its
 threshold — the least favourable point of the null — keeping the data's shape (claimbench.threshold_null:
@@ -129,6 +134,7 @@ class Precondition:
     why: str
     applies_to: tuple[str, ...] | None  # None = the whole claim
     checks: tuple[Check, ...]
+    settled_if: tuple[Check, ...] = ()  # all pass on their intervals: an unmet precondition holds nothing back
 
 
 @dataclass(frozen=True)
@@ -302,8 +308,17 @@ def parse_card(raw: dict, where: str) -> Card:
             bad = [a for a in applies if a not in ids]
             if bad:
                 raise CardError(f"card {pw}: applies_to names criterion {bad[0]!r}, which the card does not define.")
+        unknown = sorted(set(p) - {"id", "text", "why", "applies_to", "checks", "settled_if"})
+        if unknown:
+            raise CardError(f"card {pw}: key {unknown[0]!r} unknown; allowed: id, text, why, applies_to, checks, "
+                            f"settled_if.")
+        settled = p.get("settled_if")
+        if settled is not None and not applies:
+            raise CardError(f"card {pw}: settled_if needs applies_to (a whole-claim precondition is never "
+                            f"one-sided); name the criteria it holds back.")
         regime.append(Precondition(str(_need(p, "id", pw)), str(_need(p, "text", pw)), str(_need(p, "why", pw)),
-                                   tuple(applies) if applies else None, _checks(_need(p, "checks", pw), pw)))
+                                   tuple(applies) if applies else None, _checks(_need(p, "checks", pw), pw),
+                                   _checks(settled, f"{pw} settled_if") if settled is not None else ()))
     _power(raw.get("power"), where, criteria)
     validate_v4_blocks(raw, where, criteria, regime)
     rule = _need(raw, "verdict", where)

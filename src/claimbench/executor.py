@@ -389,9 +389,24 @@ def group_stacks(ctx: Context, train_side: Any, specs: list[RunSpec], ex: Execut
         for i in range(0, len(members), k_max):
             chunk = tuple(members[i:i + k_max])
             out.append(chunk[0] if len(chunk) == 1 else StackGroup(
-                chunk, {"stack": [m.key for m in chunk]}, f"stack×{len(chunk)} [{', '.join(m.label for m in chunk)}]",
+                chunk, {"stack": [m.key for m in chunk]}, stack_label([m.label for m in chunk]),
                 chunk[0].threads))
     return out
+
+
+def stack_label(labels: list[str]) -> str:
+    """A StackGroup's progress label: 'stack×9 [blocks=1 batch_size=16; dropout∈{0.0, 0.25} weight_decay∈{0.0,
+    0.001}]' — the key=value tokens every member shares once, then each varying key's values; labels that are
+    not all key=value tokens are joined whole."""
+    parsed = [dict(t.split("=", 1) for t in lab.split()) if all("=" in t for t in lab.split()) else None
+              for lab in labels]
+    if not labels or any(d is None for d in parsed) or len({tuple(d) for d in parsed}) != 1:
+        return f"stack×{len(labels)} [{', '.join(labels)}]"
+    keys = list(parsed[0])
+    common = [f"{k}={parsed[0][k]}" for k in keys if len({d[k] for d in parsed}) == 1]
+    varying = [f"{k}∈{{{', '.join(dict.fromkeys(d[k] for d in parsed))}}}" for k in keys
+               if len({d[k] for d in parsed}) > 1]
+    return f"stack×{len(labels)} [{' '.join(common)}; {' '.join(varying)}]"
 
 
 def attempt_group(ctx: Context, module: str, group: StackGroup, ex: ExecutorParams) -> dict:

@@ -193,6 +193,13 @@ def _detail_section(cid: str, card, results: dict, results_dir: Path) -> list[st
                     lines.append(md_row([p["id"] + (f" (for {', '.join(p['applies_to'])})" if p["applies_to"] else ""),
                                          f"`{ch['statistic']}`", estimate(ch), f"{ch['op']} {fmt(ch['threshold'], 4)}",
                                          SYMBOL[ch["outcome"]]]))
+                for ch in p.get("settled_checks") or ():  # a one-sided precondition's settling checks
+                    lines.append(md_row([f"{p['id']} settled if (one-sided)", f"`{ch['statistic']}`", estimate(ch),
+                                         f"{ch['op']} {fmt(ch['threshold'], 4)}", SYMBOL[ch["outcome"]]]))
+            settled = [p["id"] for p in rec["regime"] if p.get("settled")]
+            if settled:
+                lines += ["", f"Unmet but settled (one-sided, the card's `settled_if`): {', '.join(settled)}; the "
+                              "criteria behind them are judged."]
             lines.append("")
         lines += ["| criterion | statistic | estimate [95% interval] | pass if | result | null pass rate |",
                   "|---|---|---|---|---|---|"]

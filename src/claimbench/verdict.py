@@ -160,8 +160,13 @@ def evaluate_precondition(p: Precondition, stats: Mapping[str, Any], samples: Ma
     samples = _as_samples_map(samples)
     results = [evaluate_check(ch, stats, samples, as_point=True, level=level) for ch in p.checks]
     outcome, _, reason = combine(results)
-    return {"id": p.id, "text": p.text, "applies_to": list(p.applies_to) if p.applies_to else None,
-            "met": outcome == PASS, "outcome": outcome, "reason": reason, "checks": results}
+    out = {"id": p.id, "text": p.text, "applies_to": list(p.applies_to) if p.applies_to else None,
+           "met": outcome == PASS, "outcome": outcome, "reason": reason, "checks": results}
+    if p.settled_if and outcome != PASS:
+        # one-sided precondition: unmet, it holds nothing back when every settled_if check passes on its interval
+        settled = [evaluate_check(ch, stats, samples, level=level) for ch in p.settled_if]
+        out.update(settled=all(ch["outcome"] == PASS for ch in settled), settled_checks=settled)
+    return out
 
 
 # --- 2, 3. null calibration and regime applied to a criterion -------------------------------------------------
@@ -200,8 +205,14 @@ def apply_null(e: dict, entry: Mapping[str, Any] | None) -> None:
 
 
 def apply_regime(e: dict, unmet: list[dict]) -> None:
-    blocking = [p for p in unmet if p["applies_to"] and e["id"] in p["applies_to"]]
+    """Out of regime when an unmet precondition applies to `e`, unless that precondition is settled (its
+    ``settled_if`` checks all pass: a one-sided precondition, cards.py); a settled one is named in
+    ``regime_settled``."""
+    applying = [p for p in unmet if p["applies_to"] and e["id"] in p["applies_to"]]
+    blocking = [p for p in applying if not p.get("settled")]
     e["outcome_in_regime"] = e["outcome"]
+    if len(blocking) < len(applying):
+        e["regime_settled"] = [p["id"] for p in applying if p.get("settled")]
     if blocking:
         e.update(outcome=UNDECIDED, passed=False, reason_kind=OUT_OF_REGIME,
                  reason="; ".join(f"regime {p['id']} unmet: {p['text']}" for p in blocking))

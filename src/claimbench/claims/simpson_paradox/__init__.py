@@ -57,6 +57,7 @@ ORDER = 2  # place in every page and command (claimbench.claims.registry)
 
 GRID = ("blocks", "dense_layers", "last_filters", "dropout", "weight_decay", "batch_size")
 ANALYSIS_ONLY = ("n_boot", "min_evals", "pgdl_task", "trained_min_acc")  # never change a trained model
+ZERO_KEEPS_KEY = ("seed_base", "target_train_acc", "heldout_examples")  # at 0 absent from the key (older runs')
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,9 @@ class Config:
     whole training subset, checked after every epoch) reaches it, for at most `epochs` epochs (then the cap);
     the analysed corpus then keeps only models that reached it (regime R1's per-depth rule counts the
     others as not trained). 0: a fixed `epochs` and no training-accuracy rule (ci, quick).
+    heldout_examples: card v7: test accuracy is measured on the test subset plus this many images of the
+    dataset's train split that no model trains on (disjoint from the training subset, drawn with `seed`), so
+    that regime R2's test-set noise sqrt(p(1-p)/n) falls with n; 0 (before v7): the test subset alone.
     """
 
     blocks: list[int] = field(metadata=positive())
@@ -99,6 +103,7 @@ class Config:
     seed_base: int = 0
     trained_min_acc: float = field(default=0.0, metadata=in_unit_interval())
     target_train_acc: float = field(default=0.0, metadata=in_unit_interval())
+    heldout_examples: int = 0
 
 
 def grid(cfg: Config) -> list[dict]:
@@ -108,8 +113,8 @@ def grid(cfg: Config) -> list[dict]:
 
 def sweep_key(hp: dict, cfg: Config) -> dict:
     """What identifies one trained model: its grid point plus every data/recipe setting."""
-    recipe = {k: v for k, v in asdict(cfg).items()  # a zero seed_base or target leaves older keys unchanged
-              if k not in (*ANALYSIS_ONLY, *hp) and not (k in ("seed_base", "target_train_acc") and v == 0)}
+    recipe = {k: v for k, v in asdict(cfg).items()  # ZERO_KEEPS_KEY at 0: older keys unchanged
+              if k not in (*ANALYSIS_ONLY, *hp) and not (k in ZERO_KEEPS_KEY and v == 0)}
     return {**hp, **recipe}
 
 

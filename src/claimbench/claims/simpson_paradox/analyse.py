@@ -229,10 +229,11 @@ def regime_statistics(df: pd.DataFrame, records: list[Record], cfg: Config,
     """What the card's regime reads, on the analysed corpus `df` (trained models only): the smallest share
     over depth groups of the grid's models that trained (`grid`: models asked for per depth; default: df's
     own counts), the smallest ratio over depth groups of the sd of test accuracy to the test-set sampling
-    sd sqrt(p(1-p)/n_test) (n_test = test_examples, at most TEST_SET_SIZE; with a PGDL task, test_examples
-    stands for the task's test-set size), and the smallest ratio over depth groups of the sd of model alpha
-    to its rms fit standard error (alpha_se). Also reported: diverged models and the lowest test accuracy."""
-    n_test = min(cfg.test_examples, TEST_SET_SIZE)
+    sd sqrt(p(1-p)/n_test) (n_test = test_examples, at most TEST_SET_SIZE, plus heldout_examples; with a PGDL
+    task, test_examples stands for the task's test-set size), and the smallest ratio over depth groups of the sd
+    of model alpha to its rms fit standard error (alpha_se). Also reported: diverged models and the lowest test
+    accuracy."""
+    n_test = min(cfg.test_examples, TEST_SET_SIZE) + cfg.heldout_examples
     grid = df["conv_layers"].value_counts() if grid is None else grid
     by_depth = df.groupby("conv_layers")
     p = by_depth["test_acc"].mean()

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from claimbench.claims.simpson_paradox import CLAIM_ID, Config, grid, model_seed, sweep_key
 from claimbench.contract import Context, RunSpec
 from claimbench.data import balanced_subset, load_images, random_subset
+from claimbench.errors import DataError
 from claimbench.models.pgdl_vgg import PGDLVGG, VGGSpec
 from claimbench.numerics import upcast
 from claimbench.stack import NotStackable, fit_stacked
@@ -31,16 +32,28 @@ THREADS = 1  # torch CPU threads per run: tiny models train faster without threa
 
 def load_data(ctx: Context):
     """(train x, train y, test x, test y, classes), resident on ctx.device; x (n, c, h, w) after the
-    downsample pool; balanced train subset, random test subset."""
+    downsample pool; balanced train subset, random test subset, plus (card v7) `heldout_examples` random
+    images of the train split outside the training subset, appended to the test set."""
     cfg: Config = ctx.cfg
-    train, test = load_images(cfg.dataset, "train", ctx.data_root), load_images(cfg.dataset, "test", ctx.data_root)
-    train = train.subset(balanced_subset(train.y, cfg.train_examples // train.num_classes, cfg.seed))
+    full, test = load_images(cfg.dataset, "train", ctx.data_root), load_images(cfg.dataset, "test", ctx.data_root)
+    picked = balanced_subset(full.y, cfg.train_examples // full.num_classes, cfg.seed)
+    train = full.subset(picked)
     test = test.subset(random_subset(len(test), min(cfg.test_examples, len(test)), cfg.seed))
+    x_test, y_test = test.x, test.y
+    if cfg.heldout_examples:
+        unused = torch.ones(len(full), dtype=torch.bool)
+        unused[picked] = False
+        rest = torch.nonzero(unused).flatten()
+        if cfg.heldout_examples > len(rest):
+            raise DataError(f"params heldout_examples {cfg.heldout_examples}: the train split has only {len(rest)} "
+                            f"images outside the {len(picked)} trained on; lower heldout_examples.")
+        extra = full.subset(rest[random_subset(len(rest), cfg.heldout_examples, cfg.seed)])
+        x_test, y_test = torch.cat([x_test, extra.x]), torch.cat([y_test, extra.y])
 
     def prep(x: torch.Tensor) -> torch.Tensor:
         return (F.avg_pool2d(x, cfg.downsample) if cfg.downsample > 1 else x).to(ctx.device)
 
-    return prep(train.x), train.y.to(ctx.device), prep(test.x), test.y.to(ctx.device), train.num_classes
+    return prep(train.x), train.y.to(ctx.device), prep(x_test), y_test.to(ctx.device), train.num_classes
 
 
 def plan(ctx: Context) -> list[RunSpec]:
