@@ -73,7 +73,7 @@ def test_a_nan_run_makes_its_cells_and_replicate_nan_not_skipped():
     {"epochs": 2, "score_epoch": 2},
     {"keep_fractions": [0.9, 0.7]},
     {"keep_fractions": [0.7, 0.5, 1.0]},
-    {"methods": ["el2n", "random"]},
+    {"methods": ["el2n", "grand_init"]},
     {"replicates": 1},
     {"replicates": 500, "score_ensemble": 2},
     {"noise_modes": ["flip"]},
@@ -149,6 +149,22 @@ def test_barrier_keeps_the_hardest_examples_of_each_replicates_own_mean_scores(c
     seeds = {m: sorted(s.key["seed"] for s in specs if s.key["method"] == m and s.key["keep"] == 0.5)
              for m in cfg.methods}
     assert seeds["el2n"] == seeds["random"] == seeds["grand_init"]  # paired by replicate
+
+
+def test_quick_skips_the_grand_init_arm_and_keeps_every_other_run(ctx):
+    """Card v8: quick trains no GraNd@init pruned runs (reported E4 only); the others are the same runs."""
+    n = 40
+    g = torch.Generator().manual_seed(0)
+    scores = [{k: torch.rand(n, generator=g) for k in ("el2n_init", "grand_init", "el2n_early", "grand_early")}
+              for _ in range(n_ensemble_runs(ctx.cfg))]
+    both = T.prune_plan(ctx, fake_runs(ctx, n, scores))
+    shutil.rmtree(ctx.runs_dir)
+    lean = dataclasses.replace(ctx, cfg=dataclasses.replace(ctx.cfg, methods=["el2n", "random"]))
+    kept = T.prune_plan(lean, fake_runs(lean, n, scores))
+    key = lambda s: json.dumps(s.key, sort_keys=True)  # noqa: E731
+    assert [key(s) for s in kept] == [key(s) for s in both if s.key["method"] != "grand_init"]
+    quick, long = (make_context(claim.CLAIM_ID, scale, root=REPO).cfg for scale in ("quick", "long"))
+    assert quick.methods == ["el2n", "random"] and "grand_init" in long.methods
 
 
 def test_seed_set_k_moves_every_replicate_seed_and_keeps_the_data(ctx):

@@ -106,9 +106,9 @@ class Config:
         if not any(abs(f - 0.5) < 1e-9 for f in self.keep_fractions):
             raise ParamsError(f"{where}.keep_fractions must include 0.5 (criteria E1/E2/E4 read it; 0.7, read by "
                               f"the reported E1b/E2b, is optional).")
-        for need in ("el2n", "random", "grand_init"):
+        for need in ("el2n", "random"):  # grand_init feeds only the reported E4: optional (card v8 quick skips it)
             if need not in self.methods:
-                raise ParamsError(f"{where}.methods must include {need!r} (the card's criteria read it).")
+                raise ParamsError(f"{where}.methods must include {need!r} (the card's gating criteria read it).")
         if "permute" not in self.noise_modes:
             raise ParamsError(f"{where}.noise_modes = {self.noise_modes} must include 'permute' (criterion E5).")
         if self.replicates < 2:
