@@ -11,13 +11,6 @@ from claimbench.claims.simpson_paradox import analyse as A
 from claimbench.claims.simpson_paradox import train as T
 
 
-def test_target_train_acc_is_a_recipe_key_only_when_set(tmp_path):
-    ctx = small_ctx(tmp_path)
-    hp = sp.grid(ctx.cfg)[0]
-    assert "target_train_acc" not in sp.sweep_key(hp, ctx.cfg)  # quick and ci runs keep their keys
-    assert sp.sweep_key(hp, replace(ctx.cfg, target_train_acc=0.99))["target_train_acc"] == 0.99
-
-
 def test_a_model_trains_until_its_training_accuracy_reaches_the_target(tmp_path):
     ctx = small_ctx(tmp_path, epochs=30, target_train_acc=0.3, lr=0.01)
     data = T.load_data(ctx)

@@ -32,11 +32,13 @@ def test_asking_for_more_heldout_images_than_the_train_split_has_is_one_clear_er
         T.load_data(small_ctx(tmp_path, heldout_examples=10**6))
 
 
-def test_heldout_examples_is_a_recipe_key_only_when_set(tmp_path):
+@pytest.mark.parametrize("key, value", [("target_train_acc", 0.99), ("heldout_examples", 20000), ("seed_base", 64000)])
+def test_a_zero_keeps_key_is_a_recipe_key_only_when_set(tmp_path, key, value):
+    """Card v5's target and v7's held-out images: at 0 absent from a run's key, so older runs keep theirs."""
     ctx = small_ctx(tmp_path)
     hp = sp.grid(ctx.cfg)[0]
-    assert "heldout_examples" not in sp.sweep_key(hp, ctx.cfg)  # runs made before v7 keep their keys
-    assert sp.sweep_key(hp, replace(ctx.cfg, heldout_examples=20000))["heldout_examples"] == 20000
+    assert key in sp.ZERO_KEEPS_KEY and key not in sp.sweep_key(hp, replace(ctx.cfg, **{key: 0}))
+    assert sp.sweep_key(hp, replace(ctx.cfg, **{key: value}))[key] == value
 
 
 def test_regime_r2_reads_the_noise_of_the_whole_evaluation_set(tmp_path):
