@@ -336,21 +336,22 @@ def test_bad_engine_settings_are_one_line(raw, expect):
     assert expect in str(e.value) and "\n" not in str(e.value)
 
 
-def test_committed_params_keep_ci_quick_and_paper_off():
-    """The committed quick numbers are what the default loop gives: the engine stays off there (and at long but for
-    card v7's stacked NC)."""
+def test_committed_params_keep_the_engine_off_except_where_a_card_stacks():
+    """The committed numbers are what their runs used: the engine is off at ci and paper, and at quick and long
+    but for the stacked runs cards named before their judged runs (Simpson v7: quick and long, 9 per cell; NC v7:
+    long, 8 per group)."""
     from claimbench.claims import load_params as load_claim_params
 
-    for scale in ("ci", "quick", "paper"):
+    for scale in ("ci", "paper"):
         p = load_claim_params(ROOT / "params.yaml", scale)
         assert set(p.engine.values()) == {EngineSettings()}, scale
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    assert set(raw.get("engine", {})) <= {"gpu", "long"}
-    # long: only card v7's NC stacks (its judged results were made so); the other claims' long results were made
-    # with the engine off and keep it off
-    long_engine = load_claim_params(ROOT / "params.yaml", "long").engine
-    assert long_engine["neural_collapse"] == EngineSettings(stack_runs=8)
-    assert {v for k, v in long_engine.items() if k != "neural_collapse"} == {EngineSettings()}
+    assert set(raw.get("engine", {})) <= {"gpu", "long", "quick"}
+    stacked = {"quick": {"simpson_paradox": 9}, "long": {"simpson_paradox": 9, "neural_collapse": 8}}
+    for scale, runs in stacked.items():
+        engine = load_claim_params(ROOT / "params.yaml", scale).engine
+        assert {k: v for k, v in engine.items() if v != EngineSettings()} == \
+            {k: EngineSettings(stack_runs=n) for k, n in runs.items()}, scale
 
 
 def test_load_params_rejects_a_bad_engine_block(tmp_path):
