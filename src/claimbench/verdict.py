@@ -165,7 +165,7 @@ def evaluate_precondition(p: Precondition, stats: Mapping[str, Any], samples: Ma
     if p.settled_if and outcome != PASS:
         # one-sided precondition: unmet, it holds nothing back when every settled_if check passes on its interval
         settled = [evaluate_check(ch, stats, samples, level=level) for ch in p.settled_if]
-        out.update(settled=all(ch["outcome"] == PASS for ch in settled), settled_checks=settled)
+        out.update(settled=combine(settled)[0] == PASS, settled_checks=settled)
     return out
 
 
